@@ -204,17 +204,28 @@ func (c *Cluster) settled(ctx context.Context, clients []*redis.Client, masters 
 		if !strings.Contains(info, "cluster_state:ok") {
 			return fmt.Errorf("%s: cluster_state not ok", cl.Options().Addr)
 		}
-		slots, err := cl.ClusterSlots(ctx).Result()
+		shards, err := cl.ClusterShards(ctx).Result()
 		if err != nil {
 			return err
 		}
-		if len(slots) != masters {
-			return fmt.Errorf("%s: sees %d slot ranges, want %d", cl.Options().Addr, len(slots), masters)
-		}
-		for _, s := range slots {
-			if want := 1 + len(c.Replicas[0]); len(s.Nodes) != want {
-				return fmt.Errorf("%s: slot range %d-%d has %d nodes, want %d", cl.Options().Addr, s.Start, s.End, len(s.Nodes), want)
+		serving := 0
+		for _, sh := range shards {
+			if len(sh.Slots) == 0 {
+				continue
 			}
+			serving++
+			online := 0
+			for _, n := range sh.Nodes {
+				if n.Health == "online" {
+					online++
+				}
+			}
+			if want := 1 + len(c.Replicas[0]); online != want {
+				return fmt.Errorf("%s: a shard has %d online nodes, want %d", cl.Options().Addr, online, want)
+			}
+		}
+		if serving != masters {
+			return fmt.Errorf("%s: sees %d shards serving slots, want %d", cl.Options().Addr, serving, masters)
 		}
 	}
 	return nil

@@ -16,8 +16,6 @@ const (
 	EnvCI = "CI"
 	// EnvServerBin overrides the redis-server binary (default: from PATH).
 	EnvServerBin = "OUTRIGGER_REDIS_SERVER"
-	// EnvCLIBin overrides the redis-cli binary (default: from PATH).
-	EnvCLIBin = "OUTRIGGER_REDIS_CLI"
 )
 
 // Required reports whether a missing Redis must fail tests rather than skip
@@ -39,11 +37,4 @@ func serverBin() string {
 		return b
 	}
 	return "redis-server"
-}
-
-func cliBin() string {
-	if b := os.Getenv(EnvCLIBin); b != "" {
-		return b
-	}
-	return "redis-cli"
 }
