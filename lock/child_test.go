@@ -1,0 +1,3 @@
+package lock_test
+
+func runChild() bool { return false }

@@ -1,0 +1,367 @@
+package lock
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Sentinel errors. Match them with errors.Is; the errors returned by this
+// package wrap them with detail.
+var (
+	// ErrNotAcquired is returned by TryAcquire when the lock is held by
+	// another owner, and by Acquire when the maximum wait passed, or when a
+	// Redlock quorum could not be reached (then it wraps the node errors).
+	ErrNotAcquired = errors.New("lock: not acquired")
+
+	// ErrLockLost is returned by Refresh, Release and Do when the lock is
+	// no longer ours: it expired, was taken by another owner, or its local
+	// deadline passed before a refresh confirmed it.
+	ErrLockLost = errors.New("lock: lock lost")
+
+	// ErrReleased is returned when a Lock is used after Release returned. It
+	// wraps ErrLockLost, so errors.Is(err, ErrLockLost) is true as well.
+	ErrReleased = fmt.Errorf("lock: used after release: %w", ErrLockLost)
+
+	// ErrStaleToken is returned by a Fence when a fencing token is older than
+	// one it has already seen for the same resource.
+	ErrStaleToken = errors.New("lock: stale fencing token")
+
+	// ErrReplicas is wrapped by the error of an acquire that took the lock but
+	// whose write was not acknowledged by the replicas asked for with
+	// WithWaitReplicas (the lock has been released again).
+	ErrReplicas = errors.New("lock: replicas did not acknowledge the acquire")
+)
+
+// Locker hands out locks. It is implemented by *RedisLocker (New),
+// *Redlock (NewRedlock) and *LocalLocker (NewLocal), which all pass the same
+// contract tests.
+type Locker interface {
+	// Acquire waits until it holds the lock on key for ttl, the context is
+	// done (it returns ctx.Err()) or the maximum wait set with WithMaxWait
+	// passed (it returns an error wrapping ErrNotAcquired).
+	Acquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error)
+	// TryAcquire makes one attempt; it returns an error wrapping
+	// ErrNotAcquired when another owner holds the lock.
+	TryAcquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error)
+	// Do acquires the lock, runs fn while refreshing it every ttl/3, cancels
+	// fn's context the moment the lock is lost, and releases it when fn
+	// returns.
+	Do(ctx context.Context, key string, ttl time.Duration, fn func(ctx context.Context, token uint64) error) error
+}
+
+// Compile-time checks that every backend satisfies Locker.
+var (
+	_ Locker = (*RedisLocker)(nil)
+	_ Locker = (*Redlock)(nil)
+	_ Locker = (*LocalLocker)(nil)
+)
+
+// backend is what a Lock needs from the store that granted it.
+type backend interface {
+	release(ctx context.Context, l *Lock) error
+	// refresh sets the lock's remaining time to ttl if it is still ours; it
+	// returns ErrLockLost (wrapped) when it is not.
+	refresh(ctx context.Context, l *Lock, ttl time.Duration) error
+	// pttl returns the remaining time, or ErrLockLost when it is not ours.
+	pttl(ctx context.Context, l *Lock) (time.Duration, error)
+}
+
+// Lock is a held lock. All backends return this type. Its methods are safe
+// for concurrent use. A Lock must not be copied.
+//
+// The holder's view of the lock ends at a local monotonic deadline: the time
+// the acquire was sent + ttl×(1−drift) − margin, moved forward by every
+// successful Refresh (from the time that refresh was sent). Lost is closed
+// at that deadline, before the store can hand the lock to anyone else, and
+// as soon as a refresh or release finds the lock gone.
+type Lock struct {
+	key    string
+	owner  string
+	token  uint64
+	b      backend
+	drift  float64
+	margin time.Duration
+	st     *stats
+	rkeys  []string // Redis keys (RedisLocker, Redlock)
+
+	lost chan struct{}
+
+	mu       sync.Mutex // protects the fields below
+	deadline time.Time  // local, monotonic
+	timer    *time.Timer
+	isLost   bool
+	released bool
+	stopAuto func() // stops the auto-refresh goroutine, if any
+}
+
+func newOwner() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// newLock returns a held lock whose validity began no earlier than start.
+func newLock(key, owner string, token uint64, ttl time.Duration, start time.Time, b backend, o *options, st *stats) *Lock {
+	l := &Lock{
+		key: key, owner: owner, token: token, b: b,
+		drift: o.drift, margin: o.margin, st: st,
+		lost: make(chan struct{}),
+	}
+	l.mu.Lock()
+	l.deadline = l.deadlineFrom(start, ttl)
+	l.timer = time.AfterFunc(time.Until(l.deadline), l.expire)
+	l.mu.Unlock()
+	return l
+}
+
+func (l *Lock) deadlineFrom(start time.Time, ttl time.Duration) time.Time {
+	return start.Add(time.Duration(float64(ttl)*(1-l.drift)) - l.margin)
+}
+
+// expire runs when the local deadline timer fires.
+func (l *Lock) expire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Now().Before(l.deadline) { // moved by a refresh that raced the timer
+		l.timer.Reset(time.Until(l.deadline))
+		return
+	}
+	l.markLostLocked()
+}
+
+// markLostLocked closes Lost once. l.mu must be held.
+func (l *Lock) markLostLocked() {
+	if l.isLost {
+		return
+	}
+	l.isLost = true
+	close(l.lost)
+	if !l.released && l.st != nil {
+		l.st.lost.Add(1)
+	}
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+}
+
+func (l *Lock) markLost() {
+	l.mu.Lock()
+	l.markLostLocked()
+	l.mu.Unlock()
+}
+
+// Key returns the key the lock was acquired on (without the prefix).
+func (l *Lock) Key() string { return l.key }
+
+// Token returns the lock's fencing token. Tokens are strictly increasing
+// per key over all holders (see the package documentation for what they
+// guarantee with each backend). Pass it to the protected resource, which
+// rejects writes carrying a token older than one it has seen (see Fence).
+func (l *Lock) Token() uint64 { return l.token }
+
+// Lost returns a channel that is closed once the lock is known to be lost:
+// its local deadline passed without a successful refresh, a refresh found it
+// gone, or it was released.
+func (l *Lock) Lost() <-chan struct{} { return l.lost }
+
+// Deadline returns the local time until which the lock is known to be held,
+// unless it is refreshed. It is the instant Lost closes.
+func (l *Lock) Deadline() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deadline
+}
+
+// Refresh extends the lock to ttl from now, if it is still ours. It never
+// re-creates an expired lock. It returns an error wrapping ErrLockLost when
+// the lock is gone, was released, or its local deadline passed before the
+// store confirmed the refresh (the lock is then treated as lost even if the
+// store kept it: release it).
+func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	switch {
+	case l.released:
+		l.mu.Unlock()
+		return ErrReleased
+	case l.isLost:
+		l.mu.Unlock()
+		return fmt.Errorf("%w: local deadline passed", ErrLockLost)
+	}
+	l.mu.Unlock()
+	start := time.Now()
+	err := l.b.refresh(ctx, l, ttl)
+	if errors.Is(err, ErrLockLost) {
+		l.markLost()
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if l.st != nil {
+		l.st.refreshes.Add(1)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return ErrReleased
+	}
+	if l.isLost {
+		return fmt.Errorf("%w: local deadline passed before the refresh was confirmed", ErrLockLost)
+	}
+	// The store set the lock's expiry to ttl from a moment after start.
+	l.deadline = l.deadlineFrom(start, ttl)
+	l.timer.Reset(time.Until(l.deadline))
+	return nil
+}
+
+// Release gives the lock up (handing it to the next waiter, if any). It
+// returns an error wrapping ErrLockLost if the lock had already expired or
+// been taken, and ErrReleased when called again after a Release that
+// returned nil or ErrLockLost. After a network error the lock is still
+// considered held and Release may be retried.
+func (l *Lock) Release(ctx context.Context) error {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return ErrReleased
+	}
+	stop := l.stopAuto
+	l.stopAuto = nil
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	err := l.b.release(ctx, l)
+	if err != nil && !errors.Is(err, ErrLockLost) {
+		return err
+	}
+	l.mu.Lock()
+	already := l.released
+	l.released = true
+	l.markLostLocked()
+	l.mu.Unlock()
+	if already {
+		return ErrReleased
+	}
+	if l.st != nil && err == nil {
+		l.st.releases.Add(1)
+	}
+	return err
+}
+
+// TTL returns the lock's remaining time in the store. It returns an error
+// wrapping ErrLockLost when the lock is no longer ours.
+func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return 0, ErrReleased
+	}
+	d, err := l.b.pttl(ctx, l)
+	if errors.Is(err, ErrLockLost) {
+		l.markLost()
+	}
+	return d, err
+}
+
+// autoRefresh starts a goroutine that refreshes the lock every ttl/3 until
+// the lock is released or lost, or maxHold (if > 0) has passed since start;
+// after that the lock is left to expire and Lost closes at its deadline.
+// The goroutine is stopped and waited for by Release and by the returned
+// stop function.
+func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func(string, ...any)) func() {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() { close(done) })
+		<-exited
+	}
+	l.mu.Lock()
+	l.stopAuto = stop
+	l.mu.Unlock()
+	go func() {
+		defer close(exited)
+		interval := ttl / 3
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-l.lost:
+				return
+			case <-t.C:
+			}
+			if maxHold > 0 && time.Since(start)+ttl > maxHold {
+				// Do not extend past maxHold; let the lock run out.
+				rest := maxHold - time.Since(start)
+				if rest > 0 {
+					if err := l.refreshWithin(ttlAtLeast(rest), done); err != nil && !errors.Is(err, ErrLockLost) && log != nil {
+						log("lock: final refresh failed", "key", l.key, "err", err)
+					}
+				}
+				select {
+				case <-done:
+				case <-l.lost:
+				}
+				return
+			}
+			err := l.refreshWithin(ttl, done)
+			switch {
+			case err == nil:
+				t.Reset(interval)
+			case errors.Is(err, ErrLockLost):
+				return
+			default:
+				if log != nil {
+					log("lock: refresh failed, retrying", "key", l.key, "err", err)
+				}
+				// Retry sooner; Lost closes at the deadline if none succeeds.
+				t.Reset(max(interval/4, time.Millisecond))
+			}
+		}
+	}()
+	return stop
+}
+
+func ttlAtLeast(d time.Duration) time.Duration { return max(d, time.Millisecond) }
+
+// refreshWithin refreshes with a context that ends at the lock's deadline or
+// when done closes.
+func (l *Lock) refreshWithin(ttl time.Duration, done <-chan struct{}) error {
+	ctx, cancel := context.WithDeadline(context.Background(), l.Deadline())
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return l.Refresh(ctx, ttl)
+}
+
+// checkKey and checkTTL validate the arguments every Locker method takes.
+func checkKey(key string) error {
+	if key == "" {
+		return errors.New("lock: key must not be empty")
+	}
+	return nil
+}
+
+func checkTTL(ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		return fmt.Errorf("lock: ttl must be >= 1ms, got %v", ttl)
+	}
+	return nil
+}

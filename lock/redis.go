@@ -1,0 +1,385 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisLocker is a Locker on one Redis deployment: a single node, a
+// Sentinel-managed primary or a Cluster (any redis.UniversalClient). It is
+// safe for concurrent use.
+//
+// Acquire, Release and Refresh are one round trip each. Waiters queue in
+// Redis and block on a wake list of their own (one pooled connection per
+// blocked waiter: size the client's PoolSize for the waiters you expect);
+// by default Release hands the lock directly to the longest-waiting live
+// waiter, which then holds it without another round trip (WithHandoff).
+type RedisLocker struct {
+	c     redis.UniversalClient
+	o     options
+	st    stats
+	rtCap time.Duration // longest wake wait that stays under the client's ReadTimeout
+}
+
+// queueSlack is added to a waiter's queue-entry lifetime beyond its wait
+// round, so a live waiter re-registers before its entry lapses. A waiter
+// that vanished is skipped by releases after this.
+const queueSlack = time.Second
+
+// cleanupTimeout bounds clean-up calls made with a detached context.
+const cleanupTimeout = 2 * time.Second
+
+// New returns a Locker on client. It returns an error when client is nil or
+// an option is invalid.
+func New(client redis.UniversalClient, opts ...Option) (*RedisLocker, error) {
+	if isNil(client) {
+		return nil, errors.New("lock: client must not be nil")
+	}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &RedisLocker{c: client, o: o}
+	if rt := readTimeout(client); rt > 0 {
+		r.rtCap = rt / 2
+	}
+	return r, nil
+}
+
+func isNil(c any) bool {
+	if c == nil {
+		return true
+	}
+	v := reflect.ValueOf(c)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+func readTimeout(c redis.UniversalClient) time.Duration {
+	switch v := c.(type) {
+	case *redis.Client:
+		return v.Options().ReadTimeout
+	case *redis.ClusterClient:
+		return v.Options().ReadTimeout
+	}
+	return 3 * time.Second
+}
+
+// Stats returns the Locker's counters.
+func (r *RedisLocker) Stats() Stats { return r.st.snapshot() }
+
+// keys returns the keys of a lock; see WithPrefix.
+func (r *RedisLocker) keys(key string) []string {
+	base := r.o.prefix + "{" + key + "}"
+	return []string{base, base + ":fence", base + ":q", base + ":qi", base + ":w:"}
+}
+
+func (r *RedisLocker) grantArg() string {
+	if r.o.handoff && r.o.waitN == 0 {
+		return "1"
+	}
+	return "0"
+}
+
+// Acquire waits until it holds the lock on key for ttl. It returns ctx.Err()
+// when ctx is done first, and an error wrapping ErrNotAcquired when the
+// WithMaxWait bound passed. The waiter is woken (or handed the lock) by the
+// release; it polls with capped, jittered backoff only as a fallback.
+func (r *RedisLocker) Acquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
+	return r.acquire(ctx, key, ttl, true)
+}
+
+// TryAcquire makes one attempt (one round trip) and returns an error
+// wrapping ErrNotAcquired when another owner holds the lock.
+func (r *RedisLocker) TryAcquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
+	return r.acquire(ctx, key, ttl, false)
+}
+
+// Do acquires the lock (waiting as Acquire does), runs fn with the fencing
+// token while refreshing the lock every ttl/3, cancels fn's context (cause
+// ErrLockLost) the moment the lock is lost or cannot be confirmed before its
+// local deadline, and releases the lock when fn returns, even if ctx is
+// done by then. A panic in fn is returned as an error. The result joins fn's
+// error, ErrLockLost if the lock was lost while fn ran, and a release error.
+func (r *RedisLocker) Do(ctx context.Context, key string, ttl time.Duration, fn func(ctx context.Context, token uint64) error) error {
+	return do(ctx, r.Acquire, &r.o, key, ttl, fn)
+}
+
+type acqResult struct {
+	ok    bool
+	token uint64        // when ok
+	pttl  time.Duration // of the holder, when !ok
+	nowUs int64         // Redis TIME of the attempt
+}
+
+func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration, wait bool) (*Lock, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	keys := r.keys(key)
+	owner := newOwner()
+	ttlMs := strconv.FormatInt(ttl.Milliseconds(), 10)
+	var waitUntil time.Time
+	if wait && r.o.maxWait > 0 {
+		waitUntil = time.Now().Add(r.o.maxWait)
+	}
+	bo := r.o.newBackoff()
+	for {
+		var round time.Duration
+		life := "0"
+		if wait {
+			round = bo.wait()
+			if r.rtCap > 0 {
+				round = min(round, r.rtCap)
+			}
+			if !waitUntil.IsZero() {
+				round = max(min(round, time.Until(waitUntil)), time.Millisecond)
+			}
+			life = strconv.FormatInt((round + queueSlack).Milliseconds(), 10)
+		}
+		sent := time.Now()
+		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life)
+		if err != nil {
+			if wait {
+				r.cancel(ctx, keys, owner) // we may be queued, or even hold it
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if res.ok {
+			return r.held(key, keys, owner, res.token, ttl, sent, false), nil
+		}
+		if !wait {
+			r.st.notAcquired.Add(1)
+			return nil, fmt.Errorf("%w: %q is held by another owner", ErrNotAcquired, key)
+		}
+		if !waitUntil.IsZero() && !time.Now().Before(waitUntil) {
+			r.cancel(ctx, keys, owner)
+			r.st.notAcquired.Add(1)
+			return nil, fmt.Errorf("%w: %q still held after waiting %v", ErrNotAcquired, key, r.o.maxWait)
+		}
+		if res.pttl >= 0 && res.pttl+time.Millisecond < round {
+			round = res.pttl + time.Millisecond // retry right when it would expire
+		}
+		msg, err := r.waitWake(ctx, keys, owner, round)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			if lf := r.o.logf(); lf != nil {
+				lf("lock: waiting for a wake-up failed", "key", key, "err", err)
+			}
+			continue
+		}
+		switch {
+		case strings.HasPrefix(msg, "g|"): // handed to us by a release
+			tok, grantUs, ok := parseGrant(msg)
+			if !ok {
+				continue
+			}
+			// The grant happened (grantUs − res.nowUs) of server time after our
+			// registration, which ran after sent: a lower bound of its local time.
+			start := sent.Add(time.Duration(float64(grantUs-res.nowUs)*(1-r.o.drift)) * time.Microsecond)
+			if now := time.Now(); start.After(now) {
+				start = now
+			}
+			r.st.handedOff.Add(1)
+			return r.held(key, keys, owner, tok, ttl, start, true), nil
+		case msg == "n": // our turn: try at once
+			bo.reset(&r.o)
+		}
+	}
+}
+
+func parseGrant(msg string) (token uint64, grantUs int64, ok bool) {
+	parts := strings.Split(msg, "|")
+	if len(parts) != 3 {
+		return 0, 0, false
+	}
+	t, err1 := strconv.ParseUint(parts[1], 10, 64)
+	g, err2 := strconv.ParseInt(parts[2], 10, 64)
+	return t, g, err1 == nil && err2 == nil
+}
+
+func (r *RedisLocker) held(key string, keys []string, owner string, token uint64, ttl time.Duration, start time.Time, _ bool) *Lock {
+	r.st.acquired.Add(1)
+	l := newLock(key, owner, token, ttl, start, r, &r.o, &r.st)
+	l.rkeys = keys
+	if r.o.autoRefresh {
+		l.autoRefresh(ttl, r.o.maxHold, start, r.o.logf())
+	}
+	return l
+}
+
+func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string, owner, ttlMs, life string) (acqResult, error) {
+	if r.o.waitN == 0 {
+		v, err := acquireScript.Run(ctx, r.c, keys, owner, ttlMs, life).Slice()
+		if err != nil {
+			return acqResult{}, err
+		}
+		return parseAcquire(v)
+	}
+	// WAIT counts the writes of its own connection: pipeline both on the
+	// key's primary.
+	var node redis.Cmdable = r.c
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		n, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return acqResult{}, err
+		}
+		node = n
+	}
+	var ev *redis.Cmd
+	var w *redis.Cmd
+	run := func(eval bool) error {
+		pipe := node.Pipeline()
+		if eval {
+			ev = acquireScript.Eval(ctx, pipe, keys, owner, ttlMs, life)
+		} else {
+			ev = acquireScript.EvalSha(ctx, pipe, keys, owner, ttlMs, life)
+		}
+		w = pipe.Do(ctx, "WAIT", r.o.waitN, r.o.waitTimeout.Milliseconds())
+		_, err := pipe.Exec(ctx)
+		return err
+	}
+	err := run(false)
+	if err != nil && redis.HasErrorPrefix(ev.Err(), "NOSCRIPT") {
+		err = run(true)
+	}
+	if err != nil {
+		return acqResult{}, err
+	}
+	v, err := ev.Slice()
+	if err != nil {
+		return acqResult{}, err
+	}
+	res, err := parseAcquire(v)
+	if err != nil || !res.ok {
+		return res, err
+	}
+	if acks, _ := w.Int64(); acks < int64(r.o.waitN) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_ = releaseScript.Run(rctx, r.c, keys, owner, res.token, "0").Err()
+		return acqResult{}, fmt.Errorf("%w: %w: %d of %d replicas acknowledged %q within %v",
+			ErrNotAcquired, ErrReplicas, acks, r.o.waitN, key, r.o.waitTimeout)
+	}
+	return res, nil
+}
+
+func parseAcquire(v []any) (acqResult, error) {
+	if len(v) != 3 {
+		return acqResult{}, fmt.Errorf("lock: unexpected acquire reply %v", v)
+	}
+	a, _ := v[0].(int64)
+	b, _ := v[1].(int64)
+	now, _ := v[2].(int64)
+	if a == 1 {
+		return acqResult{ok: true, token: uint64(b), nowUs: now}, nil
+	}
+	return acqResult{pttl: time.Duration(b) * time.Millisecond, nowUs: now}, nil
+}
+
+// waitWake blocks on the waiter's wake list for at most round. When ctx is
+// done it runs the cancel script, which leaves the queue, passes on a lock
+// granted meanwhile and pushes a marker that ends the blocked BLPOP.
+func (r *RedisLocker) waitWake(ctx context.Context, keys []string, owner string, round time.Duration) (string, error) {
+	wk := keys[4] + owner
+	secs := strconv.FormatFloat(max(round, time.Millisecond).Seconds(), 'f', 3, 64)
+	if ctx.Done() == nil {
+		return r.blpop(ctx, wk, secs)
+	}
+	type result struct {
+		v   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := r.blpop(context.WithoutCancel(ctx), wk, secs)
+		ch <- result{v, err}
+	}()
+	select {
+	case x := <-ch:
+		if ctx.Err() != nil && strings.HasPrefix(x.v, "g|") {
+			r.cancel(ctx, keys, owner) // granted, but the caller has gone
+		}
+		return x.v, x.err
+	case <-ctx.Done():
+		r.cancel(ctx, keys, owner)
+		<-ch
+		return "", ctx.Err()
+	}
+}
+
+func (r *RedisLocker) blpop(ctx context.Context, key, secs string) (string, error) {
+	v, err := r.c.Do(ctx, "BLPOP", key, secs).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(v) != 2 {
+		return "", fmt.Errorf("lock: unexpected BLPOP reply %v", v)
+	}
+	return v[1], nil
+}
+
+// cancel removes a waiter that gives up (see cancel.lua), with a context
+// detached from ctx so that it runs when ctx is done.
+func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
+	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer stop()
+	if err := cancelScript.Run(cctx, r.c, keys, owner, r.grantArg()).Err(); err != nil {
+		if lf := r.o.logf(); lf != nil {
+			lf("lock: leaving the wait queue failed", "key", keys[0], "err", err)
+		}
+	}
+}
+
+func (r *RedisLocker) release(ctx context.Context, l *Lock) error {
+	n, err := releaseScript.Run(ctx, r.c, l.rkeys, l.owner, l.token, r.grantArg()).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %q expired or was taken before release", ErrLockLost, l.key)
+	}
+	return nil
+}
+
+func (r *RedisLocker) refresh(ctx context.Context, l *Lock, ttl time.Duration) error {
+	n, err := refreshScript.Run(ctx, r.c, l.rkeys, l.owner, l.token, ttl.Milliseconds()).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: %q expired or was taken before refresh", ErrLockLost, l.key)
+	}
+	return nil
+}
+
+func (r *RedisLocker) pttl(ctx context.Context, l *Lock) (time.Duration, error) {
+	n, err := pttlScript.Run(ctx, r.c, l.rkeys, l.owner).Int64()
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("%w: %q is no longer ours", ErrLockLost, l.key)
+	}
+	return time.Duration(n) * time.Millisecond, nil
+}

@@ -1,0 +1,23 @@
+-- cancel.lua: a waiter gives up. Leave the queue; if a release granted us
+-- the lock meanwhile, release it (passing it on); if the lock is free, pass
+-- the turn on; then push "c" to our wake list so that our pending BLPOP
+-- returns at once.
+-- KEYS: see common.lua.
+-- ARGV[1] owner
+-- ARGV[2] '1' grant directly to the next waiter, '0' wake it only
+-- Returns 1 if we held the lock and released it, else 0.
+local now = now_us()
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+local cur = redis.call('GET', KEYS[1])
+local had = 0
+if owned(cur, ARGV[1]) then
+  free(now, ARGV[2])
+  had = 1
+elseif not cur then
+  handoff(now, ARGV[2])
+end
+local wk = KEYS[5] .. ARGV[1]
+redis.call('RPUSH', wk, 'c')
+redis.call('PEXPIRE', wk, 10000)
+return had

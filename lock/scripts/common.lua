@@ -1,0 +1,84 @@
+-- common.lua: helpers prepended to acquire, release, refresh, pttl and
+-- cancel. It is not a script on its own.
+--
+-- Keys shared by those scripts (all carry the hash tag {key}, so they live
+-- in one Cluster slot):
+--   KEYS[1] lock        <prefix>{key}            value "<owner>|<token>", PX ttl
+--   KEYS[2] fence       <prefix>{key}:fence      last token issued, no expiry
+--   KEYS[3] queue       <prefix>{key}:q          zset owner -> arrival (µs)
+--   KEYS[4] queue info  <prefix>{key}:qi         hash owner -> "<deadline µs>|<ttl ms>"
+--   KEYS[5] wake prefix <prefix>{key}:w:         + owner = the waiter's wake list
+--
+-- Tokens are max(last + 1, Redis TIME in µs): strictly increasing while the
+-- counter survives, and still increasing after a restart that lost it, as
+-- long as the server clock does not go back. Doubles represent them exactly
+-- (µs since 1970 < 2^53).
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function next_token(now)
+  local tok = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+  if now > tok then tok = now end
+  local s = string.format('%d', tok)
+  redis.call('SET', KEYS[2], s)
+  return tok, s
+end
+
+-- bump keeps the fence counter >= tok (Redlock: a token issued by a quorum
+-- is propagated to every node at refresh and release).
+local function bump(tok)
+  if tok and tok > tonumber(redis.call('GET', KEYS[2]) or '0') then
+    redis.call('SET', KEYS[2], string.format('%d', tok))
+  end
+end
+
+local function owned(v, owner)
+  if not v then return false end
+  local p = owner .. '|'
+  return string.sub(v, 1, #p) == p
+end
+
+-- handoff gives the lock to the longest-waiting live waiter (grant == '1':
+-- sets the lock to the waiter with a fresh token and pushes
+-- "g|<token>|<now µs>" to its wake list) or only wakes it (grant == '0':
+-- pushes "n"). Waiters whose entry deadline passed are dropped. Returns 1 if
+-- a waiter was found.
+local function handoff(now, grant)
+  while true do
+    local e = redis.call('ZPOPMIN', KEYS[3])
+    if #e == 0 then return 0 end
+    local w = e[1]
+    local info = redis.call('HGET', KEYS[4], w)
+    if info then
+      redis.call('HDEL', KEYS[4], w)
+      local sep = string.find(info, '|', 1, true)
+      local dl = tonumber(string.sub(info, 1, sep - 1))
+      local ttl = string.sub(info, sep + 1)
+      if dl > now then
+        local wk = KEYS[5] .. w
+        if grant == '1' then
+          local _, s = next_token(now)
+          redis.call('SET', KEYS[1], w .. '|' .. s, 'PX', ttl)
+          redis.call('RPUSH', wk, 'g|' .. s .. '|' .. string.format('%d', now))
+        else
+          redis.call('RPUSH', wk, 'n')
+        end
+        redis.call('PEXPIRE', wk, tonumber(ttl) + 10000)
+        return 1
+      end
+    end
+  end
+end
+
+-- free releases a lock we own: hand it off, or delete it.
+local function free(now, grant)
+  if grant == '1' then
+    if handoff(now, '1') == 0 then redis.call('DEL', KEYS[1]) end
+  else
+    redis.call('DEL', KEYS[1])
+    handoff(now, '0')
+  end
+end

@@ -1,0 +1,12 @@
+-- refresh.lua: compare-and-pexpire; never re-creates an expired lock.
+-- KEYS: see common.lua.
+-- ARGV[1] owner
+-- ARGV[2] our token (raises the fence counter to it: Redlock)
+-- ARGV[3] new ttl in ms
+-- Returns 1 if extended, 0 if the lock is no longer ours.
+bump(tonumber(ARGV[2]))
+if owned(redis.call('GET', KEYS[1]), ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
