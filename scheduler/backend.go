@@ -1,0 +1,40 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+)
+
+// backend stores claims, pending ticks and history. Implemented by
+// redisBackend (New) and localBackend (NewLocal).
+type backend interface {
+	// claim takes the claim id of job for owner for ttl. When score is
+	// non-nil the claim is recorded as pending (a scheduled tick, caught up
+	// if its owner dies). fence asks for a fencing token from the job's own
+	// counter. It reports false when another owner holds or completed it.
+	claim(ctx context.Context, c claimArgs) (ok bool, token uint64, err error)
+	// refresh extends owner's claim; false when it is no longer owner's.
+	refresh(ctx context.Context, job, id, owner string, ttl time.Duration) (bool, error)
+	// complete marks the claim done for doneTTL, drops it from pending and
+	// appends rec (when non-nil) to the job's history, keeping keep records.
+	complete(ctx context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error
+	// abandoned returns pending claims of job not older than oldest whose
+	// claim has expired, oldest first, and prunes older ones.
+	abandoned(ctx context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error)
+	// history returns up to n records, newest first.
+	history(ctx context.Context, job string, n int) ([][]byte, error)
+}
+
+type claimArgs struct {
+	job, id, owner string
+	ttl            time.Duration
+	pending        bool
+	tick           time.Time
+	pendingTTL     time.Duration
+	fence          bool
+}
+
+type pendingTick struct {
+	id   string
+	tick time.Time
+}

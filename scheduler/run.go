@@ -1,0 +1,359 @@
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/outrigger-dev/outrigger/lock"
+)
+
+// Trigger runs job name now, once across all replicas, and returns its
+// result (the job's error, ErrOverlap when Overlap is Skip and a run is in
+// progress, or ctx.Err() when ctx ends first; the run then goes on).
+// Triggers of the same job within one second of the scheduler's clock, on
+// any replica, are one run: the replica that claims it runs it, the others
+// return nil at once. Trigger works before Start too, but not after Stop.
+func (s *Scheduler) Trigger(ctx context.Context, name string) error {
+	s.mu.Lock()
+	if s.state == stateStopped {
+		s.mu.Unlock()
+		return ErrStopped
+	}
+	j, ok := s.jobs[name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w %q", ErrUnknownJob, name)
+	}
+	tick := s.cfg.now().Truncate(time.Second)
+	res := make(chan error, 1)
+	s.runs.Add(1)
+	go s.run(j, tick, "trigger:"+tickID(tick), KindTrigger, false, res)
+	s.mu.Unlock()
+	select {
+	case err := <-res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// startRunOnStartLocked claims a start run keyed by the job's next tick, so
+// replicas started between the same two ticks run it once. Caller holds
+// s.mu.
+func (s *Scheduler) startRunOnStartLocked(j *job, now time.Time) {
+	key := now.Truncate(time.Second)
+	if !j.next.IsZero() {
+		key = j.next
+	}
+	s.launchLocked(j, now, "start:"+tickID(key), KindStart, false)
+}
+
+// launchLocked starts a run of j in its own goroutine. Caller holds s.mu.
+func (s *Scheduler) launchLocked(j *job, tick time.Time, id string, kind Kind, pending bool) {
+	s.runs.Add(1)
+	go s.run(j, tick, id, kind, pending, nil)
+}
+
+func newNonce() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// doneTTL is how long a completed claim is remembered: several periods, and
+// longer than the catch-up window and the dispatch allowance, so that no
+// replica can claim the same tick again.
+func (j *job) doneTTL(tick time.Time) time.Duration {
+	period := time.Hour
+	if n, ok := j.sched.next(tick); ok {
+		period = n.Sub(tick)
+	}
+	return max(3*period, j.cfg.catchUp+2*period, 6*grace)
+}
+
+// bg returns a context for bookkeeping that must happen even when the run's
+// context was cancelled.
+func (s *Scheduler) bg() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), max(s.cfg.leaseTTL, 5*time.Second))
+}
+
+// run claims and runs one tick (or trigger, start, catch-up) of j. res, if
+// not nil, receives the run's result.
+func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bool, res chan<- error) {
+	defer s.runs.Done()
+	result := func(err error) {
+		if res != nil {
+			res <- err
+		}
+	}
+	owner := s.cfg.nodeID + ":" + newNonce()
+	ttl := s.cfg.leaseTTL
+	doneTTL := j.doneTTL(tick)
+	if kind == KindTrigger || kind == KindStart {
+		doneTTL = 6 * grace
+	}
+	ok, token, err := s.claim(j, claimArgs{
+		job: j.name, id: id, owner: owner, ttl: ttl,
+		pending: pending, tick: tick, pendingTTL: doneTTL, fence: j.cfg.overlap == Allow,
+	})
+	if err != nil {
+		s.st.errors.Add(1)
+		s.cfg.logger.Error("scheduler: claim failed", "job", j.name, "tick", tick, "err", err)
+		result(fmt.Errorf("scheduler: claim %q at %v: %w", j.name, tick, err))
+		return
+	}
+	if !ok {
+		s.st.lost.Add(1)
+		result(nil)
+		return
+	}
+	s.st.claimed.Add(1)
+	if kind == KindCatchUp {
+		s.st.catchUps.Add(1)
+	}
+
+	// Keep the claim alive while we wait for the lease and run.
+	live := newLiveness(s, j.name, id, owner)
+	defer live.stop()
+
+	rec := RunRecord{Job: j.name, Tick: tick, Node: s.cfg.nodeID, Kind: kind, Token: token}
+	finish := func(runErr error) {
+		rec.End = s.cfg.now()
+		if runErr != nil {
+			rec.Error = runErr.Error()
+		}
+		live.stop()
+		b, _ := json.Marshal(rec)
+		ctx, cancel := s.bg()
+		defer cancel()
+		if err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history); err != nil {
+			s.st.errors.Add(1)
+			s.cfg.logger.Error("scheduler: recording run failed", "job", j.name, "tick", tick, "err", err)
+		}
+	}
+
+	lk, err := s.lease(j, tick)
+	if err != nil {
+		rec.Start = s.cfg.now()
+		if errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, context.DeadlineExceeded) && s.runCtx.Err() == nil {
+			s.st.skipped.Add(1)
+			rec.Skipped = true
+			s.cfg.logger.Info("scheduler: tick skipped, previous run still running", "job", j.name, "tick", tick)
+			finish(nil)
+			result(fmt.Errorf("%w: job %q", ErrOverlap, j.name))
+			return
+		}
+		err = fmt.Errorf("scheduler: lease for %q: %w", j.name, err)
+		s.st.errors.Add(1)
+		finish(err)
+		result(err)
+		return
+	}
+	var leaseLost <-chan struct{}
+	if lk != nil {
+		rec.Token = lk.Token()
+		leaseLost = lk.Lost()
+		defer func() {
+			ctx, cancel := s.bg()
+			defer cancel()
+			_ = lk.Release(ctx)
+		}()
+	}
+
+	s.st.runs.Add(1)
+	rec.Start = s.cfg.now()
+	run := Run{Job: j.name, Tick: tick, Token: rec.Token, Node: s.cfg.nodeID, Kind: kind}
+	var runErr error
+	for attempt := 1; ; attempt++ {
+		run.Attempt = attempt
+		rec.Attempt = attempt
+		runErr = s.attempt(j, run, leaseLost, live.lost)
+		if runErr == nil || attempt > j.cfg.retries || s.runCtx.Err() != nil || closed(leaseLost) || closed(live.lost) {
+			break
+		}
+		s.st.retries.Add(1)
+		wait := min(j.cfg.backoff<<(attempt-1), time.Minute)
+		if j.cfg.backoff<<(attempt-1) <= 0 && j.cfg.backoff > 0 { // overflow
+			wait = time.Minute
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.runCtx.Done():
+		case <-leaseLost:
+		case <-live.lost:
+		}
+		t.Stop()
+	}
+	if runErr != nil {
+		s.st.failed.Add(1)
+		s.cfg.logger.Warn("scheduler: run failed", "job", j.name, "tick", tick, "attempt", rec.Attempt, "err", runErr)
+	} else {
+		s.st.succeeded.Add(1)
+	}
+	finish(runErr)
+	result(runErr)
+}
+
+func closed(c <-chan struct{}) bool {
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// claim calls the backend, retrying transient errors a few times.
+func (s *Scheduler) claim(j *job, a claimArgs) (bool, uint64, error) {
+	var err error
+	for i := range 3 {
+		if i > 0 {
+			t := time.NewTimer(time.Duration(i) * 100 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-s.runCtx.Done():
+				t.Stop()
+				return false, 0, s.runCtx.Err()
+			}
+		}
+		ctx, cancel := context.WithTimeout(s.runCtx, max(s.cfg.leaseTTL/2, time.Second))
+		var ok bool
+		var tok uint64
+		ok, tok, err = s.b.claim(ctx, a)
+		cancel()
+		if err == nil {
+			return ok, tok, nil
+		}
+		if s.runCtx.Err() != nil {
+			return false, 0, err
+		}
+	}
+	return false, 0, err
+}
+
+// lease takes the job's lease according to its Overlap policy: nil for
+// Allow; for Wait it waits until the job's next tick is due.
+func (s *Scheduler) lease(j *job, tick time.Time) (*lock.Lock, error) {
+	switch j.cfg.overlap {
+	case Allow:
+		return nil, nil
+	case Wait:
+		ctx, cancel := context.WithCancel(s.runCtx)
+		defer cancel()
+		if n, ok := j.sched.next(tick); ok {
+			var c2 context.CancelFunc
+			// The deadline is in the scheduler's clock; convert to real time.
+			ctx, c2 = context.WithTimeout(ctx, n.Add(jitterFor(j, n)).Sub(s.cfg.now()))
+			defer c2()
+		}
+		return s.locker.Acquire(ctx, j.leaseTy, s.cfg.leaseTTL)
+	default:
+		ctx, cancel := context.WithTimeout(s.runCtx, max(s.cfg.leaseTTL/2, time.Second))
+		defer cancel()
+		return s.locker.TryAcquire(ctx, j.leaseTy, s.cfg.leaseTTL)
+	}
+}
+
+// attempt runs the job once, with its timeout, cancelling its context when
+// the lease or the claim is lost, and turning a panic into an error.
+func (s *Scheduler) attempt(j *job, run Run, leaseLost, liveLost <-chan struct{}) (err error) {
+	ctx, cancel := context.WithCancelCause(s.runCtx)
+	defer cancel(nil)
+	if j.cfg.timeout > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, j.cfg.timeout)
+		defer c2()
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	if leaseLost != nil || liveLost != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-leaseLost:
+				cancel(ErrLeaseLost)
+			case <-liveLost:
+				cancel(ErrLeaseLost)
+			case <-stop:
+			}
+		}()
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	defer func() {
+		if r := recover(); r != nil {
+			s.st.panics.Add(1)
+			err = fmt.Errorf("%w: %v\n%s", ErrPanic, r, debug.Stack())
+		}
+	}()
+	return j.fn(ctx, run)
+}
+
+// liveness refreshes a claim every ttl/3 until stopped; lost is closed when
+// the claim is no longer ours or no refresh succeeded for a whole ttl.
+type liveness struct {
+	lost     chan struct{}
+	done     chan struct{}
+	exited   chan struct{}
+	stopOnce sync.Once
+}
+
+func newLiveness(s *Scheduler, job, id, owner string) *liveness {
+	l := &liveness{lost: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
+	ttl := s.cfg.leaseTTL
+	go func() {
+		defer close(l.exited)
+		lastOK := time.Now()
+		interval := ttl / 3
+		t := time.NewTimer(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.done:
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), interval)
+			ok, err := s.b.refresh(ctx, job, id, owner, ttl)
+			cancel()
+			switch {
+			case err == nil && ok:
+				lastOK = time.Now()
+			case err == nil && !ok:
+				s.cfg.logger.Warn("scheduler: claim lost while running", "job", job, "id", id)
+				close(l.lost)
+				<-l.done
+				return
+			default:
+				if time.Since(lastOK) >= ttl {
+					s.cfg.logger.Warn("scheduler: claim expired while running", "job", job, "id", id, "err", err)
+					close(l.lost)
+					<-l.done
+					return
+				}
+			}
+			t.Reset(interval)
+		}
+	}()
+	return l
+}
+
+// stop ends the refresher and waits for it. Idempotent.
+func (l *liveness) stop() {
+	l.stopOnce.Do(func() { close(l.done) })
+	<-l.exited
+}

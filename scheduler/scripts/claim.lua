@@ -1,0 +1,29 @@
+-- claim.lua: take a tick (or trigger, start, catch-up) of one job, once
+-- across all replicas.
+--
+-- KEYS[1] claim key  <ns>{<job>}:tick:<id>
+-- KEYS[2] pending    <ns>{<job>}:pending  (zset: id -> tick unix micros)
+-- KEYS[3] fence      <ns>{<job>}:fence    (counter for Overlap Allow tokens)
+-- ARGV[1] owner      "<node>:<nonce>"
+-- ARGV[2] ttl        liveness of the claim in milliseconds
+-- ARGV[3] score      tick unix micros to record in pending, or "" for none
+-- ARGV[4] id         pending member
+-- ARGV[5] fence      "1" to return a fencing token from KEYS[3]
+-- ARGV[6] pttl       expiry of the pending zset in milliseconds (renewed on
+--                    every claim, so a job that is no longer registered
+--                    leaves nothing behind)
+--
+-- Returns 0 when another owner holds or completed the claim, otherwise
+-- {1, token} (token 0 unless ARGV[5] is "1").
+if not redis.call('SET', KEYS[1], 'run:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 0
+end
+if ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+local token = 0
+if ARGV[5] == '1' then
+  token = redis.call('INCR', KEYS[3])
+end
+return {1, token}

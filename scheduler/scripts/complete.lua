@@ -1,0 +1,28 @@
+-- complete.lua: mark a claimed tick done and record the run.
+--
+-- KEYS[1] claim key
+-- KEYS[2] pending
+-- KEYS[3] history   (list, newest first)
+-- ARGV[1] owner
+-- ARGV[2] ttl of the done marker in milliseconds (outlives the catch-up
+--         window, so the tick is never run again)
+-- ARGV[3] pending member
+-- ARGV[4] run record (JSON), or "" for none
+-- ARGV[5] history length to keep
+--
+-- The claim is marked done when it is still the owner's or has expired
+-- (nobody has caught it up yet); a claim another owner took over is left
+-- to that owner. Returns 1 when marked done, 0 otherwise.
+local v = redis.call('GET', KEYS[1])
+local done = 0
+if v == false or v == 'run:' .. ARGV[1] then
+  redis.call('SET', KEYS[1], 'done:' .. ARGV[1], 'PX', ARGV[2])
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  done = 1
+end
+local keep = tonumber(ARGV[5])
+if ARGV[4] ~= '' and keep > 0 then
+  redis.call('LPUSH', KEYS[3], ARGV[4])
+  redis.call('LTRIM', KEYS[3], 0, keep - 1)
+end
+return done
