@@ -1,0 +1,449 @@
+package ratelimit
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+)
+
+var (
+	//go:embed scripts/gcra.lua
+	gcraSrc    string
+	gcraScript = redis.NewScript(gcraSrc)
+
+	//go:embed scripts/window.lua
+	windowSrc    string
+	windowScript = redis.NewScript(windowSrc)
+)
+
+// RedisLimiter enforces one or more limits per key across every replica that
+// shares its Redis, in one round trip (one Lua script) per decision, using
+// Redis' clock. It is safe for concurrent use; build one with [NewRedis] or
+// [NewMulti].
+//
+// Around the Redis path it keeps: a circuit breaker and a fallback for when
+// Redis is unavailable, a deny cache that answers recently denied keys
+// locally, optional token batching, and optional shadow mode.
+type RedisLimiter struct {
+	client   redis.UniversalClient
+	specs    []gcra
+	script   *redis.Script
+	static   []any // per-limit script arguments: id, R, P, B
+	prefix   string
+	ridTTLms int64
+	shadow   bool
+	hooks    Hooks
+	logger   *slog.Logger
+	now      func() time.Time
+	base     time.Time
+
+	fallback    Fallback
+	fbLocal     *LocalLimiter
+	breakerOpen time.Duration
+	cb          *gobreaker.CircuitBreaker[string]
+
+	deny      *shards[denyEntry] // nil when the deny cache is off
+	batch     *shards[batchEntry]
+	batchSize int64
+	batchAge  int64 // µs
+
+	minBurst int64
+
+	stats stats
+}
+
+var _ Limiter = (*RedisLimiter)(nil)
+
+// NewRedis returns a limiter enforcing lim per key across all replicas that
+// use the same Redis (single node, Sentinel or Cluster) and key prefix.
+func NewRedis(client redis.UniversalClient, lim Limit, opts ...Option) (*RedisLimiter, error) {
+	return NewMulti(client, []Limit{lim}, opts...)
+}
+
+// NewMulti returns a limiter enforcing every limit in limits per key (for
+// example 10 per second and 1000 per hour), checked in one round trip and
+// all-or-nothing: a request is allowed only if it fits all of them, and a
+// denied request consumes nothing from any. The state of all limits of a key
+// lives in one Redis hash, one field pair per limit; a limit is identified by
+// its Rate, Period and Burst, so changing one limit in a deploy starts that
+// limit afresh and leaves the others' state alone.
+func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*RedisLimiter, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: client must not be nil", ErrInvalidArgument)
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if len(cfg.errs) > 0 {
+		return nil, cfg.errs[0]
+	}
+	specs, err := compile(limits)
+	if err != nil {
+		return nil, err
+	}
+	l := &RedisLimiter{
+		client:      client,
+		specs:       specs,
+		script:      gcraScript,
+		prefix:      cfg.prefix,
+		ridTTLms:    cfg.requestIDTTL.Milliseconds(),
+		shadow:      cfg.shadow,
+		hooks:       cfg.hooks,
+		logger:      cfg.logger,
+		now:         cfg.now,
+		base:        cfg.now(),
+		fallback:    cfg.fallback,
+		breakerOpen: cfg.breakerOpen,
+	}
+	if cfg.requestIDTTL > 0 && l.ridTTLms == 0 {
+		l.ridTTLms = 1
+	}
+	if cfg.algorithm == SlidingWindow {
+		l.script = windowScript
+	}
+	l.minBurst = int64(specs[0].lim.Burst)
+	for _, g := range specs {
+		l.minBurst = min(l.minBurst, int64(g.lim.Burst))
+		id := strconv.FormatInt(g.R, 10) + "/" + strconv.FormatInt(g.P, 10) + "/" + strconv.Itoa(g.lim.Burst)
+		l.static = append(l.static, id, g.R, g.P, g.lim.Burst)
+	}
+	if cfg.fallback.mode == fallbackLocal {
+		fspecs := specs
+		if len(cfg.fallback.limits) > 0 {
+			if len(cfg.fallback.limits) != len(specs) {
+				return nil, fmt.Errorf("%w: FailLocal has %d limits, the limiter %d", ErrInvalidArgument, len(cfg.fallback.limits), len(specs))
+			}
+			if fspecs, err = compile(cfg.fallback.limits); err != nil {
+				return nil, err
+			}
+		}
+		l.fbLocal = newLocal(fspecs, cfg)
+	}
+	if cfg.denyCache > 0 {
+		l.deny = newShards[denyEntry](cfg.denyCache)
+	}
+	if cfg.batchSize > 0 {
+		l.batch = newShards[batchEntry](cfg.maxKeys)
+		l.batchSize = int64(cfg.batchSize)
+		l.batchAge = max(cfg.batchMaxAge.Microseconds(), 1)
+	}
+	fails := uint32(cfg.breakerFails)
+	l.cb = gobreaker.NewCircuitBreaker[string](gobreaker.Settings{
+		Name:        "ratelimit",
+		MaxRequests: 1,
+		Timeout:     cfg.breakerOpen,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= fails },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerDone) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if l.logger != nil {
+				l.logger.Warn("ratelimit: circuit breaker state change", "from", from.String(), "to", to.String())
+			}
+			if l.hooks.OnBreakerChange != nil {
+				l.hooks.OnBreakerChange(from.String(), to.String())
+			}
+		},
+	})
+	return l, nil
+}
+
+// errCallerDone marks a Redis error caused by the caller's context ending:
+// not Redis' fault, so the breaker ignores it.
+var errCallerDone = errors.New("ratelimit: caller context done")
+
+// denyEntry remembers a Redis deny.
+type denyEntry struct {
+	until     int64 // µs on the local clock
+	n         int64 // the denied cost; smaller costs still go to Redis
+	reset     int64 // µs on the local clock
+	remaining int64
+	tight     int
+}
+
+// batchEntry holds tokens taken from Redis for later local use.
+type batchEntry struct {
+	tokens    int64
+	expires   int64 // µs on the local clock
+	remaining int64 // Redis' remaining when taken
+	reset     int64 // µs on the local clock
+	tight     int
+}
+
+// Limits returns the limiter's limits.
+func (l *RedisLimiter) Limits() []Limit {
+	out := make([]Limit, len(l.specs))
+	for i := range l.specs {
+		out[i] = l.specs[i].lim
+	}
+	return out
+}
+
+// Key returns the Redis key holding key's state: "<prefix>{<key>}".
+func (l *RedisLimiter) Key(key string) string { return l.prefix + "{" + key + "}" }
+
+// BreakerState returns the circuit breaker's state: "closed", "half-open" or
+// "open".
+func (l *RedisLimiter) BreakerState() string { return l.cb.State().String() }
+
+// Allow is AllowN(ctx, key, 1).
+func (l *RedisLimiter) Allow(ctx context.Context, key string) (Result, error) {
+	return l.AllowN(ctx, key, 1)
+}
+
+// AllowN reports whether n events may happen now for key across all
+// replicas and records them if so; see [Limiter]. It makes at most one Redis
+// round trip, and none when the deny cache or a token batch answers or the
+// circuit breaker is open. When Redis fails it answers from the fallback
+// (Source = SourceFallback) and returns no error; it returns an error only for
+// bad arguments or when ctx ends before Redis answers.
+func (l *RedisLimiter) AllowN(ctx context.Context, key string, n int) (Result, error) {
+	if err := checkArgs(key, n); err != nil {
+		return Result{}, err
+	}
+	res, err := l.allowN(ctx, key, int64(n))
+	if err != nil {
+		return Result{}, err
+	}
+	if res.Allowed {
+		l.stats.allowed.Add(1)
+	} else {
+		l.stats.denied.Add(1)
+		if l.shadow {
+			res.Allowed, res.Shadowed = true, true
+			l.stats.shadowed.Add(1)
+		}
+	}
+	l.stats.bySource[res.Source].Add(1)
+	if l.hooks.OnDecision != nil {
+		l.hooks.OnDecision(key, res)
+	}
+	return res, nil
+}
+
+func (l *RedisLimiter) clock() int64 { return l.now().Sub(l.base).Microseconds() }
+
+func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result, error) {
+	var now int64
+	local := n > 0 && n <= l.minBurst // the deny cache and batches may answer
+	if local && (l.deny != nil || l.batch != nil) {
+		now = l.clock()
+	}
+	if local && l.deny != nil {
+		sh := l.deny.shard(key)
+		sh.mu.Lock()
+		e, ok := sh.m[key]
+		sh.mu.Unlock()
+		if ok && now < e.until && n >= e.n {
+			return Result{
+				Remaining:  int(e.remaining),
+				RetryAfter: us(e.until - now),
+				ResetAfter: us(max(e.reset-now, 0)),
+				Limit:      l.specs[e.tight].lim,
+				Source:     SourceDenyCache,
+			}, nil
+		}
+	}
+	if local && l.batch != nil {
+		sh := l.batch.shard(key)
+		sh.mu.Lock()
+		e, ok := sh.m[key]
+		if ok && now < e.expires && e.tokens >= n {
+			e.tokens -= n
+			sh.m[key] = e
+			sh.mu.Unlock()
+			return Result{
+				Allowed:    true,
+				Remaining:  int(e.remaining + e.tokens),
+				ResetAfter: us(max(e.reset-now, 0)),
+				Limit:      l.specs[e.tight].lim,
+				Source:     SourceBatch,
+			}, nil
+		}
+		sh.mu.Unlock()
+	}
+	m := n
+	if l.batch != nil && n > 0 {
+		m = max(n, l.batchSize)
+	}
+	reply, err := l.cb.Execute(func() (string, error) {
+		l.stats.redisCalls.Add(1)
+		s, err := l.eval(ctx, key, n, m)
+		if err != nil && ctx.Err() != nil {
+			return "", fmt.Errorf("%w: %w", errCallerDone, ctx.Err())
+		}
+		return s, err
+	})
+	if err != nil {
+		if errors.Is(err, errCallerDone) {
+			return Result{}, ctx.Err()
+		}
+		return l.fallbackResult(key, n, err), nil
+	}
+	d, err := parseReply(reply)
+	if err != nil || d.tight < 0 || d.tight >= len(l.specs) {
+		return l.fallbackResult(key, n, fmt.Errorf("ratelimit: bad script reply %q: %v", reply, err)), nil
+	}
+	res := Result{
+		Allowed:    d.allowed,
+		Remaining:  int(d.remaining),
+		RetryAfter: us(d.retry),
+		ResetAfter: us(d.reset),
+		Limit:      l.specs[d.tight].lim,
+		Source:     SourceRedis,
+	}
+	if d.retry < 0 {
+		res.RetryAfter = -1
+	}
+	if l.batch != nil && d.take > n {
+		now = l.clock()
+		sh := l.batch.shard(key)
+		sh.mu.Lock()
+		if _, ok := sh.m[key]; !ok {
+			sh.makeRoom(l.batch.per, func(e batchEntry) int64 {
+				if now >= e.expires {
+					return 0
+				}
+				return e.tokens
+			})
+		}
+		sh.m[key] = batchEntry{tokens: d.take - n, expires: now + l.batchAge, remaining: d.remaining, reset: now + d.reset, tight: d.tight}
+		sh.mu.Unlock()
+		res.Remaining += int(d.take - n)
+	}
+	if l.deny != nil && !d.allowed && d.retry > 0 {
+		now = l.clock()
+		sh := l.deny.shard(key)
+		sh.mu.Lock()
+		if _, ok := sh.m[key]; !ok {
+			sh.makeRoom(l.deny.per, func(e denyEntry) int64 { return e.until - now })
+		}
+		sh.m[key] = denyEntry{until: now + d.retry, n: n, reset: now + d.reset, remaining: d.remaining, tight: d.tight}
+		sh.mu.Unlock()
+	}
+	return res, nil
+}
+
+// eval runs the script: one round trip (EVALSHA, or EVAL after a NOSCRIPT).
+func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string, error) {
+	k := l.prefix + "{" + key + "}"
+	keys := [2]string{k, k}
+	if l.ridTTLms > 0 {
+		keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
+	}
+	args := make([]any, 4, 4+len(l.static))
+	args[0], args[1], args[2], args[3] = n, m, l.ridTTLms, len(l.specs)
+	args = append(args, l.static...)
+	return l.script.Run(ctx, l.client, keys[:], args...).Text()
+}
+
+// fallbackResult answers while Redis cannot.
+func (l *RedisLimiter) fallbackResult(key string, n int64, err error) Result {
+	l.stats.errors.Add(1)
+	if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
+		if l.logger != nil {
+			l.logger.Warn("ratelimit: redis failed, answering from the fallback", "key", key, "fallback", l.fallback.String(), "err", err)
+		}
+		if l.hooks.OnError != nil {
+			l.hooks.OnError(key, err)
+		}
+	}
+	lim := l.specs[0].lim
+	res := Result{Limit: lim, Source: SourceFallback}
+	switch l.fallback.mode {
+	case fallbackOpen:
+		res.Allowed = true
+		res.Remaining = lim.Burst
+		if n > int64(lim.Burst) {
+			res.Remaining = 0
+		}
+	case fallbackClosed:
+		res.RetryAfter = l.breakerOpen
+		if n > int64(lim.Burst) {
+			res.RetryAfter = -1
+		}
+		if n == 0 {
+			res.Allowed = true
+		}
+	default:
+		d := l.fbLocal.take(key, n, n)
+		res = l.fbLocal.result(d)
+		res.Source = SourceFallback
+	}
+	return res
+}
+
+// parseReply parses "allowed remaining retry reset tight take".
+func parseReply(s string) (decision, error) {
+	var v [6]int64
+	i := 0
+	for f := 0; f < 6; f++ {
+		if i >= len(s) {
+			return decision{}, errors.New("short reply")
+		}
+		neg := false
+		if s[i] == '-' {
+			neg = true
+			i++
+		}
+		start := i
+		var x int64
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			x = x*10 + int64(s[i]-'0')
+		}
+		if i == start {
+			return decision{}, errors.New("not a number")
+		}
+		if neg {
+			x = -x
+		}
+		v[f] = x
+		if i < len(s) && s[i] == ' ' {
+			i++
+		}
+	}
+	return decision{allowed: v[0] == 1, remaining: v[1], retry: v[2], reset: v[3], tight: int(v[4]), take: v[5]}, nil
+}
+
+// Wait is WaitN(ctx, key, 1).
+func (l *RedisLimiter) Wait(ctx context.Context, key string) error { return waitN(ctx, l, key, 1) }
+
+// WaitN blocks until n events are allowed for key, ctx is done (returning
+// ctx.Err()), or at once with [ErrExceedsBurst] when n can never be allowed.
+// It polls: it sleeps RetryAfter and asks again, so it does not reserve
+// quota while it waits, and a busy key may keep a waiter waiting.
+func (l *RedisLimiter) WaitN(ctx context.Context, key string, n int) error {
+	return waitN(ctx, l, key, n)
+}
+
+// Reset deletes key's state in Redis (and any local deny-cache or batch
+// entry), giving it a full burst.
+func (l *RedisLimiter) Reset(ctx context.Context, key string) error {
+	if err := checkArgs(key, 0); err != nil {
+		return err
+	}
+	if l.deny != nil {
+		forget(l.deny, key)
+	}
+	if l.batch != nil {
+		forget(l.batch, key)
+	}
+	if l.fbLocal != nil {
+		forget(l.fbLocal.keys, key)
+	}
+	return l.client.Del(ctx, l.Key(key)).Err()
+}
+
+func forget[V any](s *shards[V], key string) {
+	sh := s.shard(key)
+	sh.mu.Lock()
+	delete(sh.m, key)
+	sh.mu.Unlock()
+}

@@ -1,0 +1,123 @@
+-- gcra.lua: GCRA for one key under one or more limits, all-or-nothing, in
+-- integer microseconds from Redis TIME.
+--
+-- KEYS[1]  state hash "<prefix>{<key>}"; for each limit i two fields,
+--          <id_i>q and <id_i>r: the theoretical arrival time TAT = q + r/R µs.
+-- KEYS[2]  request-id key "<prefix>{<key>}:rid:<id>" (same slot); used only
+--          when ARGV[3] > 0.
+-- ARGV[1]  n: cost (>= 0). 0 records nothing and reports the state.
+-- ARGV[2]  m: most events to take (>= n): token batching takes up to m when
+--          at least n fit; otherwise m = n.
+-- ARGV[3]  request-id TTL in ms; 0 disables idempotency. When > 0, a retry of
+--          a request that was already allowed returns the stored reply and
+--          counts nothing again.
+-- ARGV[4]  L: number of limits.
+-- ARGV[5+4(i-1) .. 8+4(i-1)] for limit i: id, R (Rate), P (Period in µs),
+--          B (Burst). U = (TAT - now) × R is the used quota in 1/R µs units;
+--          one event costs P and the bucket holds B × P (< 2^53, checked by the
+--          caller).
+--
+-- Returns the string "allowed remaining retry_us reset_us limit_index taken"
+-- (limit_index is 0-based: the limit that denied, or the tightest one).
+local ridttl = tonumber(ARGV[3])
+if ridttl > 0 then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then return prev end
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = tonumber(ARGV[1])
+local m = tonumber(ARGV[2])
+local L = tonumber(ARGV[4])
+
+local fields = {}
+for i = 1, L do
+  local id = ARGV[5 + 4 * (i - 1)]
+  fields[2 * i - 1] = id .. 'q'
+  fields[2 * i] = id .. 'r'
+end
+local vals = redis.call('HMGET', KEYS[1], unpack(fields))
+
+local R, P, TOL, U, A = {}, {}, {}, {}, {}
+local avail, tight = -1, 1
+local never = false
+for i = 1, L do
+  local b = 5 + 4 * (i - 1)
+  local r = tonumber(ARGV[b + 1])
+  local p = tonumber(ARGV[b + 2])
+  local burst = tonumber(ARGV[b + 3])
+  R[i], P[i], TOL[i] = r, p, burst * p
+  local tq = tonumber(vals[2 * i - 1])
+  local tr = tonumber(vals[2 * i]) or 0
+  local u = 0
+  if tq and tq >= now then u = (tq - now) * r + tr end
+  U[i] = u
+  local a = 0
+  if u < TOL[i] then
+    a = math.floor((TOL[i] - u) / p)
+    -- correct a rounding of the division up to the next integer
+    if a * p > TOL[i] - u then a = a - 1 end
+  end
+  A[i] = a
+  if avail < 0 or a < avail then avail, tight = a, i end
+  if n > burst then never = true end
+end
+
+local allowed, take = 0, 0
+if n == 0 then
+  allowed = 1
+elseif not never and avail >= n then
+  allowed = 1
+  take = math.min(m, avail)
+end
+
+local retry, reset = 0, 0
+if take > 0 then
+  local ttl = 0
+  local hset = {}
+  for i = 1, L do
+    local u = U[i] + take * P[i]
+    local q = math.floor(u / R[i])
+    if q * R[i] > u then q = q - 1 elseif (q + 1) * R[i] <= u then q = q + 1 end
+    hset[#hset + 1] = fields[2 * i - 1]
+    hset[#hset + 1] = now + q
+    hset[#hset + 1] = fields[2 * i]
+    hset[#hset + 1] = u - q * R[i]
+    local rs = math.ceil(u / R[i])
+    if rs > reset then reset = rs end
+  end
+  redis.call('HSET', KEYS[1], unpack(hset))
+  -- the key is worth nothing once every TAT is in the past
+  redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000) + 1)
+else
+  for i = 1, L do
+    local rs = math.ceil(U[i] / R[i])
+    if rs > reset then reset = rs end
+  end
+  if allowed == 0 then
+    if never then
+      retry = -1
+      for i = 1, L do
+        if n > TOL[i] / P[i] then tight = i; break end
+      end
+    else
+      tight = 1
+      for i = 1, L do
+        local need = U[i] + n * P[i] - TOL[i]
+        if need > 0 then
+          local w = math.ceil(need / R[i])
+          if w > retry then retry, tight = w, i end
+        end
+      end
+    end
+  end
+end
+
+local remaining = avail - take
+if remaining < 0 then remaining = 0 end
+local out = string.format('%d %d %d %d %d %d', allowed, remaining, retry, reset, tight - 1, take)
+if ridttl > 0 and take > 0 then
+  redis.call('SET', KEYS[2], out, 'PX', ridttl)
+end
+return out
