@@ -1,6 +1,89 @@
 // Package cache is a typed cache-aside with stampede protection across
-// goroutines and replicas, probabilistic early refresh and two tiers (a
-// bounded in-process tier over Redis).
+// goroutines and replicas, probabilistic early refresh and two tiers: a
+// bounded in-process tier (otter, W-TinyLFU) over Redis (any
+// redis.UniversalClient: single node, Sentinel, Cluster).
 //
-// Status: planned; the API lands with its issue.
+//	users, err := cache.New[User](
+//		cache.WithRedis(rdb),
+//		cache.WithLocal(10_000, 30*time.Second),
+//		cache.WithTTL(10*time.Minute, time.Minute),
+//		cache.WithPrefix("users:"),
+//	)
+//	...
+//	defer users.Close()
+//	u, err := users.Fetch(ctx, id, func(ctx context.Context) (User, error) {
+//		u, err := db.User(ctx, id)
+//		if errors.Is(err, sql.ErrNoRows) {
+//			return User{}, cache.ErrNotFound // cached for the negative TTL
+//		}
+//		return u, err
+//	})
+//
+// # Tiers
+//
+// Without options a Cache is local-only, bounded to DefaultLocalMaxEntries.
+// WithRedis alone gives a Redis-only cache; WithRedis with WithLocal gives
+// two tiers. The local tier stores V itself: a local hit decodes nothing and
+// allocates nothing. Values in Redis go through a Codec (JSON by default) and,
+// with WithCompression, a Compressor above a size threshold.
+//
+// # What it guarantees
+//
+//   - Stampede protection. Concurrent Fetches of a missing key call the
+//     loader once per process (coalescing) and, with Redis, once across
+//     replicas: the first replica stores a short load lease in the key itself
+//     (SET NX PX GET, the same round trip as the read) and the others wait
+//     for its value, woken by its invalidation message or by polling. The
+//     wait is bounded (WithLease): if the holder dies, its lease expires or
+//     the wait ends and the waiters load themselves. No deadlock, no
+//     unbounded wait.
+//   - Round trips. A Redis hit costs one round trip; a miss three (read and
+//     lease, the load, then one script that writes the value, releases the
+//     lease and publishes the invalidation).
+//   - Early refresh. A read of a fresh value refreshes it in the background
+//     with the XFetch probability (Vattani et al., VLDB 2015), using the
+//     measured cost δ of its last load, so hot keys are reloaded before they
+//     expire and readers do not wait. With WithStaleWhileRevalidate, a stale
+//     value is served at once while one background refresh (per key, across
+//     replicas thanks to a refresh lease) reloads it.
+//   - One envelope per key: a single GET returns the value with its soft
+//     expiry, δ, and not-found flag, serving XFetch, stale-while-revalidate
+//     and negative caching. TTLs are stored in milliseconds (PX): sub-second
+//     TTLs are exact.
+//   - Set overwrites the local tier; a local entry never outlives the value's
+//     Redis TTL.
+//   - Invalidation. Set, Delete and every write of a loaded value publish the
+//     key on a channel derived from the prefix; every other replica drops it
+//     from its local tier. A lost message leaves a replica serving the old
+//     value for at most its local TTL (WithLocal; DefaultLocalTTL in front of
+//     Redis). When the subscription drops, the local tier is flushed (and
+//     again when it is restored), since messages may have been missed.
+//   - Redis failure. A circuit breaker (gobreaker) stops calling a dead
+//     Redis; Fetch then serves from the local tier and the loader, and the
+//     breaker lets a probe through to recover by itself. With the default
+//     policy a Redis error never reaches a Fetch caller when the loader can
+//     answer (WithRedisErrorPolicy).
+//   - Loader errors are not cached, except ErrNotFound (a negative entry for
+//     WithNegativeTTL); they are shared by the callers waiting for that load.
+//     A panicking loader is recovered into an error wrapping ErrLoaderPanic
+//     and the key is not wedged. The loader runs with a context detached from
+//     the callers' cancellation (bounded by WithLoadTimeout): a caller that
+//     gives up returns ctx.Err() at once without cancelling the load for the
+//     others.
+//
+// # What it does not guarantee
+//
+//   - It is a cache-aside, not a consistent store: between a write to the
+//     source of truth and Set or Delete, readers see the old value; a load
+//     that started before a Delete may store the old value afterwards (for
+//     at most the TTL), as with any cache-aside.
+//   - Expiry decisions made by readers (fresh, stale, XFetch) compare the
+//     writer's clock, recorded in the envelope, with the reader's: keep the
+//     replicas' clocks synchronised (NTP). Redis itself expires keys by PX.
+//   - While Redis is down, replicas do not coordinate: each loads once per
+//     key (coalesced in process) and their local tiers are not invalidated.
+//
+// Keys are used as given under the prefix (default DefaultPrefix) and need no
+// hash tags: every single-key operation touches one key, so Cluster works,
+// and FetchMany splits its reads by node.
 package cache

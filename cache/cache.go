@@ -1,0 +1,515 @@
+package cache
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Cache is a typed cache-aside over an optional bounded local tier and an
+// optional Redis tier. Build it with New. It is safe for simultaneous use by
+// multiple goroutines; call Close when done with it to stop its goroutines.
+type Cache[V any] struct {
+	cfg    config
+	local  *localTier[V] // nil: no local tier
+	rdb    *redisTier    // nil: no Redis tier
+	st     counters
+	fl     flights[V]
+	notif  notifier
+	origin string // 8 random bytes naming this cache in invalidation messages
+	log    *slog.Logger
+
+	base       context.Context // cancelled by Close
+	cancel     context.CancelFunc
+	ps         *redis.PubSub // nil: no invalidation subscription
+	subscribed atomic.Bool
+
+	mu     sync.Mutex // protects closed and wg.Add against Close
+	closed bool
+	wg     sync.WaitGroup // loads, refreshes and the subscription
+}
+
+// New returns a cache of values of type V. Without options it is a local-only
+// cache bounded to DefaultLocalMaxEntries entries with DefaultTTL; WithRedis
+// alone makes a Redis-only cache, WithRedis and WithLocal a two-tier cache.
+// New validates the options and returns an error naming the bad one.
+func New[V any](opts ...Option) (*Cache[V], error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, err
+	}
+	if !cfg.compressSet {
+		cfg.compressor = defaultCompressor()
+	}
+	c := &Cache[V]{cfg: cfg, log: cfg.logger}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var o [8]byte
+	binary.BigEndian.PutUint64(o[:], rand.Uint64())
+	c.origin = string(o[:])
+	c.base, c.cancel = context.WithCancel(context.Background())
+	if cfg.clientSet {
+		c.rdb = newRedisTier(&c.cfg, &c.st.redisErrors, c.log)
+	}
+	if !cfg.clientSet || cfg.localSet {
+		l, err := newLocalTier[V](&c.cfg, cfg.clientSet)
+		if err != nil {
+			c.cancel()
+			return nil, fmt.Errorf("%w: local tier: %w", ErrBadOption, err)
+		}
+		c.local = l
+	}
+	if c.rdb != nil && c.rdb.channel != "" {
+		c.subscribe()
+	}
+	return c, nil
+}
+
+// Close stops the cache's goroutines: the invalidation subscription and any
+// load or refresh in flight (their contexts are cancelled), and waits for
+// them. Calls after Close fail with ErrClosed. Close does not close the Redis
+// client. It is safe to call more than once.
+func (c *Cache[V]) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	if c.ps != nil {
+		_ = c.ps.Close()
+	}
+	c.wg.Wait()
+	if c.local != nil {
+		c.local.close()
+	}
+	return nil
+}
+
+// spawn runs f on a goroutine owned by the cache; false if closed.
+func (c *Cache[V]) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (c *Cache[V]) nowNano() int64 { return c.cfg.now().UnixNano() }
+
+// result returns what a read of e answers.
+func (e *entry[V]) result() (V, error) {
+	if e.notFound {
+		var zero V
+		return zero, ErrNotFound
+	}
+	return e.v, nil
+}
+
+// Fetch returns the value of key, loading it with loader on a miss
+// (cache-aside). Concurrent Fetches of a missing key call the loader once in
+// this process and, with Redis, once across replicas (a load lease). The
+// loader's context carries ctx's values but not its cancellation: if ctx is
+// cancelled, Fetch returns ctx.Err() at once while the load goes on for the
+// other callers (bounded by WithLoadTimeout). A loader returning ErrNotFound
+// (or wrapping it) is cached as a negative entry and Fetch returns
+// ErrNotFound. Other loader errors are returned to every caller waiting for
+// that load and are not cached; a panicking loader is reported as an error
+// wrapping ErrLoaderPanic. With the default policy Redis errors never reach
+// the caller: the loader answers instead.
+func (c *Cache[V]) Fetch(ctx context.Context, key string, loader func(ctx context.Context) (V, error)) (V, error) {
+	if key == "" {
+		var zero V
+		return zero, ErrEmptyKey
+	}
+	if loader == nil {
+		var zero V
+		return zero, ErrNilLoader
+	}
+	if c.local != nil {
+		if e, ok := c.local.get(key); ok {
+			now := c.nowNano()
+			if now < e.soft {
+				c.st.localHits.Add(1)
+				if c.due(&e, now) {
+					c.refreshAsync(ctx, key, loader, e, true, true)
+				}
+				return e.result()
+			}
+			if now < e.hard {
+				c.st.localHits.Add(1)
+				c.st.stale.Add(1)
+				c.refreshAsync(ctx, key, loader, e, true, false)
+				return e.result()
+			}
+		}
+	}
+	return c.fetchSlow(ctx, key, loader)
+}
+
+// due reports whether a fresh entry should be refreshed early (XFetch).
+func (c *Cache[V]) due(e *entry[V], now int64) bool {
+	if c.cfg.beta == 0 || e.delta <= 0 || e.notFound {
+		return false
+	}
+	gap := float64(e.soft - now)
+	bd := float64(e.delta) * c.cfg.beta
+	if gap <= 2*bd {
+		return true
+	}
+	if gap > 40*bd { // -ln(rand) > 40 has probability e^-40
+		return false
+	}
+	return -bd*math.Log(rand.Float64()) >= gap
+}
+
+func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(context.Context) (V, error)) (V, error) {
+	var zero V
+	cl, leader := c.fl.claim(key)
+	if leader {
+		if !c.spawn(func() { c.runLoad(ctx, key, loader, cl) }) {
+			c.fl.finish(key, cl, entry[V]{}, ErrClosed)
+		}
+	} else {
+		c.st.coalesced.Add(1)
+	}
+	select {
+	case <-cl.done:
+		if cl.err != nil {
+			return zero, cl.err
+		}
+		return cl.e.result()
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// runLoad is the flight of a foreground miss.
+func (c *Cache[V]) runLoad(ctx context.Context, key string, loader func(context.Context) (V, error), cl *call[V]) {
+	lctx, cancel := c.loadContext(ctx)
+	e, refresh, err := c.load(lctx, key, loader)
+	cancel()
+	c.fl.finish(key, cl, e, err)
+	if refresh && err == nil {
+		c.refreshAsync(ctx, key, loader, e, false, c.nowNano() < e.soft)
+	}
+}
+
+// load finds key in Redis or loads it; refresh asks for a background
+// refresh of the returned (stale or due) entry.
+func (c *Cache[V]) load(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], refresh bool, err error) {
+	if c.rdb != nil {
+		var handled bool
+		e, refresh, handled, err = c.loadRedis(ctx, key, loader)
+		if handled {
+			return e, refresh, err
+		}
+		c.log.Warn("cache: redis failed, loading without it", "key", key, "err", err)
+		if c.cfg.policy == ReturnRedisErrors {
+			return e, false, err
+		}
+	} else {
+		c.st.misses.Add(1)
+	}
+	e, err = c.loadDirect(ctx, key, loader)
+	return e, false, err
+}
+
+// loadDirect calls the loader and stores its result in the local tier only.
+func (c *Cache[V]) loadDirect(ctx context.Context, key string, loader func(context.Context) (V, error)) (entry[V], error) {
+	v, notFound, delta, err := c.callLoader(ctx, loader)
+	if err != nil {
+		return entry[V]{}, err
+	}
+	now := c.nowNano()
+	e, ttl := c.newEntry(v, notFound, delta, now, 0)
+	if c.local != nil && ttl > 0 {
+		if c.cfg.localBytes > 0 && !notFound {
+			if b, err := c.cfg.codec.Marshal(v); err == nil {
+				e.size = uint32(min(len(b), math.MaxUint32))
+			}
+		}
+		c.local.set(key, e, now)
+	}
+	return e, nil
+}
+
+// loadRedis is load with a Redis tier. handled is false when Redis failed
+// before the loader ran (the caller then applies the error policy).
+func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], refresh, handled bool, err error) {
+	rk := c.cfg.prefix + key
+	token := nonzeroNonce()
+	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
+	deadline := time.Now().Add(c.cfg.leaseWait)
+	poll := 5 * time.Millisecond
+	waited := false
+	for {
+		var wake <-chan struct{}
+		if c.rdb.channel != "" {
+			wake = c.notif.wait(key)
+		}
+		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease, c.cfg.leaseTTL)
+		if rerr != nil {
+			if wake != nil {
+				c.notif.forget(key, wake)
+			}
+			if ctx.Err() != nil {
+				return e, false, true, ctx.Err()
+			}
+			return e, false, false, rerr
+		}
+		if acquired {
+			if wake != nil {
+				c.notif.forget(key, wake)
+			}
+			c.st.misses.Add(1)
+			e, err = c.loadAndWrite(ctx, key, loader, token, modeFill, 0)
+			return e, false, true, err
+		}
+		env, perr := parseEnvelope(cur)
+		if perr != nil || !env.lease() {
+			if wake != nil {
+				c.notif.forget(key, wake)
+			}
+			if perr == nil {
+				ent, derr := c.decode(&env)
+				if derr == nil {
+					now := c.nowNano()
+					c.st.redisHits.Add(1)
+					if c.local != nil {
+						c.local.set(key, ent, now)
+					}
+					if now >= ent.soft {
+						c.st.stale.Add(1)
+						refresh = true
+					} else {
+						refresh = c.due(&ent, now)
+					}
+					return ent, refresh, true, nil
+				}
+				c.log.Warn("cache: undecodable value replaced", "key", key, "err", derr)
+			}
+			// Not a value this cache can read: load and replace it.
+			c.st.misses.Add(1)
+			e, err = c.loadAndWrite(ctx, key, loader, 0, modeRefresh, env.nonce)
+			return e, false, true, err
+		}
+		// Another replica holds the lease: wait for its value, woken by its
+		// invalidation message or by polling, until the wait bound.
+		if !waited {
+			waited = true
+			c.st.leaseWaits.Add(1)
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			if wake != nil {
+				c.notif.forget(key, wake)
+			}
+			break
+		}
+		t := time.NewTimer(min(poll+rand.N(poll/2+1), remaining))
+		poll = min(poll*2, 100*time.Millisecond)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			c.notif.forget(key, wake)
+			return e, false, true, ctx.Err()
+		}
+		t.Stop()
+	}
+	// The holder did not deliver within the wait bound (it may have died):
+	// load ourselves, overwriting its lease but never a value.
+	c.log.Debug("cache: lease wait expired, loading", "key", key)
+	c.st.misses.Add(1)
+	e, err = c.loadAndWrite(ctx, key, loader, 0, modeFill, 0)
+	return e, false, true, err
+}
+
+// loadAndWrite calls the loader and writes its result to Redis with mode
+// (releasing our lease token, if any, on failure) and to the local tier.
+func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(context.Context) (V, error), token uint64, mode string, expect uint64) (entry[V], error) {
+	rk := c.cfg.prefix + key
+	v, notFound, delta, err := c.callLoader(ctx, loader)
+	if err != nil {
+		if token != 0 {
+			if rerr := c.rdb.release(ctx, rk, token, true, c.message(key)); rerr != nil {
+				c.log.Warn("cache: lease release failed", "key", key, "err", rerr)
+			}
+		}
+		return entry[V]{}, err
+	}
+	now := c.nowNano()
+	e, ttl := c.newEntry(v, notFound, delta, now, 0)
+	if ttl <= 0 { // not-found results are not cached
+		if token != 0 {
+			_ = c.rdb.release(ctx, rk, token, true, c.message(key))
+		}
+		return e, nil
+	}
+	env, err := c.encode(&e)
+	if err != nil {
+		if token != 0 {
+			_ = c.rdb.release(ctx, rk, token, true, c.message(key))
+		}
+		return entry[V]{}, err
+	}
+	written, werr := c.rdb.write(ctx, rk, env, ttl, mode, expect, c.message(key))
+	switch {
+	case werr != nil:
+		c.log.Warn("cache: redis write failed", "key", key, "err", werr)
+		if c.local != nil {
+			c.local.set(key, e, now)
+		}
+	case written:
+		if c.local != nil {
+			c.local.set(key, e, now)
+		}
+	}
+	// Not written: a newer value (Set, or another replica's load) is in
+	// Redis; the caller gets the loaded value, the local tier stays empty.
+	return e, nil
+}
+
+// callLoader calls loader, measuring its cost and recovering a panic.
+func (c *Cache[V]) callLoader(ctx context.Context, loader func(context.Context) (V, error)) (v V, notFound bool, delta int64, err error) {
+	c.st.loads.Add(1)
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			c.st.loadErrors.Add(1)
+			c.log.Error("cache: loader panicked", "panic", r, "stack", string(debug.Stack()))
+			var zero V
+			v, notFound, err = zero, false, fmt.Errorf("%w: %v", ErrLoaderPanic, r)
+		}
+	}()
+	v, err = loader(ctx)
+	delta = int64(time.Since(start))
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			c.st.notFound.Add(1)
+			var zero V
+			return zero, true, delta, nil
+		}
+		c.st.loadErrors.Add(1)
+		return v, false, delta, err
+	}
+	return v, false, delta, nil
+}
+
+// newEntry builds the entry of a loaded or set value and returns the TTL to
+// store it with in Redis (0: do not cache). ttl overrides the configured TTL
+// when > 0.
+func (c *Cache[V]) newEntry(v V, notFound bool, delta, now int64, ttl time.Duration) (entry[V], time.Duration) {
+	e := entry[V]{v: v, delta: delta, nonce: nonzeroNonce(), notFound: notFound}
+	var total time.Duration
+	switch {
+	case notFound:
+		e.v = *new(V)
+		total = c.cfg.negTTL
+		e.soft = now + int64(total)
+	default:
+		if ttl <= 0 {
+			ttl = c.cfg.ttl
+			if j := c.cfg.jitter; j > 0 {
+				ttl += time.Duration(rand.Int64N(int64(2*j)+1)) - j
+			}
+		}
+		e.soft = now + int64(ttl)
+		total = ttl + c.cfg.swr
+	}
+	e.hard = now + int64(total)
+	return e, total
+}
+
+// encode renders e as an envelope for Redis.
+func (c *Cache[V]) encode(e *entry[V]) ([]byte, error) {
+	env := envelope{
+		soft:  e.soft / 1e3,
+		hard:  e.hard / 1e3,
+		delta: uint32(min(e.delta/1e3, math.MaxUint32)),
+		nonce: e.nonce,
+	}
+	if e.notFound {
+		env.flags |= flagNotFound
+	} else {
+		b, err := c.cfg.codec.Marshal(e.v)
+		if err != nil {
+			return nil, fmt.Errorf("cache: encode: %w", err)
+		}
+		e.size = uint32(min(len(b), math.MaxUint32))
+		if c.cfg.compressor != nil && len(b) >= c.cfg.threshold {
+			z, err := c.cfg.compressor.Encode(b)
+			if err != nil {
+				return nil, fmt.Errorf("cache: compress: %w", err)
+			}
+			b = z
+			env.flags |= flagCompressed
+		}
+		env.payload = b
+	}
+	return env.marshal(), nil
+}
+
+// decode turns a value envelope into an entry.
+func (c *Cache[V]) decode(env *envelope) (entry[V], error) {
+	e := entry[V]{
+		soft:     env.soft * 1e3,
+		hard:     env.hard * 1e3,
+		delta:    int64(env.delta) * 1e3,
+		nonce:    env.nonce,
+		notFound: env.notFound(),
+	}
+	if e.notFound {
+		return e, nil
+	}
+	b := env.payload
+	if env.flags&flagCompressed != 0 {
+		if c.cfg.compressor == nil {
+			return e, errors.New("cache: compressed value but no Compressor configured")
+		}
+		var err error
+		if b, err = c.cfg.compressor.Decode(b); err != nil {
+			return e, fmt.Errorf("cache: decompress: %w", err)
+		}
+	}
+	e.size = uint32(min(len(b), math.MaxUint32))
+	if err := c.cfg.codec.Unmarshal(b, &e.v); err != nil {
+		return e, fmt.Errorf("cache: decode: %w", err)
+	}
+	return e, nil
+}
+
+func nonzeroNonce() uint64 {
+	for {
+		if n := rand.Uint64(); n != 0 {
+			return n
+		}
+	}
+}

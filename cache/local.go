@@ -1,0 +1,77 @@
+package cache
+
+import (
+	"context"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// entry is a value as the local tier holds it: V itself (a local hit decodes
+// nothing) and the metadata of its envelope. Times are Unix nanoseconds.
+type entry[V any] struct {
+	v        V
+	soft     int64  // fresh before soft
+	hard     int64  // served (stale) before hard; capped by the local TTL in the local tier
+	delta    int64  // recompute cost, ns
+	nonce    uint64 // version of the Redis envelope it mirrors (0 if none)
+	size     uint32 // weight for WithLocalBytes
+	notFound bool
+}
+
+// localTier is the bounded in-process tier, a thin layer over otter. It is
+// safe for concurrent use.
+type localTier[V any] struct {
+	c   *otter.Cache[string, entry[V]]
+	ttl time.Duration // cap on an entry's lifetime; 0 = none
+}
+
+func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
+	ttl := cfg.localTTL
+	if ttl == 0 && withRedis {
+		ttl = DefaultLocalTTL
+	}
+	opts := &otter.Options[string, entry[V]]{
+		Logger: silentLogger{},
+		// Entries are stored with their remaining lifetime already capped
+		// (see set); otter removes them then. Reads check expiry themselves.
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry[V]]) time.Duration {
+			return time.Duration(e.Value.hard - time.Now().UnixNano())
+		}),
+	}
+	if cfg.localBytes > 0 {
+		opts.MaximumWeight = uint64(cfg.localBytes)
+		opts.Weigher = func(_ string, e entry[V]) uint32 { return e.size }
+	} else {
+		opts.MaximumSize = cfg.localMax
+	}
+	c, err := otter.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &localTier[V]{c: c, ttl: ttl}, nil
+}
+
+func (l *localTier[V]) get(key string) (entry[V], bool) { return l.c.GetIfPresent(key) }
+
+// set stores e, capping its lifetime to the local TTL; now is Unix ns.
+func (l *localTier[V]) set(key string, e entry[V], now int64) {
+	if l.ttl > 0 && e.hard > now+int64(l.ttl) {
+		e.hard = now + int64(l.ttl)
+	}
+	if e.hard <= now {
+		l.c.Invalidate(key)
+		return
+	}
+	l.c.Set(key, e)
+}
+
+func (l *localTier[V]) del(key string) { l.c.Invalidate(key) }
+func (l *localTier[V]) clear()         { l.c.InvalidateAll() }
+func (l *localTier[V]) len() int       { return l.c.EstimatedSize() }
+func (l *localTier[V]) close()         { l.c.StopAllGoroutines() }
+
+type silentLogger struct{}
+
+func (silentLogger) Warn(context.Context, string, error)  {}
+func (silentLogger) Error(context.Context, string, error) {}

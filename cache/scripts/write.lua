@@ -1,0 +1,35 @@
+-- write.lua: store a value envelope and announce it, in one round trip.
+--
+-- KEYS[1]  the data key
+-- ARGV[1]  the envelope (see envelope.go for its layout)
+-- ARGV[2]  its TTL in milliseconds (PX)
+-- ARGV[3]  mode:
+--            "set"     write unconditionally (Cache.Set)
+--            "fill"    write only if the key is absent, holds a load lease
+--                      (ours, or a dead holder's) or holds no valid envelope:
+--                      never overwrite a value written meanwhile by Set or
+--                      by another replica's load
+--            "refresh" as "fill", and also over the value whose nonce is
+--                      ARGV[4] (the one this refresh replaces)
+-- ARGV[4]  expected nonce, 8 bytes ("refresh" mode)
+-- ARGV[5]  pub/sub channel, "" for none
+-- ARGV[6]  message published on ARGV[5] when the value is written
+--
+-- Returns 1 when the value was written, 0 when it was not.
+local mode = ARGV[3]
+if mode ~= "set" then
+  local cur = redis.call("GET", KEYS[1])
+  if cur and string.len(cur) >= 30 and string.byte(cur, 1) == 1 then
+    local lease = bit.band(string.byte(cur, 2), 4) ~= 0
+    if not lease then
+      if mode ~= "refresh" or string.sub(cur, 23, 30) ~= ARGV[4] then
+        return 0
+      end
+    end
+  end
+end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+if ARGV[5] ~= "" then
+  redis.call("PUBLISH", ARGV[5], ARGV[6])
+end
+return 1
