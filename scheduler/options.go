@@ -274,4 +274,3 @@ func DST(p DSTPolicy) JobOption {
 		return nil
 	}
 }
-

@@ -1,0 +1,115 @@
+package scheduler_test
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/outrigger-dev/outrigger/internal/redistest"
+	"github.com/outrigger-dev/outrigger/scheduler"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		childMain()
+		return
+	}
+	redistest.Main(m)
+}
+
+// noLeaks registers a goroutine-leak check that runs after every other
+// cleanup of the test (register it first).
+func noLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	})
+}
+
+type backendMaker struct {
+	name string
+	mk   func(testing.TB) *redistest.DB
+}
+
+var redisBackends = []backendMaker{{"single", redistest.New}, {"cluster", redistest.NewCluster}}
+
+// replicas returns n schedulers on separate clients of db's deployment,
+// sharing db's prefix as namespace.
+func replicas(t *testing.T, db *redistest.DB, n int, opts ...scheduler.Option) []*scheduler.Scheduler {
+	t.Helper()
+	out := make([]*scheduler.Scheduler, n)
+	for i := range out {
+		c := db.NewClient(t)
+		o := append([]scheduler.Option{
+			scheduler.WithNamespace(db.Prefix),
+			scheduler.WithNodeID("node-" + strconv.Itoa(i)),
+		}, opts...)
+		s, err := scheduler.New(c, o...)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func startAll(t *testing.T, ss ...*scheduler.Scheduler) {
+	t.Helper()
+	for _, s := range ss {
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	}
+}
+
+func stopAll(t *testing.T, ss ...*scheduler.Scheduler) {
+	t.Helper()
+	for _, s := range ss {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := s.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		cancel()
+	}
+}
+
+// tickCounts reads a hash of tick unix-milli -> count.
+func tickCounts(t *testing.T, c redis.UniversalClient, key string) (ticks []int64, counts map[int64]int) {
+	t.Helper()
+	m, err := c.HGetAll(context.Background(), key).Result()
+	if err != nil {
+		t.Fatalf("HGETALL %s: %v", key, err)
+	}
+	counts = make(map[int64]int)
+	for k, v := range m {
+		ms, _ := strconv.ParseInt(k, 10, 64)
+		n, _ := strconv.Atoi(v)
+		counts[ms] = n
+		ticks = append(ticks, ms)
+	}
+	sort.Slice(ticks, func(i, j int) bool { return ticks[i] < ticks[j] })
+	return ticks, counts
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func longRun() bool { return os.Getenv("OUTRIGGER_LONG") != "" }
