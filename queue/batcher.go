@@ -129,8 +129,12 @@ type BatcherStats struct {
 // returns, waits for flushes in flight, and stops every goroutine the Batcher
 // started.
 //
-// A Batcher is safe for simultaneous use by multiple goroutines. Create it
-// with [NewBatcher]; the zero value is not usable.
+// A Batcher is safe for simultaneous use by multiple goroutines, except that
+// the flush, [OnError], [Partition] and [MaxBytes] functions must not call
+// back into the same Batcher (Flush or Close from a flush would wait for
+// itself; Add could wait for room that only that flush frees). Create it with
+// [NewBatcher]; the zero value is not usable. Always Close a Batcher: until
+// then it keeps a goroutine for the MaxWait timer.
 type Batcher[T any] struct {
 	flush     func(ctx context.Context, items []T) error
 	size      func(T) int
@@ -587,7 +591,14 @@ func (b *Batcher[T]) release(bt *batcherBatch[T]) {
 func (b *Batcher[T]) openLocked(p *batcherPart[T]) *batcherBatch[T] {
 	bt, _ := b.pool.Get().(*batcherBatch[T])
 	if bt == nil {
-		bt = &batcherBatch[T]{items: make([]T, 0, min(b.maxItems, 1024))}
+		// One stream: its batches fill up, size them for that. Partitions:
+		// many may hold a few items each, let them grow (pooled batches keep
+		// their capacity).
+		c := min(b.maxItems, 1024)
+		if b.key != nil {
+			c = min(b.maxItems, 8)
+		}
+		bt = &batcherBatch[T]{items: make([]T, 0, c)}
 	}
 	b.gen++
 	bt.gen = b.gen
