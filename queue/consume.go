@@ -1,0 +1,414 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// delivery is one message handed to a consumer, with the backend's handle
+// for settling it.
+type delivery struct {
+	msg   *Message
+	entry string // Redis stream entry ID
+	mem   *memEntry
+}
+
+// settleKind says how a delivery ends.
+type settleKind uint8
+
+const (
+	settleAck     settleKind = iota // handler succeeded
+	settleRetry                     // failed: retry after delay with attempt+1
+	settleDead                      // failed for the last time: dead-letter
+	settleRelease                   // not processed (shutdown): back to the queue as is
+)
+
+// settlement is the outcome of one delivery.
+type settlement struct {
+	d     *delivery
+	kind  settleKind
+	delay time.Duration
+	err   string // handler error (retry, dead)
+}
+
+// consumerBackend is what the consume engine needs from a backend. One
+// value serves one Consume call.
+type consumerBackend interface {
+	// fetch returns up to max deliveries, waiting at most about cc.block
+	// for the first one. It may return early, with nothing, when ctx is done.
+	fetch(ctx context.Context, max int) ([]*delivery, error)
+	// settle acks, retries, dead-letters or releases deliveries.
+	settle(ctx context.Context, ss []settlement) error
+	// renew extends the lease of deliveries still being worked on.
+	renew(ctx context.Context, ds []*delivery) error
+	// background runs housekeeping (delayed-message mover) until stop closes.
+	background(stop <-chan struct{})
+	// leave is called once at the end of Consume.
+	leave(ctx context.Context)
+}
+
+// engine runs one Consume call: a fetcher, a worker pool, a settler that
+// batches acks, and a lease renewer. Every goroutine it starts has returned
+// when run returns.
+type engine struct {
+	be  consumerBackend
+	cc  consumeConfig
+	h   Handler
+	bh  BatchHandler
+	log *slog.Logger
+
+	slots  chan struct{}   // one token per held delivery (bounded by Prefetch)
+	work   chan *delivery  // fetched deliveries waiting for a worker
+	settle chan settlement // outcomes waiting for the settler
+
+	mu   sync.Mutex
+	held map[*delivery]time.Time // deliveries fetched and not settled, by fetch time (protected by mu)
+
+	stopping chan struct{} // closed when Consume's ctx is done
+	hardStop chan struct{} // closed when the shutdown deadline has passed
+}
+
+func runEngine(ctx context.Context, be consumerBackend, cc consumeConfig, h Handler, bh BatchHandler, log *slog.Logger) error {
+	e := &engine{
+		be:       be,
+		cc:       cc,
+		h:        h,
+		bh:       bh,
+		log:      log,
+		slots:    make(chan struct{}, cc.prefetch),
+		work:     make(chan *delivery, cc.prefetch),
+		settle:   make(chan settlement, cc.prefetch),
+		held:     make(map[*delivery]time.Time, cc.prefetch),
+		stopping: make(chan struct{}),
+		hardStop: make(chan struct{}),
+	}
+	// Handlers keep running after ctx is done, until the shutdown deadline.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+
+	var fetchWG, workWG, settleWG, bgWG sync.WaitGroup
+	bgStop := make(chan struct{})
+	bgWG.Add(2)
+	go func() { defer bgWG.Done(); be.background(bgStop) }()
+	go func() { defer bgWG.Done(); e.renewLoop(hctx, bgStop) }()
+	settleWG.Add(1)
+	go func() { defer settleWG.Done(); e.settleLoop(hctx) }()
+	workWG.Add(cc.concurrency)
+	for range cc.concurrency {
+		go func() { defer workWG.Done(); e.workLoop(hctx) }()
+	}
+	fetchWG.Add(1)
+	go func() { defer fetchWG.Done(); e.fetchLoop(ctx) }()
+
+	<-ctx.Done()
+	close(e.stopping)
+	deadline := time.AfterFunc(cc.shutdownTimeout, func() {
+		close(e.hardStop)
+		hcancel()
+	})
+	fetchWG.Wait() // closes work
+	workWG.Wait()
+	close(e.settle)
+	settleWG.Wait()
+	close(bgStop)
+	bgWG.Wait()
+	if deadline.Stop() {
+		close(e.hardStop)
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	be.leave(lctx)
+	return nil
+}
+
+// fetchLoop reads deliveries while there are free slots, until ctx is done.
+func (e *engine) fetchLoop(ctx context.Context) {
+	defer close(e.work)
+	var backoff time.Duration
+	for {
+		n := 0
+		select {
+		case e.slots <- struct{}{}:
+			n = 1
+		case <-ctx.Done():
+			return
+		}
+	more:
+		for n < e.cc.prefetch {
+			select {
+			case e.slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		ds, err := e.be.fetch(ctx, n)
+		for range n - len(ds) {
+			<-e.slots
+		}
+		if err != nil {
+			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+			e.log.Warn("queue: fetch failed", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		now := time.Now()
+		e.mu.Lock()
+		for _, d := range ds {
+			e.held[d] = now
+		}
+		e.mu.Unlock()
+		for _, d := range ds {
+			e.work <- d // never blocks: work has room for every slot
+		}
+	}
+}
+
+func (e *engine) workLoop(hctx context.Context) {
+	if e.bh != nil {
+		e.batchLoop(hctx)
+		return
+	}
+	for d := range e.work {
+		if e.isStopping() {
+			e.settle <- settlement{d: d, kind: settleRelease}
+			continue
+		}
+		err := callHandler(hctx, e.h, d.msg)
+		e.logPanic(err)
+		e.settle <- e.outcome(hctx, d, err)
+	}
+}
+
+func (e *engine) batchLoop(hctx context.Context) {
+	batch := make([]*delivery, 0, e.cc.batchSize)
+	var timer *time.Timer
+	for d := range e.work {
+		if e.isStopping() {
+			e.settle <- settlement{d: d, kind: settleRelease}
+			continue
+		}
+		batch = append(batch[:0], d)
+		if e.cc.batchWait > 0 && e.cc.batchSize > 1 {
+			if timer == nil {
+				timer = time.NewTimer(e.cc.batchWait)
+			} else {
+				timer.Reset(e.cc.batchWait)
+			}
+		collect:
+			for len(batch) < e.cc.batchSize {
+				select {
+				case d2, ok := <-e.work:
+					if !ok {
+						break collect
+					}
+					batch = append(batch, d2)
+				case <-timer.C:
+					break collect
+				case <-e.stopping:
+					break collect
+				}
+			}
+			timer.Stop()
+		} else {
+		drain:
+			for len(batch) < e.cc.batchSize {
+				select {
+				case d2, ok := <-e.work:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, d2)
+				default:
+					break drain
+				}
+			}
+		}
+		msgs := make([]*Message, len(batch))
+		for i, d := range batch {
+			msgs[i] = d.msg
+		}
+		errs := callBatchHandler(hctx, e.bh, msgs)
+		if len(errs) > 0 {
+			e.logPanic(errs[0])
+		}
+		for i, d := range batch {
+			e.settle <- e.outcome(hctx, d, errs[i])
+		}
+	}
+	if timer != nil {
+		timer.Stop()
+	}
+}
+
+func (e *engine) isStopping() bool {
+	select {
+	case <-e.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// outcome decides how a handled delivery settles.
+func (e *engine) outcome(hctx context.Context, d *delivery, err error) settlement {
+	if err == nil {
+		return settlement{d: d, kind: settleAck}
+	}
+	if hctx.Err() != nil {
+		// The shutdown deadline cancelled the handler: not the message's fault.
+		return settlement{d: d, kind: settleRelease}
+	}
+	msg := err.Error()
+	if errors.Is(err, ErrPermanent) || d.msg.Attempt >= e.cc.maxAttempts {
+		return settlement{d: d, kind: settleDead, err: msg}
+	}
+	return settlement{d: d, kind: settleRetry, err: msg, delay: e.cc.backoff(d.msg.Attempt)}
+}
+
+// settleLoop batches outcomes: everything waiting is settled in one call.
+func (e *engine) settleLoop(hctx context.Context) {
+	sctx := context.WithoutCancel(hctx)
+	batch := make([]settlement, 0, 256)
+	for s := range e.settle {
+		batch = append(batch[:0], s)
+	more:
+		for len(batch) < 1000 {
+			select {
+			case s2, ok := <-e.settle:
+				if !ok {
+					break more
+				}
+				batch = append(batch, s2)
+			default:
+				break more
+			}
+		}
+		var backoff time.Duration
+		for {
+			err := e.be.settle(sctx, batch)
+			if err == nil {
+				break
+			}
+			select {
+			case <-e.hardStop:
+				// Give up: the messages stay pending and are reclaimed by
+				// another consumer after the visibility timeout.
+				e.log.Error("queue: settle failed at shutdown; messages stay pending", "err", err, "n", len(batch))
+			default:
+				backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
+				e.log.Warn("queue: settle failed", "err", err, "n", len(batch), "retry_in", backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-e.hardStop:
+					t.Stop()
+				}
+				continue
+			}
+			break
+		}
+		e.mu.Lock()
+		for _, s := range batch {
+			delete(e.held, s.d)
+		}
+		e.mu.Unlock()
+		for range batch {
+			<-e.slots
+		}
+	}
+}
+
+// renewLoop renews the leases of held deliveries every third of the
+// visibility timeout.
+func (e *engine) renewLoop(hctx context.Context, stop <-chan struct{}) {
+	every := e.cc.visibility / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	ds := make([]*delivery, 0, e.cc.prefetch)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-every)
+		ds = ds[:0]
+		e.mu.Lock()
+		for d, at := range e.held {
+			if at.Before(cutoff) {
+				ds = append(ds, d)
+			}
+		}
+		e.mu.Unlock()
+		if len(ds) == 0 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(hctx), every)
+		if err := e.be.renew(rctx, ds); err != nil {
+			e.log.Warn("queue: lease renewal failed", "err", err, "n", len(ds))
+		}
+		cancel()
+	}
+}
+
+// panicError is a recovered handler panic.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("queue: handler panicked: %v", p.value) }
+
+func (e *engine) logPanic(err error) {
+	var p *panicError
+	if errors.As(err, &p) {
+		e.log.Error("queue: handler panicked", "panic", p.value, "stack", string(p.stack))
+	}
+}
+
+// callHandler runs h, turning a panic into an error.
+func callHandler(ctx context.Context, h Handler, m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, m)
+}
+
+// callBatchHandler runs h and returns exactly one result per message.
+func callBatchHandler(ctx context.Context, h BatchHandler, ms []*Message) (errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var err error = &panicError{value: r, stack: debug.Stack()}
+			errs = make([]error, len(ms))
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+	}()
+	res := h(ctx, ms)
+	if res == nil {
+		return make([]error, len(ms))
+	}
+	if len(res) != len(ms) {
+		err := fmt.Errorf("queue: batch handler returned %d results for %d messages", len(res), len(ms))
+		res = make([]error, len(ms))
+		for i := range res {
+			res[i] = err
+		}
+	}
+	return res
+}

@@ -1,0 +1,405 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed scripts/publish.lua
+	publishLua    string
+	publishScript = redis.NewScript(publishLua)
+	//go:embed scripts/ack.lua
+	ackLua    string
+	ackScript = redis.NewScript(ackLua)
+	//go:embed scripts/fail.lua
+	failLua    string
+	failScript = redis.NewScript(failLua)
+	//go:embed scripts/move.lua
+	moveLua    string
+	moveScript = redis.NewScript(moveLua)
+	//go:embed scripts/renew.lua
+	renewLua    string
+	renewScript = redis.NewScript(renewLua)
+	//go:embed scripts/requeue.lua
+	requeueLua    string
+	requeueScript = redis.NewScript(requeueLua)
+	//go:embed scripts/stats.lua
+	statsLua    string
+	statsScript = redis.NewScript(statsLua)
+	//go:embed scripts/leave.lua
+	leaveLua    string
+	leaveScript = redis.NewScript(leaveLua)
+)
+
+// groupName is the consumer group every consumer of a queue joins.
+const groupName = "consumers"
+
+// Redis is a [Queue] on a Redis stream with one consumer group. It works
+// with any go-redis client: single node, Sentinel or Cluster (all keys of a
+// queue share the hash tag {name}).
+//
+// Keys, under the WithPrefix prefix p:
+//
+//	p{name}:stream     the messages not yet acknowledged (ready and in flight)
+//	p{name}:delayed    sorted set of delayed and backing-off message IDs
+//	p{name}:payloads   hash of their entries
+//	p{name}:dead       dead-letter stream
+//	p{name}:deadindex  hash: message ID -> dead-letter entry
+//	p{name}:id:<id>    a published ID, kept for PublishRetryWindow
+//	p{name}:dedup:<k>  a dedup key, kept for its window
+//
+// Acknowledged entries are deleted, so the stream holds only the backlog and
+// is never trimmed. Redis is safe for concurrent use by multiple goroutines.
+type Redis struct {
+	client redis.UniversalClient
+	name   string
+	cfg    queueConfig
+
+	stream, delayed, payloads, dead, deadIndex, idPrefix, dedupPrefix string
+
+	idBase string        // random per Redis value
+	idSeq  atomic.Uint64 // message ID counter
+
+	pub       coalescer
+	moverWake chan struct{} // pokes a local mover when a delayed message is added
+
+	mu        sync.Mutex
+	closed    bool                         // protected by mu
+	consumers map[*int]context.CancelFunc // running Consume calls (protected by mu)
+	running   sync.WaitGroup
+}
+
+// NewRedis returns the queue name on client. It touches no key: the stream
+// and its consumer group are created on first use.
+func NewRedis(client redis.UniversalClient, name string, opts ...Option) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("queue: client must not be nil")
+	}
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	cfg := defaultQueueConfig()
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	base := cfg.prefix + "{" + name + "}:"
+	q := &Redis{
+		client:      client,
+		name:        name,
+		cfg:         cfg,
+		stream:      base + "stream",
+		delayed:     base + "delayed",
+		payloads:    base + "payloads",
+		dead:        base + "dead",
+		deadIndex:   base + "deadindex",
+		idPrefix:    base + "id:",
+		dedupPrefix: base + "dedup:",
+		idBase:      randomHex(6),
+		consumers:   make(map[*int]context.CancelFunc),
+		moverWake:   make(chan struct{}, 1),
+	}
+	q.pub = coalescer{max: cfg.publishPipes, maxBatch: cfg.maxPublishBatch, flush: q.flushPublish}
+	return q, nil
+}
+
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("queue: name must not be empty")
+	case strings.ContainsAny(name, "{}"):
+		return fmt.Errorf("queue: name must not contain '{' or '}', got %q", name)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Name returns the queue's name.
+func (q *Redis) Name() string { return q.name }
+
+func (q *Redis) newID() string {
+	return q.idBase + strconv.FormatUint(q.idSeq.Add(1), 36)
+}
+
+// pubReq is one message on its way to Redis.
+type pubReq struct {
+	keys  []string
+	args  []any
+	id    string
+	res   string // "ok", "dup:<id>", "full"
+	err   error
+	state atomic.Int32
+	wake  chan struct{}
+}
+
+const (
+	pubQueued int32 = iota
+	pubTaken
+	pubLead
+	pubDone
+)
+
+func (q *Redis) buildReq(body []byte, pc *publishConfig) *pubReq {
+	id := pc.id
+	if id == "" {
+		id = q.newID()
+	}
+	idKey := q.idPrefix + id
+	dedupKey := idKey
+	var dedupMS int64
+	if pc.dedupKey != "" {
+		dedupKey = q.dedupPrefix + pc.dedupKey
+		dedupMS = max(pc.dedupWindow.Milliseconds(), 1)
+	}
+	args := make([]any, 0, 7+2*len(pc.headers))
+	args = append(args, id, q.cfg.retryWindow.Milliseconds(), dedupMS, q.cfg.maxLen, pc.delay.Milliseconds(), "body", body)
+	for k, v := range pc.headers {
+		args = append(args, "h:"+k, v)
+	}
+	if pc.delay > 0 && pc.delay < time.Millisecond {
+		args[4] = 1
+	}
+	return &pubReq{
+		keys: []string{q.stream, q.delayed, q.payloads, idKey, dedupKey},
+		args: args,
+		id:   id,
+	}
+}
+
+// Publish adds a message. Concurrent calls are coalesced into shared
+// pipelines; each returns once Redis holds its message, with its own ID or
+// error. A client retry of the same publish (after a timeout) is dropped by
+// Redis, so it never shows up as a second message.
+func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption) (string, error) {
+	var pc publishConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&pc)
+		}
+	}
+	if err := pc.validate(); err != nil {
+		return "", err
+	}
+	if err := q.checkOpen(); err != nil {
+		return "", err
+	}
+	wait := 5 * time.Millisecond
+	for {
+		r := q.buildReq(body, &pc)
+		pc.id = r.id // a blocked publish keeps its ID across tries
+		if err := q.pub.do(ctx, r); err != nil {
+			return "", err
+		}
+		id, err := r.result()
+		if err == nil && pc.delay > 0 {
+			q.wakeMover()
+		}
+		if !errors.Is(err, ErrFull) || !q.cfg.blockWhenFull {
+			return id, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("queue: waiting for room: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// wakeMover makes one local delayed-message mover recompute its sleep.
+func (q *Redis) wakeMover() {
+	select {
+	case q.moverWake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *pubReq) result() (string, error) {
+	switch {
+	case r.err != nil:
+		return "", r.err
+	case r.res == "ok":
+		return r.id, nil
+	case r.res == "full":
+		return "", ErrFull
+	case strings.HasPrefix(r.res, "dup:"):
+		return r.res[4:], ErrDuplicate
+	default:
+		return "", fmt.Errorf("queue: unexpected publish reply %q", r.res)
+	}
+}
+
+// PublishBatch adds the messages in one pipeline. The returned slice has
+// one ID per body; when err is not nil it reports the first failure and the
+// IDs of the messages that failed are "".
+func (q *Redis) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, error) {
+	if err := q.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(bodies) == 0 {
+		return []string{}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var pc publishConfig
+	reqs := make([]*pubReq, len(bodies))
+	for i, b := range bodies {
+		reqs[i] = q.buildReq(b, &pc)
+	}
+	q.flushPublishCtx(ctx, reqs)
+	ids := make([]string, len(bodies))
+	var first error
+	for i, r := range reqs {
+		id, err := r.result()
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("queue: message %d of %d: %w", i, len(bodies), err)
+			}
+			continue
+		}
+		ids[i] = id
+	}
+	return ids, first
+}
+
+func (q *Redis) flushPublish(reqs []*pubReq) {
+	q.flushPublishCtx(context.Background(), reqs)
+}
+
+// flushPublishCtx sends reqs in one pipeline, falling back to EVAL for a
+// script the server does not know (after a restart or SCRIPT FLUSH).
+func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
+	cmds := make([]*redis.Cmd, len(reqs))
+	pipe := q.client.Pipeline()
+	for i, r := range reqs {
+		cmds[i] = publishScript.EvalSha(ctx, pipe, r.keys, r.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	var retry []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		pipe := q.client.Pipeline()
+		for _, i := range retry {
+			cmds[i] = publishScript.Eval(ctx, pipe, reqs[i].keys, reqs[i].args...)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	for i, c := range cmds {
+		reqs[i].res, reqs[i].err = c.Text()
+		if reqs[i].err != nil {
+			reqs[i].err = fmt.Errorf("queue: publish: %w", reqs[i].err)
+		}
+	}
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+func (q *Redis) checkOpen() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Consume runs handler on the queue's messages until ctx is done (or Close
+// is called), then stops fetching, releases the messages it fetched but did
+// not start, waits up to ShutdownTimeout for running handlers, settles what
+// they finished, and returns nil. Errors talking to Redis are logged and
+// retried, never returned: Consume survives Redis restarts. It returns an
+// error only for invalid arguments or a closed queue.
+//
+// handler is a [Handler], a [BatchHandler], or a func literal of one of
+// those shapes; anything else returns an error matching ErrInvalidHandler.
+func (q *Redis) Consume(ctx context.Context, handler any, opts ...ConsumeOption) error {
+	h, bh, err := toHandlers(handler)
+	if err != nil {
+		return err
+	}
+	return q.consume(ctx, h, bh, opts)
+}
+
+// ConsumeBatch is Consume with a [BatchHandler]: it is handed up to
+// BatchSize messages, or what arrived within BatchWait.
+func (q *Redis) ConsumeBatch(ctx context.Context, handler BatchHandler, opts ...ConsumeOption) error {
+	if handler == nil {
+		return fmt.Errorf("%w: handler is nil", ErrInvalidHandler)
+	}
+	return q.consume(ctx, nil, handler, opts)
+}
+
+func (q *Redis) consume(ctx context.Context, h Handler, bh BatchHandler, opts []ConsumeOption) error {
+	var cc consumeConfig
+	if err := cc.apply(opts, bh != nil); err != nil {
+		return err
+	}
+	if cc.consumer == "" {
+		host, _ := os.Hostname()
+		cc.consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(4))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	key := new(int)
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	q.consumers[key] = cancel
+	q.running.Add(1)
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		delete(q.consumers, key)
+		q.mu.Unlock()
+		q.running.Done()
+	}()
+	c := &redisConsumer{q: q, cc: cc, history: true, cursor: "0-0"}
+	return runEngine(ctx, c, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
+}
+
+// Close fails later calls with ErrClosed, stops running Consume calls (they
+// drain as when their ctx is done) and waits for them. Publish calls already
+// under way complete. It does not close the Redis client.
+func (q *Redis) Close() error {
+	q.mu.Lock()
+	q.closed = true
+	for _, cancel := range q.consumers {
+		cancel()
+	}
+	q.mu.Unlock()
+	q.running.Wait()
+	return nil
+}
