@@ -22,10 +22,10 @@ import (
 )
 
 const (
-	producers   = 8    // concurrent producers in every mode
-	copyBatch   = 1000 // rows per COPY
-	insertBatch = 500  // rows per multi-row INSERT (4 params a row, far below the 65535 limit)
-	flushConc   = 2    // Batcher FlushConcurrency (connections used by its flushes)
+	producers   = 8         // concurrent producers in every mode
+	copyBatch   = 1000      // rows per COPY
+	insertBatch = 500       // rows per multi-row INSERT (4 params a row, far below the 65535 limit)
+	flushConc   = producers // Batcher FlushConcurrency: as many connections as the other modes use
 )
 
 // pgURL is the database the benchmark writes to (loopback only).
