@@ -461,4 +461,3 @@ func TestWaitReplicas(t *testing.T) {
 	require.NoError(t, err, "the unconfirmed acquire was undone")
 	require.NoError(t, b.Release(ctx))
 }
-
