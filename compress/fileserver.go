@@ -135,7 +135,7 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.Header = r.Header.Clone()
 	delete(r2.Header, "Range")
 	delete(r2.Header, "If-Range")
-	s.serveFile(&encodedWriter{ResponseWriter: w}, r2, name, name+ext, si, ext)
+	s.serveFile(&encodedWriter{ResponseWriter: w, size: si.Size()}, r2, name, name+ext, si, ext)
 }
 
 // serveFile serves the file named file (the original, or a sibling) under
@@ -202,10 +202,13 @@ func (s *fileServer) sniff(name string) string {
 	return http.DetectContentType(buf[:n])
 }
 
-// encodedWriter serves a pre-compressed file: it drops Accept-Ranges, and
-// Content-Encoding from error responses (which are not encoded).
+// encodedWriter serves a pre-compressed file: it drops Accept-Ranges, sets
+// the Content-Length http.ServeContent leaves out when Content-Encoding is
+// set, and drops Content-Encoding from error responses (which are not
+// encoded).
 type encodedWriter struct {
 	http.ResponseWriter
+	size  int64
 	wrote bool
 }
 
@@ -216,6 +219,9 @@ func (e *encodedWriter) WriteHeader(code int) {
 		delete(h, "Accept-Ranges")
 		if code >= 300 && code != http.StatusNotModified {
 			delete(h, "Content-Encoding")
+		}
+		if code == http.StatusOK {
+			h.Set("Content-Length", strconv.FormatInt(e.size, 10))
 		}
 	}
 	e.ResponseWriter.WriteHeader(code)
