@@ -353,8 +353,8 @@ func (c *memConsumer) settle(_ context.Context, ss []settlement) error {
 }
 
 func (c *memConsumer) renew(context.Context, []*delivery) error { return nil }
-func (c *memConsumer) background(<-chan struct{})              {}
-func (c *memConsumer) leave(context.Context)                   {}
+func (c *memConsumer) background(<-chan struct{})               {}
+func (c *memConsumer) leave(context.Context)                    {}
 
 func (q *Memory) closedErr() error {
 	if q.initErr != nil {

@@ -77,7 +77,7 @@ type Redis struct {
 	moverWake chan struct{} // pokes a local mover when a delayed message is added
 
 	mu        sync.Mutex
-	closed    bool                         // protected by mu
+	closed    bool                        // protected by mu
 	consumers map[*int]context.CancelFunc // running Consume calls (protected by mu)
 	running   sync.WaitGroup
 }
