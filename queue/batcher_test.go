@@ -703,3 +703,82 @@ func TestBatchErrorMessage(t *testing.T) {
 	require.ErrorIs(t, err, e1)
 	require.ErrorIs(t, err, e2)
 }
+
+// TestBatcherPartitionDeadlines: each partition's batch lingers from its own
+// oldest item.
+func TestBatcherPartitionDeadlines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec batcherRec[string]
+		b := batcherNew(t, rec.flush, queue.MaxItems(100), queue.MaxWait(10*time.Millisecond),
+			queue.Partition(func(s string) string { return s[:1] }))
+		start := time.Now()
+		batcherAdd(t, b, "a1")
+		time.Sleep(3 * time.Millisecond)
+		batcherAdd(t, b, "b1", "a2")
+		time.Sleep(8 * time.Millisecond)
+		batcherAdd(t, b, "b2", "a3") // a3 opens a new batch of partition a
+		time.Sleep(20 * time.Millisecond)
+		require.NoError(t, b.Close(t.Context()))
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		require.Equal(t, [][]string{{"a1", "a2"}, {"b1", "b2"}, {"a3"}}, rec.batches)
+		var offs []time.Duration
+		for _, at := range rec.at {
+			offs = append(offs, at.Sub(start))
+		}
+		require.Equal(t, []time.Duration{10 * time.Millisecond, 13 * time.Millisecond, 21 * time.Millisecond}, offs)
+	})
+}
+
+// TestBatcherAddWaitPerPartition: AddWait results are per item even when
+// partitions fail independently.
+func TestBatcherAddWaitPerPartition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errB := errors.New("partition b down")
+		b := batcherNew(t, func(_ context.Context, items []string) error {
+			if items[0][0] == 'b' {
+				return errB
+			}
+			return nil
+		}, queue.MaxItems(2), queue.FlushConcurrency(2),
+			queue.Partition(func(s string) string { return s[:1] }))
+		res := map[string]error{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, s := range []string{"a1", "b1", "a2", "b2", "a3"} {
+			wg.Go(func() {
+				err := b.AddWait(t.Context(), s)
+				mu.Lock()
+				res[s] = err
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		require.NoError(t, res["a1"])
+		require.NoError(t, res["a2"])
+		require.NoError(t, res["a3"])
+		require.ErrorIs(t, res["b1"], errB)
+		require.ErrorIs(t, res["b2"], errB)
+		require.NoError(t, b.Close(t.Context()))
+		st := b.Stats()
+		require.Equal(t, uint64(3), st.Batches) // a1 a2 | b1 b2 | a3 (by MaxWait)
+		require.Equal(t, uint64(1), st.FailedBatches)
+		require.Equal(t, uint64(2), st.FailedItems)
+		require.Equal(t, 0, st.Buffered)
+		require.Equal(t, 0, st.InFlight)
+	})
+}
+
+// TestBatcherAddAcceptsWithDoneContextWhenRoom documents that ctx bounds
+// only the wait for room.
+func TestBatcherAddAcceptsWithDoneContextWhenRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec batcherRec[int]
+		b := batcherNew(t, rec.flush)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		require.NoError(t, b.Add(ctx, 1))
+		require.NoError(t, b.Close(t.Context()))
+		require.Equal(t, []int{1}, rec.all())
+	})
+}
