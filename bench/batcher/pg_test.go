@@ -398,3 +398,82 @@ func TestPostgresInsertModes(t *testing.T) {
 		})
 	}
 }
+
+// syncCallers is the number of concurrent callers in BenchmarkPostgresInsertSync.
+const syncCallers = 64
+
+// BenchmarkPostgresInsertSync is the synchronous-write case: 64 callers (say
+// request handlers) each insert one row at a time and wait until it is
+// committed before the next. Per-row INSERTs share 8 connections; the
+// Batcher callers use AddWait, so whatever arrived within MaxWait shares one
+// COPY. Reports rows/s and round trips.
+func BenchmarkPostgresInsertSync(b *testing.B) {
+	for _, name := range []string{"row-insert", "batcher-copy-addwait"} {
+		b.Run("mode="+name+"/callers="+strconv.Itoa(syncCallers), func(b *testing.B) {
+			e := newEnv(b)
+			pool := newConnPool(e.conns(b, producers))
+			total := benchRows(b)
+			ctx := context.Background()
+			var put func(r row) error
+			var closeFn func() error
+			switch name {
+			case "row-insert":
+				sql := "INSERT INTO " + e.table + " (id, producer, payload, created_at) VALUES ($1,$2,$3,$4)"
+				put = func(r row) error {
+					return pool.with(ctx, func(c *pgx.Conn) error {
+						_, err := c.Exec(ctx, sql, r.ID, r.Producer, r.Payload, r.Created)
+						return err
+					})
+				}
+				closeFn = func() error { return nil }
+			default:
+				flush := copyFlush(e.table)
+				bt, err := queue.NewBatcher(func(ctx context.Context, rows []row) error {
+					return pool.with(ctx, func(c *pgx.Conn) error { return flush(c, ctx, rows) })
+				}, queue.MaxItems(copyBatch), queue.MaxWait(time.Millisecond), queue.FlushConcurrency(producers))
+				if err != nil {
+					b.Fatal(err)
+				}
+				put = func(r row) error { return bt.AddWait(ctx, r) }
+				closeFn = func() error {
+					st := bt.Stats()
+					if st.Batches > 0 {
+						b.ReportMetric(st.MeanBatchSize, "rows/batch")
+					}
+					return bt.Close(ctx)
+				}
+			}
+			e.trips.n.Store(0)
+			b.ReportAllocs()
+			b.ResetTimer()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			limit := int64(total) * int64(b.N)
+			now := time.Now()
+			for p := range syncCallers {
+				wg.Go(func() {
+					for {
+						id := next.Add(1) - 1
+						if id >= limit {
+							return
+						}
+						if err := put(row{ID: id, Producer: int32(p), Payload: "payload", Created: now}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			if err := closeFn(); err != nil {
+				b.Fatal(err)
+			}
+			if n, _ := e.count(b); n != limit {
+				b.Fatalf("table has %d rows, want %d", n, limit)
+			}
+			b.ReportMetric(float64(limit)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(e.trips.n.Load())/float64(b.N), "round-trips/op")
+		})
+	}
+}
