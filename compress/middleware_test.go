@@ -448,21 +448,26 @@ func TestGzipAllocs(t *testing.T) {
 		t.Skip("the race detector makes sync.Pool drop entries on purpose")
 	}
 	body := testJSON(10 << 10)
-	h := mustMiddleware(t)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Type"] = jsonType
-		w.Write(body)
-	}))
-	req := httptest.NewRequest(http.MethodGet, "/", nil)
-	req.Header.Set("Accept-Encoding", "gzip, deflate")
-	w := &discardWriter{h: http.Header{}}
-	h.ServeHTTP(w, req) // warm the pools
-	allocs := testing.AllocsPerRun(200, func() {
-		clear(w.h)
-		h.ServeHTTP(w, req)
-	})
-	// sync.Pool may drop its contents at a GC during the run; anything
-	// below one allocation per request is the steady state.
-	require.Less(t, allocs, 1.0, "got %v allocs per request, want 0", allocs)
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{{"defaults", nil}, {"stats", []Option{WithStats(new(Stats))}}} {
+		h := mustMiddleware(t, tc.opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = jsonType
+			w.Write(body)
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Accept-Encoding", "gzip, deflate")
+		w := &discardWriter{h: http.Header{}}
+		h.ServeHTTP(w, req) // warm the pools
+		allocs := testing.AllocsPerRun(200, func() {
+			clear(w.h)
+			h.ServeHTTP(w, req)
+		})
+		// sync.Pool may drop its contents at a GC during the run; anything
+		// below one allocation per request is the steady state.
+		require.Less(t, allocs, 1.0, "%s: got %v allocs per request, want 0", tc.name, allocs)
+	}
 }
 
 var jsonType = []string{"application/json"}
@@ -477,3 +482,32 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 func (d *discardWriter) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
+
+func TestStats(t *testing.T) {
+	var st Stats
+	big := testJSON(8 << 10)
+	h := mustMiddleware(t, WithStats(&st))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("small") != "" {
+			w.Write(big[:10])
+			return
+		}
+		w.Write(big)
+	}))
+	var out uint64
+	for _, ae := range []string{"gzip", "br", "zstd", "zstd", ""} {
+		rec := serve(t, h, http.MethodGet, map[string]string{"Accept-Encoding": ae})
+		if ae != "" {
+			out += uint64(rec.Body.Len())
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/?small=1", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+
+	snap := st.Snapshot()
+	require.Equal(t, map[Encoding]uint64{Gzip: 1, Brotli: 1, Zstd: 2}, snap.Compressed)
+	require.EqualValues(t, 2, snap.Identity)
+	require.EqualValues(t, 4*len(big), snap.BytesIn)
+	require.Equal(t, out, snap.BytesOut)
+}

@@ -37,6 +37,7 @@ type config struct {
 	padding    string         // filler sliced for padding
 	zstdWindow int
 	weakETags  bool
+	stats      *Stats // nil: no counting
 }
 
 func defaultConfig() *config {

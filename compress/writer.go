@@ -47,6 +47,7 @@ type responseWriter struct {
 	code    int  // status held back while undecided; 0 = none yet
 	sent    bool // WriteHeader called on w for the final status
 	buf     []byte
+	in, out int64 // body bytes given to and produced by the compressor
 
 	gz *gzip.Writer
 	br *brotli.Writer
@@ -291,16 +292,20 @@ func (rw *responseWriter) startCompress() {
 		rw.buf = rw.buf[:0]
 		return
 	}
+	var dst io.Writer = rw.w
+	if rw.m.c.stats != nil {
+		dst = countingWriter{rw} // a pointer-shaped value: no allocation
+	}
 	switch rw.enc {
 	case Zstd:
 		rw.zs = rw.m.zs.Get().(*zstd.Encoder)
-		rw.zs.Reset(rw.w)
+		rw.zs.Reset(dst)
 	case Brotli:
 		rw.br = rw.m.br.Get().(*brotli.Writer)
-		rw.br.Reset(rw.w)
+		rw.br.Reset(dst)
 	default:
 		rw.gz = rw.m.gz.Get().(*gzip.Writer)
-		rw.gz.Reset(rw.w)
+		rw.gz.Reset(dst)
 		if pad := rw.m.c.pad; pad > 0 {
 			rw.gz.Comment = rw.m.c.padding[:1+rand.IntN(pad)]
 		}
@@ -313,6 +318,9 @@ func (rw *responseWriter) startCompress() {
 }
 
 func (rw *responseWriter) writeCompressed(p []byte) (int, error) {
+	if !rw.head {
+		rw.in += int64(len(p))
+	}
 	switch {
 	case rw.gz != nil:
 		return rw.gz.Write(p)
@@ -383,6 +391,9 @@ func (rw *responseWriter) finish() {
 			rw.decideFromBuffer(false)
 		}
 	}
+	if s := rw.m.c.stats; s != nil {
+		defer rw.count(s)
+	}
 	switch {
 	case rw.gz != nil:
 		rw.gz.Close() //nolint:errcheck // nobody left to tell
@@ -406,6 +417,17 @@ func (rw *responseWriter) finish() {
 	}
 }
 
+// count adds this response to s.
+func (rw *responseWriter) count(s *Stats) {
+	if rw.state != stateCompress {
+		s.identity.Add(1)
+		return
+	}
+	s.compressed[rw.enc.index()].Add(1)
+	s.bytesIn.Add(uint64(rw.in))
+	s.bytesOut.Add(uint64(rw.out))
+}
+
 // writeSkippableFrame writes a zstd skippable frame (RFC 8878 §3.1.2) of n
 // padding bytes, which decoders ignore.
 func (rw *responseWriter) writeSkippableFrame(n int) {
@@ -414,6 +436,7 @@ func (rw *responseWriter) writeSkippableFrame(n int) {
 	binary.LittleEndian.PutUint32(hdr[4:], uint32(n))
 	rw.w.Write(hdr[:])                       //nolint:errcheck // best effort
 	io.WriteString(rw.w, rw.m.c.padding[:n]) //nolint:errcheck // best effort
+	rw.out += int64(len(hdr) + n)
 }
 
 // abort releases compressors without writing anything (handler panicked or
