@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -252,25 +253,25 @@ func NewBatcher[T any](flush func(ctx context.Context, items []T) error, opts ..
 		backoff:  s.backoff,
 		logger:   s.logger,
 	}
-	var want T
+	want := reflect.TypeFor[T]() // for messages: a nil interface value has no %T
 	if s.maxBytesSet {
 		f, ok := s.size.(func(T) int)
 		if !ok {
-			return nil, fmt.Errorf("queue: MaxBytes size func is %T, want func(%T) int", s.size, want)
+			return nil, fmt.Errorf("queue: MaxBytes size func is %T, want func(%v) int", s.size, want)
 		}
 		b.size, b.maxBytes = f, s.maxBytes
 	}
 	if s.onErrorSet {
 		f, ok := s.onError.(func([]T, error))
 		if !ok {
-			return nil, fmt.Errorf("queue: OnError func is %T, want func([]%T, error)", s.onError, want)
+			return nil, fmt.Errorf("queue: OnError func is %T, want func([]%v, error)", s.onError, want)
 		}
 		b.onError = f
 	}
 	if s.partSet {
 		f, ok := s.partition.(func(T) string)
 		if !ok {
-			return nil, fmt.Errorf("queue: Partition func is %T, want func(%T) string", s.partition, want)
+			return nil, fmt.Errorf("queue: Partition func is %T, want func(%v) string", s.partition, want)
 		}
 		b.key = f
 		b.parts = make(map[string]*batcherPart[T])

@@ -782,3 +782,9 @@ func TestBatcherAddAcceptsWithDoneContextWhenRoom(t *testing.T) {
 		require.Equal(t, []int{1}, rec.all())
 	})
 }
+
+func TestNewBatcherTypeMismatchNamesInterfaceType(t *testing.T) {
+	_, err := queue.NewBatcher(func(context.Context, []error) error { return nil },
+		queue.Partition(func(string) string { return "" }))
+	require.EqualError(t, err, "queue: Partition func is func(string) string, want func(error) string")
+}
