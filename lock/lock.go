@@ -279,11 +279,10 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 // The goroutine is stopped and waited for by Release and by the returned
 // stop function.
 func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func(string, ...any)) func() {
-	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
-	var once sync.Once
 	stop := func() {
-		once.Do(func() { close(done) })
+		cancel()
 		<-exited
 	}
 	l.mu.Lock()
@@ -296,33 +295,35 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-ctx.Done():
 				return
 			case <-l.lost:
 				return
 			case <-t.C:
 			}
 			if maxHold > 0 && time.Since(start)+ttl > maxHold {
-				// Do not extend past maxHold; let the lock run out.
-				rest := maxHold - time.Since(start)
-				if rest > 0 {
-					if err := l.refreshWithin(ttlAtLeast(rest), done); err != nil && !errors.Is(err, ErrLockLost) && log != nil {
+				// Extend only up to maxHold, then let the lock run out.
+				if rest := maxHold - time.Since(start); rest >= time.Millisecond {
+					if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && log != nil {
 						log("lock: final refresh failed", "key", l.key, "err", err)
 					}
 				}
 				select {
-				case <-done:
+				case <-ctx.Done():
 				case <-l.lost:
 				}
 				return
 			}
-			err := l.refreshWithin(ttl, done)
+			err := l.refreshBefore(ctx, ttl)
 			switch {
 			case err == nil:
 				t.Reset(interval)
 			case errors.Is(err, ErrLockLost):
 				return
 			default:
+				if ctx.Err() != nil {
+					return
+				}
 				if log != nil {
 					log("lock: refresh failed, retrying", "key", l.key, "err", err)
 				}
@@ -334,20 +335,11 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 	return stop
 }
 
-func ttlAtLeast(d time.Duration) time.Duration { return max(d, time.Millisecond) }
-
-// refreshWithin refreshes with a context that ends at the lock's deadline or
-// when done closes.
-func (l *Lock) refreshWithin(ttl time.Duration, done <-chan struct{}) error {
-	ctx, cancel := context.WithDeadline(context.Background(), l.Deadline())
+// refreshBefore refreshes with a context that also ends at the lock's
+// local deadline: a later confirmation would not count.
+func (l *Lock) refreshBefore(ctx context.Context, ttl time.Duration) error {
+	ctx, cancel := context.WithDeadline(ctx, l.Deadline())
 	defer cancel()
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	return l.Refresh(ctx, ttl)
 }
 

@@ -136,6 +136,7 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 		waitUntil = time.Now().Add(r.o.maxWait)
 	}
 	bo := r.o.newBackoff()
+	queued := "0"
 	for {
 		var round time.Duration
 		life := "0"
@@ -150,7 +151,7 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 			life = strconv.FormatInt((round + queueSlack).Milliseconds(), 10)
 		}
 		sent := time.Now()
-		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life)
+		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life, queued)
 		if err != nil {
 			if wait {
 				r.cancel(ctx, keys, owner) // we may be queued, or even hold it
@@ -167,6 +168,7 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 			r.st.notAcquired.Add(1)
 			return nil, fmt.Errorf("%w: %q is held by another owner", ErrNotAcquired, key)
 		}
+		queued = "1"
 		if !waitUntil.IsZero() && !time.Now().Before(waitUntil) {
 			r.cancel(ctx, keys, owner)
 			r.st.notAcquired.Add(1)
@@ -225,9 +227,9 @@ func (r *RedisLocker) held(key string, keys []string, owner string, token uint64
 	return l
 }
 
-func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string, owner, ttlMs, life string) (acqResult, error) {
+func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string, owner, ttlMs, life, queued string) (acqResult, error) {
 	if r.o.waitN == 0 {
-		v, err := acquireScript.Run(ctx, r.c, keys, owner, ttlMs, life).Slice()
+		v, err := acquireScript.Run(ctx, r.c, keys, owner, ttlMs, life, queued).Slice()
 		if err != nil {
 			return acqResult{}, err
 		}
@@ -248,9 +250,9 @@ func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string,
 	run := func(eval bool) error {
 		pipe := node.Pipeline()
 		if eval {
-			ev = acquireScript.Eval(ctx, pipe, keys, owner, ttlMs, life)
+			ev = acquireScript.Eval(ctx, pipe, keys, owner, ttlMs, life, queued)
 		} else {
-			ev = acquireScript.EvalSha(ctx, pipe, keys, owner, ttlMs, life)
+			ev = acquireScript.EvalSha(ctx, pipe, keys, owner, ttlMs, life, queued)
 		}
 		w = pipe.Do(ctx, "WAIT", r.o.waitN, r.o.waitTimeout.Milliseconds())
 		_, err := pipe.Exec(ctx)
@@ -274,7 +276,7 @@ func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string,
 	if acks, _ := w.Int64(); acks < int64(r.o.waitN) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		_ = releaseScript.Run(rctx, r.c, keys, owner, res.token, "0").Err()
+		_ = releaseScript.Run(rctx, r.c, keys, owner, 0, "0").Err()
 		return acqResult{}, fmt.Errorf("%w: %w: %d of %d replicas acknowledged %q within %v",
 			ErrNotAcquired, ErrReplicas, acks, r.o.waitN, key, r.o.waitTimeout)
 	}
@@ -352,7 +354,7 @@ func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
 }
 
 func (r *RedisLocker) release(ctx context.Context, l *Lock) error {
-	n, err := releaseScript.Run(ctx, r.c, l.rkeys, l.owner, l.token, r.grantArg()).Int()
+	n, err := releaseScript.Run(ctx, r.c, l.rkeys, l.owner, 0, r.grantArg()).Int()
 	if err != nil {
 		return err
 	}
@@ -363,7 +365,7 @@ func (r *RedisLocker) release(ctx context.Context, l *Lock) error {
 }
 
 func (r *RedisLocker) refresh(ctx context.Context, l *Lock, ttl time.Duration) error {
-	n, err := refreshScript.Run(ctx, r.c, l.rkeys, l.owner, l.token, ttl.Milliseconds()).Int()
+	n, err := refreshScript.Run(ctx, r.c, l.rkeys, l.owner, 0, ttl.Milliseconds()).Int()
 	if err != nil {
 		return err
 	}

@@ -179,7 +179,7 @@ func (rl *Redlock) each(ctx context.Context, f func(ctx context.Context, c redis
 func (rl *Redlock) attempt(ctx context.Context, key string, keys []string, owner string, ttl time.Duration, start time.Time) (uint64, error) {
 	ttlMs := strconv.FormatInt(ttl.Milliseconds(), 10)
 	toks, errs := rl.each(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-		v, err := acquireScript.Run(ctx, c, keys, owner, ttlMs, "0").Slice()
+		v, err := acquireScript.Run(ctx, c, keys, owner, ttlMs, "0", "0").Slice()
 		if err != nil {
 			return 0, err
 		}

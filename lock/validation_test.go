@@ -44,7 +44,10 @@ func TestValidation(t *testing.T) {
 		{"WithMargin(-1)", func() error { _, err := lock.New(c, lock.WithMargin(-1)); return err }, "WithMargin"},
 		{"WithWaitReplicas(-1)", func() error { _, err := lock.New(c, lock.WithWaitReplicas(-1, time.Second)); return err }, "WithWaitReplicas n"},
 		{"WithWaitReplicas(1, 0)", func() error { _, err := lock.New(c, lock.WithWaitReplicas(1, 0)); return err }, "WithWaitReplicas timeout"},
-		{"WithNodeTimeout(0)", func() error { _, err := lock.NewRedlock([]redis.UniversalClient{c}, lock.WithNodeTimeout(0)); return err }, "WithNodeTimeout"},
+		{"WithNodeTimeout(0)", func() error {
+			_, err := lock.NewRedlock([]redis.UniversalClient{c}, lock.WithNodeTimeout(0))
+			return err
+		}, "WithNodeTimeout"},
 		{"ValidateOptions", func() error { return lock.ValidateOptions(lock.WithMaxWait(-time.Second)) }, "WithMaxWait"},
 	}
 	for _, tc := range cases {

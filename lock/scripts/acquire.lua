@@ -6,6 +6,7 @@
 -- ARGV[1] owner (random, unique per acquire call)
 -- ARGV[2] ttl in ms
 -- ARGV[3] queue-entry lifetime in ms; 0 = do not queue (TryAcquire)
+-- ARGV[4] '1' if an earlier attempt of this acquire may have queued us
 -- Returns {1, token, now µs} when held by us, {0, pttl ms of the holder, now µs}.
 local now = now_us()
 local cur = redis.call('GET', KEYS[1])
@@ -28,7 +29,7 @@ if cur then
 end
 local tok, s = next_token(now)
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'PX', ARGV[2])
-if ARGV[3] ~= '0' then
+if ARGV[4] == '1' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
 end

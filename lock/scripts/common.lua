@@ -28,9 +28,9 @@ local function next_token(now)
 end
 
 -- bump keeps the fence counter >= tok (Redlock: a token issued by a quorum
--- is propagated to every node at refresh and release).
+-- is propagated to every node at refresh and release). tok 0 is a no-op.
 local function bump(tok)
-  if tok and tok > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  if tok and tok > 0 and tok > tonumber(redis.call('GET', KEYS[2]) or '0') then
     redis.call('SET', KEYS[2], string.format('%d', tok))
   end
 end

@@ -1,7 +1,7 @@
 -- refresh.lua: compare-and-pexpire; never re-creates an expired lock.
 -- KEYS: see common.lua.
 -- ARGV[1] owner
--- ARGV[2] our token (raises the fence counter to it: Redlock)
+-- ARGV[2] our token: the fence counter is raised to it (Redlock; 0 = skip)
 -- ARGV[3] new ttl in ms
 -- Returns 1 if extended, 0 if the lock is no longer ours.
 bump(tonumber(ARGV[2]))

@@ -2,7 +2,7 @@
 -- it to the next live waiter (or delete it and wake that waiter).
 -- KEYS: see common.lua.
 -- ARGV[1] owner
--- ARGV[2] our token (raises the fence counter to it: Redlock)
+-- ARGV[2] our token: the fence counter is raised to it (Redlock; 0 = skip)
 -- ARGV[3] '1' grant directly to the next waiter, '0' wake it only
 -- Returns 1 if the lock was ours, 0 if it had expired or been taken.
 local now = now_us()
