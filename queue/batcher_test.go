@@ -788,3 +788,207 @@ func TestNewBatcherTypeMismatchNamesInterfaceType(t *testing.T) {
 		queue.Partition(func(string) string { return "" }))
 	require.EqualError(t, err, "queue: Partition func is func(string) string, want func(error) string")
 }
+
+// TestBatcherRandomized drives random configurations with random per-item
+// and whole-batch failures and panics, and checks the invariants: every
+// accepted item either succeeds exactly once or is reported failed exactly
+// once (to OnError and to its AddWait caller), no batch is empty or over its
+// limits, per-partition order holds, and FlushConcurrency is respected.
+func TestBatcherRandomized(t *testing.T) {
+	for seed := range 24 {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { batcherRandomRun(t, uint64(seed)) })
+		})
+	}
+}
+
+// batcherMix is a small deterministic hash for the random runs.
+func batcherMix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+func batcherRandomRun(t *testing.T, seed uint64) {
+	var rmu sync.Mutex // r is also called from flushes and backoffs
+	r := func(n int) int {
+		rmu.Lock()
+		defer rmu.Unlock()
+		seed = batcherMix(seed + 0x9e3779b97f4a7c15)
+		return int(seed % uint64(n))
+	}
+	const producers, perProducer = 4, 150
+	maxItems := 1 + r(12)
+	conc := 1 + r(4)
+	attempts := 1 + r(3)
+	parts := 0
+	if r(2) == 0 {
+		parts = 1 + r(5)
+	}
+	maxBytes := 0
+	if r(3) == 0 {
+		maxBytes = 5 + r(40)
+	}
+	size := func(v int) int { return 1 + v%7 }
+	opts := []queue.BatcherOption{
+		queue.MaxItems(maxItems), queue.FlushConcurrency(conc),
+		queue.Buffer(maxItems + r(3*maxItems+1)),
+		queue.Retry(attempts, func(int) time.Duration { return time.Duration(r(3)) * time.Millisecond }),
+	}
+	maxWait := queue.BatcherDefaultMaxWait
+	switch r(3) {
+	case 0:
+		maxWait = time.Duration(1+r(5)) * time.Millisecond
+	case 1:
+		maxWait = 0 // AddWait could then wait forever for a batch to fill: only Add
+	}
+	opts = append(opts, queue.MaxWait(maxWait))
+	if parts > 0 {
+		opts = append(opts, queue.Partition(func(v int) string { return fmt.Sprint(v % parts) }))
+	}
+	if maxBytes > 0 {
+		opts = append(opts, queue.MaxBytes(maxBytes, size))
+	}
+	t.Logf("maxItems=%d conc=%d attempts=%d parts=%d maxBytes=%d maxWait=%v", maxItems, conc, attempts, parts, maxBytes, maxWait)
+
+	var (
+		mu        sync.Mutex
+		succeeded = map[int]int{}
+		reported  = map[int]int{}
+		tries     = map[int]int{}
+		firstSeen []int // items in the order of their first flush attempt
+		running   int
+	)
+	fail := func(v, try int) bool { return batcherMix(uint64(v)<<8|uint64(try))%4 == 0 }
+	flush := func(_ context.Context, items []int) error {
+		mu.Lock()
+		running++
+		if running > conc {
+			t.Errorf("%d flushes at once, FlushConcurrency %d", running, conc)
+		}
+		defer func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}()
+		if len(items) == 0 || len(items) > maxItems {
+			t.Errorf("batch of %d items, MaxItems %d", len(items), maxItems)
+		}
+		if maxBytes > 0 && len(items) > 1 {
+			total := 0
+			for _, v := range items {
+				total += size(v)
+			}
+			if total > maxBytes {
+				t.Errorf("batch of %d bytes, MaxBytes %d", total, maxBytes)
+			}
+		}
+		mode := batcherMix(uint64(items[0])<<8|uint64(tries[items[0]])) % 8
+		failed := map[int]error{}
+		for i, v := range items {
+			if tries[v] == 0 {
+				firstSeen = append(firstSeen, v)
+			}
+			tries[v]++
+			if fail(v, tries[v]) {
+				failed[i] = fmt.Errorf("item %d try %d", v, tries[v])
+			}
+		}
+		switch mode {
+		case 0: // whole batch fails
+			mu.Unlock()
+			time.Sleep(time.Duration(r(3)) * time.Millisecond)
+			return errors.New("whole batch")
+		case 1:
+			mu.Unlock()
+			time.Sleep(time.Duration(r(3)) * time.Millisecond)
+			panic("flush panic")
+		}
+		for i, v := range items {
+			if _, ok := failed[i]; !ok {
+				succeeded[v]++
+			}
+		}
+		mu.Unlock()
+		time.Sleep(time.Duration(r(3)) * time.Millisecond)
+		if len(failed) > 0 {
+			return queue.BatchError{Failed: failed}
+		}
+		return nil
+	}
+	opts = append(opts, queue.OnError(func(items []int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			t.Errorf("OnError with a nil error")
+		}
+		for _, v := range items {
+			reported[v]++
+		}
+	}))
+	b := batcherNew(t, flush, opts...)
+
+	waitErr := make([]error, producers*perProducer)
+	waited := make([]bool, producers*perProducer)
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for i := range perProducer {
+				v := p*perProducer + i
+				if maxWait > 0 && batcherMix(uint64(v))%3 == 0 {
+					waited[v] = true
+					waitErr[v] = b.AddWait(t.Context(), v) // checked against the outcome below
+					continue
+				}
+				if err := b.Add(t.Context(), v); err != nil {
+					t.Errorf("Add(%d): %v", v, err)
+				}
+				if v%41 == 0 {
+					_ = b.Flush(t.Context()) // errors are the batches' failures, checked below
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, b.Close(t.Context()))
+
+	mu.Lock()
+	defer mu.Unlock()
+	failedCount := 0
+	for v := range producers * perProducer {
+		s, rep := succeeded[v], reported[v]
+		if s+rep != 1 {
+			t.Errorf("item %d: succeeded %d times, reported failed %d times; want exactly one outcome", v, s, rep)
+		}
+		if tries[v] > attempts {
+			t.Errorf("item %d tried %d times, Retry attempts %d", v, tries[v], attempts)
+		}
+		if waited[v] && (waitErr[v] == nil) != (s == 1) {
+			t.Errorf("item %d: AddWait returned %v but succeeded %d times", v, waitErr[v], s)
+		}
+		failedCount += rep
+	}
+	// Order: items of one producer in one partition are first attempted in
+	// the order they were added (all of them when there is one stream
+	// flushed one batch at a time).
+	if parts > 0 || conc == 1 {
+		last := map[[2]int]int{}
+		for _, v := range firstSeen {
+			k := [2]int{v / perProducer, 0}
+			if parts > 0 {
+				k[1] = v % parts
+			}
+			if prev, ok := last[k]; ok && v < prev {
+				t.Errorf("item %d first flushed after %d (same producer and partition)", v, prev)
+			}
+			last[k] = v
+		}
+	}
+	st := b.Stats()
+	require.Equal(t, uint64(producers*perProducer), st.Items)
+	require.Equal(t, uint64(failedCount), st.FailedItems)
+	require.Equal(t, 0, st.Buffered)
+}
