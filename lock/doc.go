@@ -27,7 +27,8 @@
 // client retry never strands a lock until its TTL.
 //
 // A waiting Acquire queues itself in Redis in the same round trip and blocks
-// on a wake list of its own. By default Release grants the lock directly to
+// (BLPOP, one pooled connection per blocked waiter: size PoolSize for the
+// waiters you expect) on a wake list of its own. By default Release grants the lock directly to
 // the longest-waiting live waiter (a fresh token, the waiter's TTL) and
 // pushes to its list: the waiter holds the lock without another round trip.
 // Waiters carry a deadline: a release skips waiters that vanished, a waiter
@@ -40,8 +41,10 @@
 // Every Lock has a local monotonic deadline: the time the acquire was sent
 // + ttl×(1−drift) − margin (WithDrift, WithMargin), moved forward by each
 // successful Refresh from the time that refresh was sent. Lost() closes at
-// the deadline, unless a refresh started before it succeeded, and at once
-// when a refresh or release finds the lock gone. The deadline falls before
+// the deadline unless a refresh that started before it has succeeded by
+// then (a confirmation arriving later does not reopen it: the lock is then
+// treated as lost and should be released), at once when a refresh or
+// release finds the lock gone, and on Release. The deadline falls before
 // the store can expire the lock, so the holder learns of a loss before
 // anyone else can take the lock — provided the process is not paused
 // between checking Lost and acting, which is why fencing tokens exist.
@@ -97,8 +100,8 @@
 // the lock's token is the largest among the nodes that granted it. Refresh
 // and Release raise every reachable node's counter to that token. Tokens of
 // successive holders are strictly increasing when (a) the previous holder
-// refreshed or released (its token is then on a majority, which every later
-// majority intersects), or (b) otherwise, when the nodes' clocks differ by
+// refreshed or released on a majority (its token is then on a majority of
+// counters, which every later majority intersects), or (b) otherwise, when the nodes' clocks differ by
 // less than the TTL (a later holder is granted after the earlier lock
 // expired, and its token is at least its node's current time). If a node
 // loses its counter and its clock is behind, only (a) holds.

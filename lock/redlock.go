@@ -78,7 +78,7 @@ func (rl *Redlock) keys(key string) []string {
 	return []string{base, base + ":fence", base + ":q", base + ":qi", base + ":w:"}
 }
 
-// errUnreachable marks an attempt that failed for lack of reachable nodes.
+// quorumError marks an attempt that failed for lack of reachable nodes.
 type quorumError struct {
 	key       string
 	failed, n int
