@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"flag"
 	"os"
 	"sort"
 	"strconv"
@@ -19,6 +20,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		childMain()
 		return
+	}
+	// The multi-replica tests mostly wait on the clock (ticks are a second
+	// apart), so run more of them at once than the default GOMAXPROCS,
+	// unless -test.parallel was given.
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "16")
 	}
 	redistest.Main(m)
 }

@@ -69,10 +69,11 @@ func childMain() {
 	_ = s.Stop(ctx)
 }
 
-// TestKillReplica runs five replicas as child processes, SIGKILLs one in
+// testKillReplicas runs five replicas as child processes, SIGKILLs one in
 // the middle of a run, and checks that every tick still completed exactly
 // once and that the killed run was caught up once by a live replica.
-func TestKillReplica(t *testing.T) {
+func testKillReplicas(t *testing.T) {
+	t.Parallel()
 	bs := redisBackends[:1]
 	if longRun() {
 		bs = redisBackends

@@ -12,6 +12,18 @@ import (
 	"github.com/outrigger-dev/outrigger/scheduler"
 )
 
+// TestReplicas runs the multi-replica tests concurrently (they mostly
+// wait on the clock), then checks that nothing leaked goroutines.
+func TestReplicas(t *testing.T) {
+	noLeaks(t)
+	t.Run("ExactlyOncePerTick", testExactlyOncePerTick)
+	t.Run("ClockSkew", testClockSkew)
+	t.Run("Overlap", testOverlap)
+	t.Run("TriggerOnceAcrossReplicas", testTriggerOnceAcrossReplicas)
+	t.Run("CatchUpOnStart", testCatchUpOnStart)
+	t.Run("KillReplica", testKillReplicas)
+}
+
 // countingJob counts runs per tick in a Redis hash (field: tick unix ms).
 func countingJob(db *redistest.DB, key string) scheduler.JobFunc {
 	return func(ctx context.Context, run scheduler.Run) error {
@@ -41,11 +53,11 @@ func checkOncePerTick(t *testing.T, db *redistest.DB, key string, from, to time.
 
 // TestExactlyOncePerTick: five replicas (separate clients) run an
 // every-second job for 10s; every tick runs exactly once.
-func TestExactlyOncePerTick(t *testing.T) {
+func testExactlyOncePerTick(t *testing.T) {
+	t.Parallel()
 	for _, b := range redisBackends {
 		t.Run("redis="+b.name, func(t *testing.T) {
 			t.Parallel()
-			noLeaks(t)
 			db := b.mk(t)
 			ss := replicas(t, db, 5)
 			for _, s := range ss {
@@ -75,11 +87,11 @@ func TestExactlyOncePerTick(t *testing.T) {
 
 // TestClockSkew: replicas whose clocks are off by up to ±500ms still run
 // each tick once, because claims are keyed by the tick, not by "now".
-func TestClockSkew(t *testing.T) {
+func testClockSkew(t *testing.T) {
+	t.Parallel()
 	for _, b := range redisBackends {
 		t.Run("redis="+b.name, func(t *testing.T) {
 			t.Parallel()
-			noLeaks(t)
 			db := b.mk(t)
 			var ss []*scheduler.Scheduler
 			for i, skew := range []time.Duration{-500 * time.Millisecond, -250 * time.Millisecond, 0, 250 * time.Millisecond, 500 * time.Millisecond} {
@@ -112,13 +124,13 @@ func TestClockSkew(t *testing.T) {
 
 // TestOverlap runs a 1.5s job every second on three replicas under each
 // Overlap policy.
-func TestOverlap(t *testing.T) {
+func testOverlap(t *testing.T) {
+	t.Parallel()
 	for _, b := range redisBackends {
 		for _, p := range []scheduler.OverlapPolicy{scheduler.Skip, scheduler.Wait, scheduler.Allow} {
 			t.Run("redis="+b.name+"/overlap="+p.String(), func(t *testing.T) {
 				t.Parallel()
-				noLeaks(t)
-				db := b.mk(t)
+					db := b.mk(t)
 				ss := replicas(t, db, 3, scheduler.WithLeaseTTL(3*time.Second))
 				var (
 					mu       sync.Mutex
@@ -215,11 +227,11 @@ func TestOverlap(t *testing.T) {
 
 // TestTriggerOnceAcrossReplicas: five replicas trigger the same job at once;
 // it runs once.
-func TestTriggerOnceAcrossReplicas(t *testing.T) {
+func testTriggerOnceAcrossReplicas(t *testing.T) {
+	t.Parallel()
 	for _, b := range redisBackends {
 		t.Run("redis="+b.name, func(t *testing.T) {
 			t.Parallel()
-			noLeaks(t)
 			db := b.mk(t)
 			ss := replicas(t, db, 5)
 			var runs atomic.Int64
@@ -268,11 +280,11 @@ func TestTriggerOnceAcrossReplicas(t *testing.T) {
 // TestCatchUpOnStart: the last hourly tick was missed because no replica
 // was up; the first replica to start runs it once with CatchUp, the next
 // does not, and a job without CatchUp does not run it.
-func TestCatchUpOnStart(t *testing.T) {
+func testCatchUpOnStart(t *testing.T) {
+	t.Parallel()
 	for _, b := range redisBackends {
 		t.Run("redis="+b.name, func(t *testing.T) {
 			t.Parallel()
-			noLeaks(t)
 			db := b.mk(t)
 			var (
 				mu    sync.Mutex

@@ -122,6 +122,7 @@ var transitions = []string{
 // zones, policies and times around DST transitions, the schedule's next tick
 // equals the brute-force enumeration's.
 func TestNextAfterMatchesBruteForce(t *testing.T) {
+	t.Parallel()
 	zones := []*time.Location{
 		mustLoad(t, "America/New_York"), mustLoad(t, "Europe/Berlin"),
 		mustLoad(t, "Australia/Lord_Howe"), time.UTC,
