@@ -130,7 +130,7 @@ func testOverlap(t *testing.T) {
 		for _, p := range []scheduler.OverlapPolicy{scheduler.Skip, scheduler.Wait, scheduler.Allow} {
 			t.Run("redis="+b.name+"/overlap="+p.String(), func(t *testing.T) {
 				t.Parallel()
-					db := b.mk(t)
+				db := b.mk(t)
 				ss := replicas(t, db, 3, scheduler.WithLeaseTTL(3*time.Second))
 				var (
 					mu       sync.Mutex
