@@ -138,7 +138,7 @@ func TestCodecLevels(t *testing.T) {
 	}{
 		{Zstd, []int{1, 2, 3, 4}},
 		{Brotli, []int{0, 1, 5, 11}},
-		{Gzip, []int{-2, -1, 0, 1, 5, 9}},
+		{Gzip, []int{-3, -2, -1, 0, 1, 5, 9}},
 	} {
 		for _, lvl := range tc.levels {
 			c, err := NewCodecErr(tc.enc, 0, CodecLevel(lvl))
@@ -169,7 +169,7 @@ func TestCodecErrors(t *testing.T) {
 	require.ErrorContains(t, err, "zstd level must be in [1, 4], got 9")
 	_, err = NewCodecErr(Brotli, 0, CodecLevel(12))
 	require.ErrorIs(t, err, ErrBadLevel)
-	_, err = NewCodecErr(Gzip, 0, CodecLevel(-3))
+	_, err = NewCodecErr(Gzip, 0, CodecLevel(-4))
 	require.ErrorIs(t, err, ErrBadLevel)
 	_, err = NewCodecErr(Gzip, 0, CodecMaxDecodedSize(0))
 	require.ErrorIs(t, err, ErrBadOption)

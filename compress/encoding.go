@@ -41,7 +41,8 @@ func (e Encoding) valid() bool {
 
 // Level bounds and defaults per encoding. Levels are the native levels of each
 // library: zstd uses zstd.EncoderLevel (1 fastest … 4 best), brotli 0…11,
-// gzip -2 (Huffman only), -1 (default), 0 (store) … 9.
+// gzip -3 (stateless: least memory), -2 (Huffman only), -1 (default),
+// 0 (store) … 9.
 const (
 	// DefaultZstdLevel is zstd.SpeedDefault (roughly zstd -3).
 	DefaultZstdLevel = int(zstd.SpeedDefault)
@@ -72,7 +73,7 @@ func checkLevel(enc Encoding, level int) error {
 	case Brotli:
 		lo, hi = brotli.BestSpeed, brotli.BestCompression
 	case Gzip:
-		lo, hi = gzip.HuffmanOnly, gzip.BestCompression
+		lo, hi = gzip.StatelessCompression, gzip.BestCompression
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownEncoding, string(enc))
 	}

@@ -250,6 +250,15 @@ func TestMiddlewareRules(t *testing.T) {
 		{name: "BreachPadding zstd decodes", opts: []Option{BreachPadding(64)}, h: writeJSON(big), req: map[string]string{"Accept-Encoding": "zstd"}, enc: "zstd", body: big, vary: true},
 		{name: "BreachPadding disables brotli", opts: []Option{BreachPadding(64)}, h: writeJSON(big), req: map[string]string{"Accept-Encoding": "br, gzip;q=0.5"}, enc: "gzip", body: big, vary: true},
 		{name: "levels", opts: []Option{Level(Gzip, 9), Level(Zstd, 4), Level(Brotli, 11)}, h: writeJSON(big), req: map[string]string{"Accept-Encoding": "br"}, enc: "br", body: big, vary: true},
+		{name: "gzip stateless level streams", opts: []Option{Level(Gzip, -3)}, h: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			for i := 0; i < len(big); i += 1000 {
+				w.Write(big[i:min(i+1000, len(big))])
+				w.(http.Flusher).Flush()
+			}
+		}, req: map[string]string{"Accept-Encoding": "gzip"}, enc: "gzip", body: big, vary: true},
+		{name: "upper-case jpeg not compressed", h: withType("Image/JPEG", text), req: map[string]string{"Accept-Encoding": "gzip"}, enc: "", body: text},
+		{name: "x-icon compressed", h: withType("image/x-icon", text), req: map[string]string{"Accept-Encoding": "gzip"}, enc: "gzip", body: text, vary: true},
 		{name: "ZstdWindow", opts: []Option{ZstdWindow(1 << 10)}, h: writeJSON(testJSON(64 << 10)), req: map[string]string{"Accept-Encoding": "zstd"}, enc: "zstd", body: testJSON(64 << 10), vary: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -376,7 +385,7 @@ func TestMiddlewareOptionErrors(t *testing.T) {
 		{Encodings(Identity), ErrUnknownEncoding, "identity"},
 		{Encodings(), ErrBadOption, "Encodings"},
 		{Encodings(Gzip, Gzip), ErrBadOption, "gzip listed twice"},
-		{Level(Gzip, 10), ErrBadLevel, "gzip level must be in [-2, 9], got 10"},
+		{Level(Gzip, 10), ErrBadLevel, "gzip level must be in [-3, 9], got 10"},
 		{Level(Brotli, -1), ErrBadLevel, "br level must be in [0, 11], got -1"},
 		{Level(Zstd, 0), ErrBadLevel, "zstd level must be in [1, 4], got 0"},
 		{Level("deflate", 1), ErrUnknownEncoding, "deflate"},

@@ -77,8 +77,9 @@ func Encodings(encs ...Encoding) Option {
 }
 
 // Level sets the compression level of one encoding: zstd 1 (fastest) to 4
-// (best), default 2; brotli 0 to 11, default 4; gzip -2 (Huffman only), -1
-// (library default), 0 (store) to 9, default 5.
+// (best), default 2; brotli 0 to 11, default 4; gzip -3 (stateless, least
+// memory per response), -2 (Huffman only), -1 (library default), 0 (store) to
+// 9, default 5.
 func Level(enc Encoding, level int) Option {
 	return func(c *config) error {
 		if err := checkLevel(enc, level); err != nil {
@@ -251,15 +252,55 @@ func matchAny(ps []mediaPattern, mt string) bool {
 	return false
 }
 
+// nonCompressibleSet indexes the exact (lower-case) entries of
+// nonCompressible for the common, already lower-case header values.
+var nonCompressibleSet = func() map[string]bool {
+	m := make(map[string]bool, len(nonCompressible))
+	for _, p := range nonCompressible {
+		if p.sub != "*" {
+			m[p.typ+"/"+p.sub] = true
+		}
+	}
+	return m
+}()
+
+// defaultNonCompressible reports whether media type mt is one of the
+// built-in non-compressible types.
+func defaultNonCompressible(mt string) bool {
+	i := indexByte(mt, '/')
+	if i < 0 {
+		return false
+	}
+	switch typ := mt[:i]; {
+	case equalFold(typ, "text"):
+		return false
+	case equalFold(typ, "video"), equalFold(typ, "audio"):
+		return true
+	}
+	if isLower(mt) {
+		return nonCompressibleSet[mt]
+	}
+	return matchAny(nonCompressible, mt)
+}
+
+func isLower(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
 // compressibleType reports whether a response of Content-Type ct may be
 // compressed under c.
 func (c *config) compressibleType(ct string) bool {
 	mt := mediaType(ct)
-	if matchAny(c.deny, mt) {
+	if len(c.deny) > 0 && matchAny(c.deny, mt) {
 		return false
 	}
 	if c.allow != nil {
 		return matchAny(c.allow, mt)
 	}
-	return !matchAny(nonCompressible, mt)
+	return !defaultNonCompressible(mt)
 }
