@@ -102,6 +102,11 @@ type BatcherStats struct {
 	MeanBufferWait time.Duration
 	// MaxBufferWait is the longest such wait.
 	MaxBufferWait time.Duration
+	// Blocked is the number of Add and AddWait calls that found the buffer
+	// full and had to wait (backpressure).
+	Blocked uint64
+	// BlockedTime is the total time those calls waited for room.
+	BlockedTime time.Duration
 	// Buffered is the number of items accepted and not yet handed to a flush.
 	Buffered int
 	// InFlight is the number of batches being flushed (or retried) now.
@@ -148,6 +153,7 @@ type Batcher[T any] struct {
 	bufferCap int
 	attempts  int
 	backoff   func(attempt int) time.Duration
+	timeout   time.Duration
 	logger    *slog.Logger
 
 	// baseCtx is the lifetime context of the flushes this Batcher runs on its
@@ -251,6 +257,7 @@ func NewBatcher[T any](flush func(ctx context.Context, items []T) error, opts ..
 		conc:     s.concurrency,
 		attempts: s.attempts,
 		backoff:  s.backoff,
+		timeout:  s.timeout,
 		logger:   s.logger,
 	}
 	want := reflect.TypeFor[T]() // for messages: a nil interface value has no %T
@@ -349,31 +356,11 @@ func (b *Batcher[T]) add(ctx context.Context, item T, ref bool) (*batcherBatch[T
 		size = max(size, 0)
 	}
 	b.mu.Lock()
-	for {
-		if b.closed {
+	if b.closed || b.buffered >= b.bufferCap {
+		if err := b.waitRoomLocked(ctx); err != nil {
 			b.mu.Unlock()
-			return nil, 0, ErrClosed
+			return nil, 0, err
 		}
-		if b.buffered < b.bufferCap {
-			break
-		}
-		// Full. If no sealed batch is queued to free room, the buffer is all
-		// open batches (many partitions, or MaxWait off): flush them now
-		// rather than wait for a linger that cannot help.
-		if b.ready.len() == 0 {
-			b.sealAllLocked()
-		}
-		if b.spaceCh == nil {
-			b.spaceCh = make(chan struct{})
-		}
-		ch := b.spaceCh
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		}
-		b.mu.Lock()
 	}
 	p := &b.single
 	if b.key != nil {
@@ -407,6 +394,47 @@ func (b *Batcher[T]) add(ctx context.Context, item T, ref bool) (*batcherBatch[T
 	}
 	b.mu.Unlock()
 	return bt, idx, nil
+}
+
+// waitRoomLocked waits until the buffer has room (backpressure), or returns
+// ErrClosed or ctx's error. It is called and returns with b.mu held.
+func (b *Batcher[T]) waitRoomLocked(ctx context.Context) error {
+	var start time.Time // set when the buffer is first found full
+	defer func() {
+		if !start.IsZero() {
+			b.st.BlockedTime += time.Since(start) // b.mu is held here on every path
+		}
+	}()
+	for {
+		if b.closed {
+			return ErrClosed
+		}
+		if b.buffered < b.bufferCap {
+			return nil
+		}
+		if start.IsZero() {
+			start = time.Now()
+			b.st.Blocked++
+		}
+		// Full. If no sealed batch is queued to free room, the buffer is all
+		// open batches (many partitions, or MaxWait off): flush them now
+		// rather than wait for a linger that cannot help.
+		if b.ready.len() == 0 {
+			b.sealAllLocked()
+		}
+		if b.spaceCh == nil {
+			b.spaceCh = make(chan struct{})
+		}
+		ch := b.spaceCh
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			b.mu.Lock()
+			return ctx.Err()
+		}
+		b.mu.Lock()
+	}
 }
 
 // keyAndSize calls the Partition and MaxBytes functions, turning a panic into
@@ -818,7 +846,13 @@ func (b *Batcher[T]) call(items []T) (err error) {
 			err = fmt.Errorf("%w: %v", ErrBatchPanic, r)
 		}
 	}()
-	return b.flush(b.baseCtx, items)
+	ctx := b.baseCtx
+	if b.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.timeout)
+		defer cancel()
+	}
+	return b.flush(ctx, items)
 }
 
 // report calls OnError, recovering a panic.

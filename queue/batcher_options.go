@@ -21,7 +21,7 @@ const (
 
 // BatcherOption configures a [Batcher]. Options are built by the package-level
 // functions [MaxItems], [MaxBytes], [MaxWait], [FlushConcurrency], [Buffer],
-// [Retry], [OnError], [Partition] and [BatchLogger], and checked by
+// [Retry], [OnError], [Partition], [BatchTimeout] and [BatchLogger], and checked by
 // [NewBatcher]. The zero BatcherOption does nothing.
 type BatcherOption struct {
 	apply func(*batcherSettings)
@@ -48,6 +48,7 @@ type batcherSettings struct {
 	partition   any // func(T) string
 	partSet     bool
 	logger      *slog.Logger
+	timeout     time.Duration
 	errs        []error
 }
 
@@ -98,7 +99,9 @@ func MaxWait(d time.Duration) BatcherOption {
 // FlushConcurrency lets up to n flushes run at the same time. n must be >= 1;
 // the default is [BatcherDefaultFlushConcurrency]. Without [Partition], n > 1
 // means batches may complete out of order; with Partition, the batches of one
-// partition are still flushed one at a time, in order.
+// partition are still flushed one at a time, in order. When each flush is a
+// database commit, throughput grows with n up to about the size of the
+// connection pool: commits (fsyncs) overlap.
 func FlushConcurrency(n int) BatcherOption {
 	return BatcherOption{func(s *batcherSettings) {
 		if n < 1 {
@@ -171,5 +174,14 @@ func Partition[T any](key func(T) string) BatcherOption {
 func BatchLogger(l *slog.Logger) BatcherOption {
 	return BatcherOption{func(s *batcherSettings) {
 		s.logger = l
+	}}
+}
+
+// BatchTimeout bounds each call of the flush function: its context is
+// cancelled after d. A timed-out call is a failure like any other (retried
+// per [Retry]). d <= 0, the default, means no limit.
+func BatchTimeout(d time.Duration) BatcherOption {
+	return BatcherOption{func(s *batcherSettings) {
+		s.timeout = d
 	}}
 }

@@ -286,6 +286,9 @@ func TestBatcherBackpressure(t *testing.T) {
 		close(release)
 		require.NoError(t, b.Close(t.Context()))
 		require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, rec.all(), "the cancelled items were not taken")
+		st := b.Stats()
+		require.Equal(t, uint64(3), st.Blocked, "three Adds waited for room")
+		require.Equal(t, time.Second, st.BlockedTime, "only the timed-out Add spent fake time blocked")
 	})
 }
 
@@ -991,4 +994,22 @@ func batcherRandomRun(t *testing.T, seed uint64) {
 	require.Equal(t, uint64(producers*perProducer), st.Items)
 	require.Equal(t, uint64(failedCount), st.FailedItems)
 	require.Equal(t, 0, st.Buffered)
+}
+
+func TestBatcherBatchTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		b := batcherNew(t, func(ctx context.Context, items []int) error {
+			if calls.Add(1) == 1 {
+				<-ctx.Done() // the first call hangs until its timeout
+				return ctx.Err()
+			}
+			return nil
+		}, queue.MaxItems(1), queue.BatchTimeout(time.Second), queue.Retry(2, nil))
+		start := time.Now()
+		require.NoError(t, b.AddWait(t.Context(), 1))
+		require.Equal(t, time.Second, time.Since(start))
+		require.Equal(t, int32(2), calls.Load())
+		require.NoError(t, b.Close(t.Context()))
+	})
 }
