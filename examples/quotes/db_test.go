@@ -25,9 +25,10 @@ func postgresURL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
-// openPostgres returns a database in a fresh schema of the test PostgreSQL,
-// dropped when the test ends. Without PostgreSQL it skips, or fails in CI.
-func openPostgres(t testing.TB) *database {
+// postgresSchema creates a fresh schema in the test PostgreSQL, dropped when
+// the test ends, and returns a URL whose connections use it. Without
+// PostgreSQL it skips, or fails in CI.
+func postgresSchema(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := sql.Open("pgx", postgresURL())
@@ -49,7 +50,13 @@ func openPostgres(t testing.TB) *database {
 	if strings.Contains(postgresURL(), "?") {
 		sep = "&"
 	}
-	db, err := openDatabase(ctx, postgresURL()+sep+"search_path="+schema)
+	return postgresURL() + sep + "search_path=" + schema
+}
+
+// openPostgres returns a database in a fresh schema of the test PostgreSQL.
+func openPostgres(t testing.TB) *database {
+	t.Helper()
+	db, err := openDatabase(context.Background(), postgresSchema(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { db.close() })
 	return db

@@ -1,17 +1,30 @@
 // Command quotes is Outrigger's reference service: an HTTP API for market
 // quotes fed by a simulated third-party feed, meant to run as several
-// replicas.
+// replicas behind a load balancer.
 //
-// This first version runs one replica in memory: the feed updates the latest
-// quote per symbol and GET /v1/quotes/{symbol} serves it. The queue, batcher,
-// database, cache, rate limits, compression and singleton jobs are wired in
-// as their packages land.
+//   - Ingest: the feed delivers quotes through callbacks; each callback
+//     publishes to the queue and returns at once. Consumers on every replica
+//     write them to the database through a Batcher (multi-row INSERTs), never
+//     one row per statement.
+//   - Reads: GET /v1/quotes/{symbol} (latest quote, cache-aside with
+//     invalidation when a newer quote is written) and
+//     GET /v1/quotes/{symbol}/bars?from=&to= (1-minute bars).
+//   - Limits and compression: a rate limit per X-API-Key (falling back to the
+//     client IP) shared by all replicas, and compressed responses.
+//   - Singleton jobs: a roll-up into 1-minute bars every minute and a nightly
+//     purge, once per tick across all replicas; a lock-guarded admin
+//     endpoint that rebuilds bars.
+//
+// With no configuration it runs one replica on the packages' in-process
+// backends and an embedded SQLite file. With -redis and -db
+// (postgres://...) it runs distributed on Redis and PostgreSQL.
 //
 // Usage:
 //
-//	go run ./examples/quotes [-addr :8080] [-feed-rate 200] [-feed-count 0]
+//	go run ./examples/quotes [flags]
 //
-// Each flag can also be set through the environment variable named in -h.
+// Run with -h for the flags; each can also be set through the environment
+// variable named in brackets.
 package main
 
 import (
@@ -20,8 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -31,25 +42,57 @@ import (
 
 // config is the service's configuration, from flags and the environment.
 type config struct {
-	addr      string
-	feedRate  int
-	feedCount int
+	addr           string
+	redisAddr      string
+	dbURL          string
+	feedRate       int
+	feedCount      int
+	apiLimit       int
+	rollupInterval time.Duration
+	retention      time.Duration
+	replica        string
+	keyPrefix      string
+	logLevel       slog.Level
 }
 
 func parseConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("quotes", flag.ContinueOnError)
 	var c config
 	fs.StringVar(&c.addr, "addr", envOr("ADDR", ":8080"), "listen address [ADDR]")
+	fs.StringVar(&c.redisAddr, "redis", envOr("OUTRIGGER_REDIS_ADDR", ""), "Redis address host:port; empty = in-process backends, one replica [OUTRIGGER_REDIS_ADDR]")
+	fs.StringVar(&c.dbURL, "db", envOr("DATABASE_URL", ""), "postgres://... URL, or a SQLite file path; empty = embedded SQLite file "+defaultSQLitePath()+" [DATABASE_URL]")
 	fs.IntVar(&c.feedRate, "feed-rate", envInt("FEED_RATE", 200), "simulated quotes per second, 0 = no feed on this replica [FEED_RATE]")
 	fs.IntVar(&c.feedCount, "feed-count", envInt("FEED_COUNT", 0), "stop the feed after this many quotes, 0 = never [FEED_COUNT]")
+	fs.IntVar(&c.apiLimit, "api-limit", envInt("API_LIMIT", 50), "requests per second per X-API-Key value (else per client IP), across all replicas [API_LIMIT]")
+	fs.DurationVar(&c.rollupInterval, "rollup-interval", envDuration("ROLLUP_INTERVAL", 0), "run the bar roll-up every interval instead of at the start of every minute [ROLLUP_INTERVAL]")
+	fs.DurationVar(&c.retention, "retention", envDuration("RETENTION", 7*24*time.Hour), "the nightly purge deletes quotes older than this [RETENTION]")
+	fs.StringVar(&c.replica, "replica", envOr("REPLICA", ""), "this replica's name in logs and job history; empty = host name and PID [REPLICA]")
+	fs.StringVar(&c.keyPrefix, "key-prefix", envOr("KEY_PREFIX", "quotes:"), "prefix of every Redis key and channel the service uses; replicas of one deployment share it [KEY_PREFIX]")
+	level := fs.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error [LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if c.feedRate < 0 {
-		return c, fmt.Errorf("quotes: -feed-rate must be >= 0, got %d", c.feedRate)
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("quotes: unexpected argument %q", fs.Arg(0))
 	}
-	if c.feedCount < 0 {
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("quotes: -log-level: %w", err)
+	}
+	switch {
+	case c.feedRate < 0:
+		return c, fmt.Errorf("quotes: -feed-rate must be >= 0, got %d", c.feedRate)
+	case c.feedCount < 0:
 		return c, fmt.Errorf("quotes: -feed-count must be >= 0, got %d", c.feedCount)
+	case c.apiLimit < 1:
+		return c, fmt.Errorf("quotes: -api-limit must be >= 1, got %d", c.apiLimit)
+	case c.rollupInterval < 0:
+		return c, fmt.Errorf("quotes: -rollup-interval must be >= 0, got %v", c.rollupInterval)
+	case c.retention <= 0:
+		return c, fmt.Errorf("quotes: -retention must be > 0, got %v", c.retention)
+	}
+	if c.replica == "" {
+		host, _ := os.Hostname()
+		c.replica = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	return c, nil
 }
@@ -70,6 +113,15 @@ func envInt(name string, def int) int {
 	return def
 }
 
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
 func main() {
 	cfg, err := parseConfig(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -79,57 +131,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.logLevel})).With("replica", cfg.replica)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, log, nil); err != nil {
 		log.Error("quotes stopped", "err", err)
 		os.Exit(1)
 	}
-}
-
-// run serves until ctx is done, then shuts down gracefully. If ready is not
-// nil it receives the listening address once the server accepts requests.
-func run(ctx context.Context, cfg config, log *slog.Logger, ready chan<- string) error {
-	store := newStore()
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: newAPI(store), ReadHeaderTimeout: 5 * time.Second}
-
-	feedCtx, stopFeed := context.WithCancel(ctx)
-	defer stopFeed()
-	feedDone := make(chan struct{})
-	go func() {
-		defer close(feedDone)
-		runFeed(feedCtx, cfg.feedRate, cfg.feedCount, store.put)
-	}()
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("quotes listening", "addr", ln.Addr().String(), "feed_rate", cfg.feedRate)
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-
-	select {
-	case err := <-serveErr:
-		stopFeed()
-		<-feedDone
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("quotes shutting down")
-	stopFeed()
-	<-feedDone
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		return err
-	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

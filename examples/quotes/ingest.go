@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/outrigger-dev/outrigger/queue"
+)
+
+// publish is the feed's callback: it hands the quote to the queue and
+// returns. Concurrent calls share Redis round trips (the queue coalesces
+// them), so a burst does not cost one round trip per quote.
+func (s *service) publish(ctx context.Context, q quote) {
+	if _, err := s.quotes.Publish(ctx, q); err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("publish quote", "id", q.ID, "err", err)
+		}
+		return
+	}
+	s.metrics.quotesPublished.Inc()
+}
+
+// consume runs this replica's consumers until ctx is done, then lets the
+// messages in hand finish. Each handler waits for the database write of the
+// batch that carried its quote, so a message is acknowledged only once its
+// row is stored.
+func (s *service) consume(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.quotes.Consume(ctx, func(ctx context.Context, q quote, _ *queue.Message) error {
+			return s.batcher.AddWait(ctx, q)
+		},
+			queue.Concurrency(512), // handlers blocked in AddWait are what fill a batch
+			queue.Prefetch(512),
+			queue.VisibilityTimeout(10*time.Second),
+			queue.MaxAttempts(10),
+			queue.ConsumerName(s.cfg.replica),
+			queue.ShutdownTimeout(20*time.Second),
+		)
+		if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, queue.ErrClosed) {
+			return
+		}
+		s.log.Error("consume", "err", err)
+		select { // a lost connection: back off and consume again
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// storeQuotes is the Batcher's flush: one multi-row INSERT for the batch,
+// then the cached latest quote of each symbol in it is invalidated on every
+// replica.
+func (s *service) storeQuotes(ctx context.Context, qs []quote) error {
+	inserted, err := s.db.insertQuotes(ctx, qs)
+	if err != nil {
+		return err
+	}
+	s.metrics.batchSize.Observe(float64(len(qs)))
+	s.metrics.quotesStored.Add(float64(inserted))
+	s.metrics.quotesDuplicate.Add(float64(int64(len(qs)) - inserted))
+	syms := make([]string, 0, len(symbols))
+	for _, q := range qs {
+		if !slices.Contains(syms, q.Symbol) {
+			syms = append(syms, q.Symbol)
+		}
+	}
+	if err := s.cache.Delete(ctx, syms...); err != nil {
+		// The rows are stored; a missed invalidation is bounded by the
+		// cache's local TTL, so the batch still succeeded.
+		s.log.Warn("invalidate cached quotes", "symbols", syms, "err", err)
+	}
+	return nil
+}
