@@ -37,11 +37,11 @@ type service struct {
 	limiter ratelimit.Limiter
 	sched   *scheduler.Scheduler
 
-	feedIDs   *idSource
-	ready     atomic.Bool
-	work      sync.WaitGroup     // feed and burst goroutines
-	stopFeed  context.CancelFunc // stops the feed and bursts
-	feedCtx   context.Context
+	feedIDs     *idSource
+	ready       atomic.Bool
+	work        sync.WaitGroup     // feed and burst goroutines
+	stopFeed    context.CancelFunc // stops the feed and bursts
+	feedCtx     context.Context
 	consumers   sync.WaitGroup // the queue consumer
 	stopConsume context.CancelFunc
 }
