@@ -127,7 +127,8 @@ type BatcherStats struct {
 // bounded and nothing is dropped.
 //
 // The flush function is called on a goroutine owned by the Batcher, with a
-// context that is cancelled only when Close gives up (its context expires).
+// context that is cancelled only when Close gives up (its context expires)
+// or, per call, after [BatchTimeout].
 // It must not retain the items slice after it returns: the Batcher reuses it.
 // A flush that returns an error or panics is retried per [Retry]; the items
 // still failed after that are reported to [OnError] and to the AddWait

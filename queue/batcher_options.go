@@ -116,7 +116,10 @@ func FlushConcurrency(n int) BatcherOption {
 // When the buffer is full, [Batcher.Add] blocks until a flush starts and
 // frees room. n must be >= MaxItems; the default is
 // MaxItems × (FlushConcurrency + 1). The memory held is bounded by about
-// Buffer + FlushConcurrency × MaxItems items.
+// Buffer + FlushConcurrency × MaxItems items. When the buffer is full and no
+// full batch is queued, the open batches are flushed early, smaller: with
+// [Partition], size the buffer for MaxItems × the partitions active at once
+// to keep batches full.
 func Buffer(n int) BatcherOption {
 	return BatcherOption{func(s *batcherSettings) {
 		s.buffer, s.bufferSet = n, true
