@@ -152,7 +152,9 @@ func TestContract(t *testing.T) {
 				assert.False(t, res.Allowed)
 				assert.Equal(t, time.Duration(-1), res.RetryAfter)
 				assert.Equal(t, 3, res.Remaining, "nothing consumed")
-				err = l.WaitN(ctx, "k", 4)
+				err = l.(interface {
+					WaitN(context.Context, string, int) error
+				}).WaitN(ctx, "k", 4)
 				require.ErrorIs(t, err, ratelimit.ErrExceedsBurst)
 				require.NoError(t, ctx.Err(), "WaitN must fail at once, not wait for ctx")
 			})

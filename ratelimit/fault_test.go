@@ -129,7 +129,7 @@ func TestRetryCountsOnce(t *testing.T) {
 		name   string
 		ridTTL time.Duration
 		once   bool
-	}{{"request-ids", 15 * time.Second, true}, {"control-no-ids", 0, false}} {
+	}{{"request-ids-auto", -1, true}, {"request-ids", 15 * time.Second, true}, {"control-no-ids", 0, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := redistest.StartServer(t)
 			c := s.Client(t, func(o *redis.Options) {
@@ -140,7 +140,11 @@ func TestRetryCountsOnce(t *testing.T) {
 				o.PoolSize = 4
 			})
 			ctx := ctxT(t, 60*time.Second)
-			l, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ratelimit.WithRequestIDTTL(tc.ridTTL),
+			ridOpt := ratelimit.WithRequestIDTTL(tc.ridTTL)
+			if tc.ridTTL < 0 {
+				ridOpt = ratelimit.WithDenyCache(0) // no option: the default
+			}
+			l, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ridOpt,
 				ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0))
 			require.NoError(t, err)
 			// open 4 connections and load the script, so that retries are
@@ -159,7 +163,7 @@ func TestRetryCountsOnce(t *testing.T) {
 			require.NoError(t, s.Pause())
 			t.Cleanup(func() { _ = s.Resume() })
 			var errs atomic.Int64
-			l2, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ratelimit.WithRequestIDTTL(tc.ridTTL),
+			l2, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ridOpt,
 				ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0),
 				ratelimit.WithHooks(ratelimit.Hooks{OnError: func(string, error) { errs.Add(1) }}))
 			require.NoError(t, err)
@@ -194,4 +198,34 @@ func TestRetryCountsOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequestIDTTLFromClient: the default request-ID TTL follows the
+// client's retry settings, and is 0 for a client that never re-sends.
+func TestRequestIDTTLFromClient(t *testing.T) {
+	db := redistest.New(t)
+	tests := []struct {
+		name string
+		mod  func(*redis.UniversalOptions)
+		want time.Duration
+	}{
+		{"defaults", func(*redis.UniversalOptions) {}, 4*(5*time.Second+5*time.Second+time.Second) + time.Second},
+		{"no retries", func(o *redis.UniversalOptions) { o.MaxRetries = -1 }, 0},
+		{"short", func(o *redis.UniversalOptions) {
+			o.MaxRetries = 1
+			o.ReadTimeout = 100 * time.Millisecond
+			o.WriteTimeout = 100 * time.Millisecond
+			o.MaxRetryBackoff = 50 * time.Millisecond
+		}, 2*250*time.Millisecond + time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := ratelimit.NewRedis(db.NewClient(t, tt.mod), ratelimit.PerSecond(1))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, l.RequestIDTTL())
+		})
+	}
+	l, err := ratelimit.NewRedis(db.Client, ratelimit.PerSecond(1), ratelimit.WithRequestIDTTL(3*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, l.RequestIDTTL())
 }

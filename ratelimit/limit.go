@@ -167,10 +167,19 @@ type Limiter interface {
 	AllowN(ctx context.Context, key string, n int) (Result, error)
 	// Wait blocks until one event is allowed for key or ctx is done.
 	Wait(ctx context.Context, key string) error
-	// WaitN blocks until n events are allowed for key or ctx is done. It
-	// returns ErrExceedsBurst at once when n can never be allowed.
-	WaitN(ctx context.Context, key string, n int) error
 }
+
+// The limiters of this package also have WaitN(ctx, key, n), which blocks
+// until n events are allowed and returns ErrExceedsBurst at once when n can
+// never be allowed.
+var (
+	_ interface {
+		WaitN(ctx context.Context, key string, n int) error
+	} = (*RedisLimiter)(nil)
+	_ interface {
+		WaitN(ctx context.Context, key string, n int) error
+	} = (*LocalLimiter)(nil)
+)
 
 func checkArgs(key string, n int) error {
 	if key == "" {

@@ -13,7 +13,7 @@ import (
 type LocalLimiter struct {
 	specs  []gcra
 	keys   *shards[[]tat]
-	now    func() time.Time
+	now    func() time.Time // nil: time.Since(base), one monotonic clock read
 	base   time.Time
 	shadow bool
 	hooks  Hooks
@@ -50,14 +50,25 @@ func NewLocalMulti(limits []Limit, opts ...Option) (*LocalLimiter, error) {
 }
 
 func newLocal(specs []gcra, cfg config) *LocalLimiter {
-	return &LocalLimiter{
+	l := &LocalLimiter{
 		specs:  specs,
 		keys:   newShards[[]tat](cfg.maxKeys),
-		now:    cfg.now,
 		base:   cfg.now(),
 		shadow: cfg.shadow,
 		hooks:  cfg.hooks,
 	}
+	if cfg.clockSet {
+		l.now = cfg.now
+	}
+	return l
+}
+
+// clock returns the µs since the limiter was built.
+func (l *LocalLimiter) clock() int64 {
+	if l.now == nil {
+		return int64(time.Since(l.base) / time.Microsecond)
+	}
+	return int64(l.now().Sub(l.base) / time.Microsecond)
 }
 
 func compile(limits []Limit) ([]gcra, error) {
@@ -113,7 +124,7 @@ func (l *LocalLimiter) AllowN(_ context.Context, key string, n int) (Result, err
 
 // take decides n (up to m) events for key in process.
 func (l *LocalLimiter) take(key string, n, m int64) decision {
-	now := l.now().Sub(l.base).Microseconds()
+	now := l.clock()
 	sh := l.keys.shard(key)
 	sh.mu.Lock()
 	st, ok := sh.m[key]

@@ -161,14 +161,24 @@ func Middleware(l Limiter, key KeyFunc, opts ...MiddlewareOption) func(http.Hand
 				return
 			}
 			h := w.Header()
+			// one backing array for every header value slice
+			var vals []string
+			if c.draft || c.legacy {
+				vals = make([]string, 5)
+			}
 			if c.draft {
-				h["Ratelimit-Policy"] = []string{pc.get(res.Limit)}
-				h["Ratelimit"] = []string{`"` + c.policy + `";r=` + strconv.Itoa(res.Remaining) + ";t=" + strconv.FormatInt(ceilSeconds(res.ResetAfter), 10)}
+				vals[0] = pc.get(res.Limit)
+				vals[1] = `"` + c.policy + `";r=` + strconv.Itoa(res.Remaining) + ";t=" + strconv.FormatInt(ceilSeconds(res.ResetAfter), 10)
+				h["Ratelimit-Policy"] = vals[0:1:1]
+				h["Ratelimit"] = vals[1:2:2]
 			}
 			if c.legacy {
-				h["X-Ratelimit-Limit"] = []string{strconv.Itoa(res.Limit.Rate)}
-				h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
-				h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(c.nowUnix()+ceilSeconds(res.ResetAfter), 10)}
+				vals[2] = strconv.Itoa(res.Limit.Rate)
+				vals[3] = strconv.Itoa(res.Remaining)
+				vals[4] = strconv.FormatInt(c.nowUnix()+ceilSeconds(res.ResetAfter), 10)
+				h["X-Ratelimit-Limit"] = vals[2:3:3]
+				h["X-Ratelimit-Remaining"] = vals[3:4:4]
+				h["X-Ratelimit-Reset"] = vals[4:5:5]
 			}
 			if !res.Allowed {
 				c.onDenied(w, r, res)

@@ -181,8 +181,7 @@ func (errLimiter) Allow(ctx context.Context, key string) (ratelimit.Result, erro
 func (errLimiter) AllowN(context.Context, string, int) (ratelimit.Result, error) {
 	return ratelimit.Result{}, errBackend
 }
-func (errLimiter) Wait(context.Context, string) error       { return errBackend }
-func (errLimiter) WaitN(context.Context, string, int) error { return errBackend }
+func (errLimiter) Wait(context.Context, string) error { return errBackend }
 
 func TestKeyByIP(t *testing.T) {
 	trusted := []string{"10.0.0.0/8", "192.168.1.1", "2001:db8:ffff::/48"}

@@ -49,6 +49,7 @@ type config struct {
 	requestIDTTL time.Duration
 	maxKeys      int
 	now          func() time.Time
+	clockSet     bool
 	hooks        Hooks
 	logger       *slog.Logger
 	errs         []error
@@ -60,7 +61,7 @@ func defaultConfig() config {
 		breakerFails: 5,
 		breakerOpen:  5 * time.Second,
 		denyCache:    10000,
-		requestIDTTL: 15 * time.Second,
+		requestIDTTL: -1, // auto: from the client's retry settings
 		maxKeys:      100000,
 		now:          time.Now,
 	}
@@ -158,12 +159,17 @@ func WithBatch(size int, maxAge time.Duration) Option {
 }
 
 // WithRequestIDTTL sets how long the Redis script remembers each allowed
-// request's ID (default 15s; 0 turns idempotency off). go-redis re-sends a
-// command after a read timeout; the script then finds the ID and returns the
-// first reply instead of counting the request again. The TTL must cover the
-// client's whole retry window, (MaxRetries+1) × (ReadTimeout + backoff); the
-// default covers go-redis' defaults (3 retries, 3s read timeout). Each allowed
-// request costs one small key for the TTL. Redis only.
+// request's ID (0 turns idempotency off). go-redis re-sends a command after a
+// read timeout or a broken connection, and the first copy may already have
+// run; with an ID the script finds it and returns the first reply instead of
+// counting the request again. The TTL must cover the client's whole retry
+// window. The default is computed from the client's options:
+// attempts × (ReadTimeout + WriteTimeout + MaxRetryBackoff) + 1s, where
+// attempts is MaxRetries+1 (for a cluster client, also times MaxRedirects+1);
+// it is 0, and costs nothing, when the client never re-sends (MaxRetries: -1),
+// and 30s for client types it cannot inspect. Each allowed request costs one
+// small key for the TTL, so at high rates a client without retries is the
+// cheaper way to be exact. Redis only.
 func WithRequestIDTTL(d time.Duration) Option {
 	return func(c *config) {
 		if d < 0 {
@@ -195,7 +201,7 @@ func WithClock(now func() time.Time) Option {
 			c.bad("WithClock must not be nil")
 			return
 		}
-		c.now = now
+		c.now, c.clockSet = now, true
 	}
 }
 

@@ -56,6 +56,9 @@ type RedisLimiter struct {
 	batchAge  int64 // µs
 
 	minBurst int64
+	suffix   string // "" for GCRA, ":sw" for the sliding window
+	ridArg   any    // ridTTLms, boxed once
+	lenArg   any    // len(specs), boxed once
 
 	stats stats
 }
@@ -71,10 +74,14 @@ func NewRedis(client redis.UniversalClient, lim Limit, opts ...Option) (*RedisLi
 // NewMulti returns a limiter enforcing every limit in limits per key (for
 // example 10 per second and 1000 per hour), checked in one round trip and
 // all-or-nothing: a request is allowed only if it fits all of them, and a
-// denied request consumes nothing from any. The state of all limits of a key
-// lives in one Redis hash, one field pair per limit; a limit is identified by
-// its Rate, Period and Burst, so changing one limit in a deploy starts that
-// limit afresh and leaves the others' state alone.
+// denied request consumes nothing from any.
+//
+// Under GCRA the state of all limits of a key is one Redis string holding one
+// timestamp per limit, by position. If a deploy changes the limits, each
+// position's stored debt is read under the new limit (time already paid for
+// stays paid for); limiters with different limit lists should use different
+// prefixes. The sliding-window state is a hash with fields per limit
+// (identified by Rate, Period and Burst) and window.
 func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*RedisLimiter, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: client must not be nil", ErrInvalidArgument)
@@ -99,17 +106,26 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 		shadow:      cfg.shadow,
 		hooks:       cfg.hooks,
 		logger:      cfg.logger,
-		now:         cfg.now,
 		base:        cfg.now(),
 		fallback:    cfg.fallback,
 		breakerOpen: cfg.breakerOpen,
 	}
+	if cfg.requestIDTTL < 0 {
+		cfg.requestIDTTL = autoRequestIDTTL(client)
+		l.ridTTLms = cfg.requestIDTTL.Milliseconds()
+	}
 	if cfg.requestIDTTL > 0 && l.ridTTLms == 0 {
 		l.ridTTLms = 1
 	}
-	if cfg.algorithm == SlidingWindow {
-		l.script = windowScript
+	if cfg.clockSet {
+		l.now = cfg.now
 	}
+	if cfg.algorithm == SlidingWindow {
+		// a different key, so that switching algorithms never meets the
+		// other's state
+		l.script, l.suffix = windowScript, ":sw"
+	}
+	l.ridArg, l.lenArg = l.ridTTLms, len(specs)
 	l.minBurst = int64(specs[0].lim.Burst)
 	for _, g := range specs {
 		l.minBurst = min(l.minBurst, int64(g.lim.Burst))
@@ -186,8 +202,9 @@ func (l *RedisLimiter) Limits() []Limit {
 	return out
 }
 
-// Key returns the Redis key holding key's state: "<prefix>{<key>}".
-func (l *RedisLimiter) Key(key string) string { return l.prefix + "{" + key + "}" }
+// Key returns the Redis key holding key's state: "<prefix>{<key>}" under
+// GCRA, "<prefix>{<key>}:sw" under the sliding window.
+func (l *RedisLimiter) Key(key string) string { return l.prefix + "{" + key + "}" + l.suffix }
 
 // BreakerState returns the circuit breaker's state: "closed", "half-open" or
 // "open".
@@ -228,7 +245,12 @@ func (l *RedisLimiter) AllowN(ctx context.Context, key string, n int) (Result, e
 	return res, nil
 }
 
-func (l *RedisLimiter) clock() int64 { return l.now().Sub(l.base).Microseconds() }
+func (l *RedisLimiter) clock() int64 {
+	if l.now == nil {
+		return int64(time.Since(l.base) / time.Microsecond)
+	}
+	return int64(l.now().Sub(l.base) / time.Microsecond)
+}
 
 func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result, error) {
 	var now int64
@@ -333,13 +355,13 @@ func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result,
 
 // eval runs the script: one round trip (EVALSHA, or EVAL after a NOSCRIPT).
 func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string, error) {
-	k := l.prefix + "{" + key + "}"
+	k := l.prefix + "{" + key + "}" + l.suffix
 	keys := [2]string{k, k}
 	if l.ridTTLms > 0 {
 		keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
 	}
 	args := make([]any, 4, 4+len(l.static))
-	args[0], args[1], args[2], args[3] = n, m, l.ridTTLms, len(l.specs)
+	args[0], args[1], args[2], args[3] = n, m, l.ridArg, l.lenArg
 	args = append(args, l.static...)
 	return l.script.Run(ctx, l.client, keys[:], args...).Text()
 }
@@ -446,4 +468,10 @@ func forget[V any](s *shards[V], key string) {
 	sh.mu.Lock()
 	delete(sh.m, key)
 	sh.mu.Unlock()
+}
+
+// RequestIDTTL returns how long request IDs are kept (0: idempotency off);
+// see [WithRequestIDTTL].
+func (l *RedisLimiter) RequestIDTTL() time.Duration {
+	return time.Duration(l.ridTTLms) * time.Millisecond
 }

@@ -41,7 +41,11 @@ func TestRedisKeys(t *testing.T) {
 			t.Run("cluster="+strconv.FormatBool(db.Cluster)+"/alg="+alg.String(), func(t *testing.T) {
 				prefix := db.Prefix + alg.String() + ":"
 				l := newRedis(t, db.Client, prefix, []ratelimit.Limit{ratelimit.PerMinute(10)}, ratelimit.WithAlgorithm(alg))
-				assert.Equal(t, prefix+"{user:1}", l.Key("user:1"))
+				want := prefix + "{user:1}"
+				if alg == ratelimit.SlidingWindow {
+					want += ":sw"
+				}
+				assert.Equal(t, want, l.Key("user:1"))
 				_, err := l.AllowN(ctx, "user:1", 3)
 				require.NoError(t, err)
 				ttl, err := db.Client.PTTL(ctx, l.Key("user:1")).Result()

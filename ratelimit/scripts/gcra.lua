@@ -1,45 +1,45 @@
 -- gcra.lua: GCRA for one key under one or more limits, all-or-nothing, in
 -- integer microseconds from Redis TIME.
 --
--- KEYS[1]  state hash "<prefix>{<key>}"; for each limit i two fields,
---          <id_i>q and <id_i>r: the theoretical arrival time TAT = q + r/R µs.
+-- KEYS[1]  state "<prefix>{<key>}": a string of one "q:r" pair per limit,
+--          space-separated; limit i's theoretical arrival time (TAT) is
+--          q + r/R µs. Missing pairs (a new key, or a limit added in a
+--          deploy) count as "no debt".
 -- KEYS[2]  request-id key "<prefix>{<key>}:rid:<id>" (same slot); used only
 --          when ARGV[3] > 0.
 -- ARGV[1]  n: cost (>= 0). 0 records nothing and reports the state.
 -- ARGV[2]  m: most events to take (>= n): token batching takes up to m when
 --          at least n fit; otherwise m = n.
--- ARGV[3]  request-id TTL in ms; 0 disables idempotency. When > 0, a retry of
---          a request that was already allowed returns the stored reply and
---          counts nothing again.
+-- ARGV[3]  request-id TTL in ms; 0 disables idempotency. When > 0, the reply
+--          to an allowed request is stored under KEYS[2], and a copy of the
+--          same request (a client retry) returns that reply and counts
+--          nothing.
 -- ARGV[4]  L: number of limits.
--- ARGV[5+4(i-1) .. 8+4(i-1)] for limit i: id, R (Rate), P (Period in µs),
---          B (Burst). U = (TAT - now) × R is the used quota in 1/R µs units;
---          one event costs P and the bucket holds B × P (< 2^53, checked by the
---          caller).
+-- ARGV[5+4(i-1) .. 8+4(i-1)] for limit i: id (unused here), R (Rate),
+--          P (Period in µs), B (Burst). U = (TAT - now) × R is the used quota
+--          in 1/R µs units; one event costs P and the bucket holds B × P
+--          (< 2^53, checked by the caller), so all arithmetic is exact.
 --
 -- Returns the string "allowed remaining retry_us reset_us limit_index taken"
 -- (limit_index is 0-based: the limit that denied, or the tightest one).
-local ridttl = tonumber(ARGV[3])
-if ridttl > 0 then
-  local prev = redis.call('GET', KEYS[2])
-  if prev then return prev end
-end
-
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
+local ridttl = tonumber(ARGV[3])
 local L = tonumber(ARGV[4])
 
-local fields = {}
-for i = 1, L do
-  local id = ARGV[5 + 4 * (i - 1)]
-  fields[2 * i - 1] = id .. 'q'
-  fields[2 * i] = id .. 'r'
+local TQ, TR = {}, {}
+local state = redis.call('GET', KEYS[1])
+if state then
+  local i = 1
+  for q, r in string.gmatch(state, '(%d+):(%d+)') do
+    TQ[i], TR[i] = tonumber(q), tonumber(r)
+    i = i + 1
+  end
 end
-local vals = redis.call('HMGET', KEYS[1], unpack(fields))
 
-local R, P, TOL, U, A = {}, {}, {}, {}, {}
+local R, P, TOL, U, B = {}, {}, {}, {}, {}
 local avail, tight = -1, 1
 local never = false
 for i = 1, L do
@@ -47,11 +47,10 @@ for i = 1, L do
   local r = tonumber(ARGV[b + 1])
   local p = tonumber(ARGV[b + 2])
   local burst = tonumber(ARGV[b + 3])
-  R[i], P[i], TOL[i] = r, p, burst * p
-  local tq = tonumber(vals[2 * i - 1])
-  local tr = tonumber(vals[2 * i]) or 0
+  R[i], P[i], TOL[i], B[i] = r, p, burst * p, burst
   local u = 0
-  if tq and tq >= now then u = (tq - now) * r + tr end
+  local tq = TQ[i]
+  if tq and tq >= now then u = (tq - now) * r + TR[i] end
   U[i] = u
   local a = 0
   if u < TOL[i] then
@@ -59,7 +58,6 @@ for i = 1, L do
     -- correct a rounding of the division up to the next integer
     if a * p > TOL[i] - u then a = a - 1 end
   end
-  A[i] = a
   if avail < 0 or a < avail then avail, tight = a, i end
   if n > burst then never = true end
 end
@@ -73,23 +71,17 @@ elseif not never and avail >= n then
 end
 
 local retry, reset = 0, 0
+local parts
 if take > 0 then
-  local ttl = 0
-  local hset = {}
+  parts = {}
   for i = 1, L do
     local u = U[i] + take * P[i]
     local q = math.floor(u / R[i])
     if q * R[i] > u then q = q - 1 elseif (q + 1) * R[i] <= u then q = q + 1 end
-    hset[#hset + 1] = fields[2 * i - 1]
-    hset[#hset + 1] = now + q
-    hset[#hset + 1] = fields[2 * i]
-    hset[#hset + 1] = u - q * R[i]
+    parts[i] = string.format('%d:%d', now + q, u - q * R[i])
     local rs = math.ceil(u / R[i])
     if rs > reset then reset = rs end
   end
-  redis.call('HSET', KEYS[1], unpack(hset))
-  -- the key is worth nothing once every TAT is in the past
-  redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000) + 1)
 else
   for i = 1, L do
     local rs = math.ceil(U[i] / R[i])
@@ -99,7 +91,7 @@ else
     if never then
       retry = -1
       for i = 1, L do
-        if n > TOL[i] / P[i] then tight = i; break end
+        if n > B[i] then tight = i; break end
       end
     else
       tight = 1
@@ -117,7 +109,20 @@ end
 local remaining = avail - take
 if remaining < 0 then remaining = 0 end
 local out = string.format('%d %d %d %d %d %d', allowed, remaining, retry, reset, tight - 1, take)
-if ridttl > 0 and take > 0 then
-  redis.call('SET', KEYS[2], out, 'PX', ridttl)
+
+if ridttl > 0 then
+  if take > 0 then
+    -- first copy: store the reply; a later copy gets the stored reply back
+    -- and writes nothing
+    local prev = redis.call('SET', KEYS[2], out, 'NX', 'PX', ridttl, 'GET')
+    if prev then return prev end
+  else
+    local prev = redis.call('GET', KEYS[2])
+    if prev then return prev end
+  end
+end
+if take > 0 then
+  -- the state is worth nothing once every TAT is in the past
+  redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', math.ceil(reset / 1000) + 1)
 end
 return out

@@ -8,7 +8,7 @@
 -- All comparisons are multiplied by P, so they stay integers (Rate × P < 2^53,
 -- checked by the caller).
 --
--- KEYS[1]  state hash "<prefix>{<key>}"; field <id_i>:<window index> holds a
+-- KEYS[1]  state hash "<prefix>{<key>}:sw"; field <id_i>:<window index> holds a
 --          window's count.
 -- KEYS[2]  request-id key (see gcra.lua); used only when ARGV[3] > 0.
 -- ARGV[1]  n: cost (>= 0); 0 records nothing.
