@@ -356,3 +356,48 @@ func TestOffsetAndJitter(t *testing.T) {
 		t.Errorf("jitter did not delay any start: %v", delays)
 	}
 }
+
+// TestLongRunKeepsLease: a run four times longer than the lease TTL keeps
+// its lease (refreshed) and context, and a Trigger meanwhile is refused
+// with ErrOverlap under Overlap(Skip).
+func TestLongRunKeepsLease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, mk func(t *testing.T, opts ...scheduler.Option) *scheduler.Scheduler) {
+		s := mk(t, scheduler.WithLeaseTTL(300*time.Millisecond))
+		started := make(chan struct{}, 1)
+		var ctxErr atomic.Value
+		if err := s.Every("long", time.Hour, func(ctx context.Context, run scheduler.Run) error {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			select {
+			case <-time.After(1200 * time.Millisecond):
+				return nil
+			case <-ctx.Done():
+				ctxErr.Store(context.Cause(ctx))
+				return ctx.Err()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- s.Trigger(context.Background(), "long") }()
+		<-started
+		time.Sleep(1100 * time.Millisecond) // a second trigger, in another second
+		if err := s.Trigger(context.Background(), "long"); !errors.Is(err, scheduler.ErrOverlap) {
+			t.Errorf("Trigger while running: got %v, want ErrOverlap", err)
+		}
+		if err := <-errc; err != nil {
+			t.Errorf("long run: got %v (cause %v), want nil", err, ctxErr.Load())
+		}
+		recs, err := s.History(context.Background(), "long", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Newest finished first: the skipped trigger finished before the run.
+		if len(recs) != 2 || recs[0].Skipped || recs[0].Token == 0 || recs[0].Attempt != 1 || !recs[1].Skipped || recs[1].Attempt != 0 {
+			t.Errorf("history %+v: want a run with a token, and a skipped trigger that finished before it", recs)
+		}
+		stopAll(t, s)
+	})
+}

@@ -22,6 +22,7 @@ func TestReplicas(t *testing.T) {
 	t.Run("TriggerOnceAcrossReplicas", testTriggerOnceAcrossReplicas)
 	t.Run("CatchUpOnStart", testCatchUpOnStart)
 	t.Run("KillReplica", testKillReplicas)
+	t.Run("RedisOutage", testRedisOutage)
 }
 
 // countingJob counts runs per tick in a Redis hash (field: tick unix ms).

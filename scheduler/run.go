@@ -102,9 +102,14 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	ok, token, err := s.claim(j, claimArgs{
 		job: j.name, id: id, owner: owner, ttl: ttl,
 		pending: pending, tick: tick, pendingTTL: doneTTL, fence: j.cfg.overlap == Allow,
-	})
+	}, kind)
 	if err != nil {
+		if s.stopCtx.Err() != nil {
+			result(ErrStopped)
+			return
+		}
 		s.st.errors.Add(1)
+		s.st.missed.Add(1)
 		s.cfg.logger.Error("scheduler: claim failed", "job", j.name, "tick", tick, "err", err)
 		result(fmt.Errorf("scheduler: claim %q at %v: %w", j.name, tick, err))
 		return
@@ -139,15 +144,21 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		}
 	}
 
-	lk, err := s.lease(j, tick)
+	lk, err := s.lease(j, tick, kind)
 	if err != nil {
 		rec.Start = s.cfg.now()
-		if errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, context.DeadlineExceeded) && s.runCtx.Err() == nil {
+		if errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, errWaitedTooLong) {
 			s.st.skipped.Add(1)
 			rec.Skipped = true
 			s.cfg.logger.Info("scheduler: tick skipped, previous run still running", "job", j.name, "tick", tick)
 			finish(nil)
 			result(fmt.Errorf("%w: job %q", ErrOverlap, j.name))
+			return
+		}
+		if s.stopCtx.Err() != nil {
+			// Stopping before the job started: leave the claim to expire, so
+			// that a live replica catches the tick up (with CatchUp).
+			result(ErrStopped)
 			return
 		}
 		err = fmt.Errorf("scheduler: lease for %q: %w", j.name, err)
@@ -175,7 +186,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		run.Attempt = attempt
 		rec.Attempt = attempt
 		runErr = s.attempt(j, run, leaseLost, live.lost)
-		if runErr == nil || attempt > j.cfg.retries || s.runCtx.Err() != nil || closed(leaseLost) || closed(live.lost) {
+		if runErr == nil || attempt > j.cfg.retries || s.stopCtx.Err() != nil || closed(leaseLost) || closed(live.lost) {
 			break
 		}
 		s.st.retries.Add(1)
@@ -186,7 +197,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
-		case <-s.runCtx.Done():
+		case <-s.stopCtx.Done():
 		case <-leaseLost:
 		case <-live.lost:
 		}
@@ -214,20 +225,14 @@ func closed(c <-chan struct{}) bool {
 	}
 }
 
-// claim calls the backend, retrying transient errors a few times.
-func (s *Scheduler) claim(j *job, a claimArgs) (bool, uint64, error) {
+// claim calls the backend, retrying transient errors: a few times within a
+// second, and for jobs with CatchUp for as long as the tick is inside the
+// window (Redis may be restarting or failing over).
+func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, error) {
 	var err error
-	for i := range 3 {
-		if i > 0 {
-			t := time.NewTimer(time.Duration(i) * 100 * time.Millisecond)
-			select {
-			case <-t.C:
-			case <-s.runCtx.Done():
-				t.Stop()
-				return false, 0, s.runCtx.Err()
-			}
-		}
-		ctx, cancel := context.WithTimeout(s.runCtx, max(s.cfg.leaseTTL/2, time.Second))
+	wait := 100 * time.Millisecond
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(s.stopCtx, max(s.cfg.leaseTTL/2, time.Second))
 		var ok bool
 		var tok uint64
 		ok, tok, err = s.b.claim(ctx, a)
@@ -235,34 +240,64 @@ func (s *Scheduler) claim(j *job, a claimArgs) (bool, uint64, error) {
 		if err == nil {
 			return ok, tok, nil
 		}
-		if s.runCtx.Err() != nil {
+		if s.stopCtx.Err() != nil {
 			return false, 0, err
 		}
+		keepTrying := i < 3 ||
+			j.cfg.catchUp > 0 && (kind == KindTick || kind == KindCatchUp) && s.cfg.now().Sub(a.tick) < j.cfg.catchUp
+		if !keepTrying {
+			return false, 0, err
+		}
+		s.cfg.logger.Warn("scheduler: claim failed, retrying", "job", j.name, "tick", a.tick, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.stopCtx.Done():
+			t.Stop()
+			return false, 0, err
+		}
+		wait = min(2*wait, 5*time.Second)
 	}
-	return false, 0, err
 }
 
+// errWaitedTooLong means a Wait (or catch-up) run gave up waiting for the
+// lease: the tick is recorded as skipped.
+var errWaitedTooLong = errors.New("scheduler: waited too long for the lease")
+
 // lease takes the job's lease according to its Overlap policy: nil for
-// Allow; for Wait it waits until the job's next tick is due.
-func (s *Scheduler) lease(j *job, tick time.Time) (*lock.Lock, error) {
-	switch j.cfg.overlap {
-	case Allow:
+// Allow. Skip makes one attempt. Wait waits until the job's next tick is
+// due (the next tick then takes over waiting), and a catch-up run of a Skip
+// job waits until the end of its catch-up window: a caught-up tick must not
+// be lost to a run of a later tick.
+func (s *Scheduler) lease(j *job, tick time.Time, kind Kind) (*lock.Lock, error) {
+	var until time.Time
+	switch {
+	case j.cfg.overlap == Allow:
 		return nil, nil
-	case Wait:
-		ctx, cancel := context.WithCancel(s.runCtx)
-		defer cancel()
-		if n, ok := j.sched.next(tick); ok {
-			var c2 context.CancelFunc
-			// The deadline is in the scheduler's clock; convert to real time.
-			ctx, c2 = context.WithTimeout(ctx, n.Add(jitterFor(j, n)).Sub(s.cfg.now()))
-			defer c2()
+	case kind == KindCatchUp && j.cfg.catchUp > 0:
+		until = tick.Add(j.cfg.catchUp)
+	case j.cfg.overlap == Wait:
+		if n, ok := j.sched.next(s.cfg.now()); ok {
+			until = n.Add(jitterFor(j, n))
 		}
-		return s.locker.Acquire(ctx, j.leaseTy, s.cfg.leaseTTL)
 	default:
-		ctx, cancel := context.WithTimeout(s.runCtx, max(s.cfg.leaseTTL/2, time.Second))
+		ctx, cancel := context.WithTimeout(s.stopCtx, max(s.cfg.leaseTTL/2, time.Second))
 		defer cancel()
-		return s.locker.TryAcquire(ctx, j.leaseTy, s.cfg.leaseTTL)
+		return s.locker.TryAcquire(ctx, j.leaseKey, s.cfg.leaseTTL)
 	}
+	ctx, cancel := context.WithCancel(s.stopCtx)
+	defer cancel()
+	if !until.IsZero() {
+		// until is in the scheduler's clock; wait for the difference.
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, until.Sub(s.cfg.now()))
+		defer c2()
+	}
+	lk, err := s.locker.Acquire(ctx, j.leaseKey, s.cfg.leaseTTL)
+	if err != nil && ctx.Err() != nil && s.stopCtx.Err() == nil {
+		return nil, errWaitedTooLong
+	}
+	return lk, err
 }
 
 // attempt runs the job once, with its timeout, cancelling its context when

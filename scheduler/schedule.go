@@ -90,6 +90,9 @@ func parseSpec(spec string, loc *time.Location, policy DSTPolicy) (schedule, err
 		if d <= 0 {
 			return nil, fmt.Errorf("spec %q: @every duration must be > 0, got %v", spec, d)
 		}
+		if d < time.Millisecond {
+			return nil, fmt.Errorf("spec %q: @every duration must be >= 1ms, got %v", spec, d)
+		}
 		return newInterval(d, 0), nil
 	}
 	var (

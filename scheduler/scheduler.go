@@ -30,6 +30,10 @@ type Scheduler struct {
 	// Stop gives up waiting. Both are owned by the Scheduler, not a caller.
 	runCtx     context.Context
 	cancelRuns context.CancelFunc
+	// stopCtx is cancelled when Stop begins: work that has not started a
+	// job yet (claim retries, lease waits, retry back-off) gives up.
+	stopCtx  context.Context
+	stopWork context.CancelFunc
 	runs       sync.WaitGroup // run and scan goroutines
 
 	mu       sync.Mutex // protects jobs, state, loopStop, and the dispatcher's view of jobs
@@ -54,7 +58,7 @@ type job struct {
 	fn      JobFunc
 	cfg     jobConfig
 	spec    string // for messages
-	leaseTy string // lock key of the job's lease
+	leaseKey string // lock key of the job's lease
 
 	// dispatcher state, protected by Scheduler.mu
 	next  time.Time // next tick to process
@@ -115,9 +119,11 @@ func buildConfig(opts []Option) (config, error) {
 
 func newScheduler(cfg config, b backend, l lock.Locker) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
+	sctx, scancel := context.WithCancel(ctx)
 	return &Scheduler{
 		cfg: cfg, b: b, locker: l,
 		runCtx: ctx, cancelRuns: cancel,
+		stopCtx: sctx, stopWork: scancel,
 		jobs: make(map[string]*job),
 		wake: make(chan struct{}, 1),
 	}
@@ -163,6 +169,9 @@ func (s *Scheduler) Every(name string, d time.Duration, fn JobFunc, opts ...JobO
 	if d <= 0 {
 		return fmt.Errorf("%w %q: interval must be > 0, got %v", ErrInvalidJob, name, d)
 	}
+	if d < time.Millisecond {
+		return fmt.Errorf("%w %q: interval must be >= 1ms, got %v", ErrInvalidJob, name, d)
+	}
 	return s.add(&job{name: name, sched: newInterval(d, jc.offset), fn: fn, cfg: jc, spec: "every " + d.String()})
 }
 
@@ -191,7 +200,7 @@ func (s *Scheduler) jobConfig(name string, fn JobFunc, opts []JobOption) (jobCon
 
 func (s *Scheduler) add(j *job) error {
 	j.index = -1
-	j.leaseTy = j.name
+	j.leaseKey = j.name
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == stateStopped {
@@ -232,8 +241,9 @@ func (s *Scheduler) Stats() Stats { return s.st.snapshot() }
 // NodeID returns the name of this replica in run records.
 func (s *Scheduler) NodeID() string { return s.cfg.nodeID }
 
-// History returns up to n of the job's most recent finished runs, newest
-// first, from every replica.
+// History returns up to n of the job's most recently finished runs, from
+// every replica, the last to finish first (WithHistory sets how many are
+// kept). Skipped ticks are included, with Skipped set.
 func (s *Scheduler) History(ctx context.Context, name string, n int) ([]RunRecord, error) {
 	if n <= 0 {
 		return nil, nil
@@ -290,22 +300,20 @@ func (s *Scheduler) Start(ctx context.Context) error {
 // further. A stopped Scheduler cannot be started again.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	switch s.state {
-	case stateNew:
-		s.state = stateStopped
-		s.mu.Unlock()
-		s.cancelRuns()
-		return nil
-	case stateStopped:
+	if s.state == stateStopped {
 		s.mu.Unlock()
 		return ErrStopped
 	}
+	started := s.state == stateStarted
 	s.state = stateStopped
 	stop, done := s.loopStop, s.loopDone
 	s.mu.Unlock()
 
-	stop()
-	<-done // the loop never blocks on I/O
+	s.stopWork()
+	if started {
+		stop()
+		<-done // the loop never blocks on I/O
+	}
 	idle := make(chan struct{})
 	go func() {
 		s.runs.Wait()
