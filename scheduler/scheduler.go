@@ -34,7 +34,7 @@ type Scheduler struct {
 	// job yet (claim retries, lease waits, retry back-off) gives up.
 	stopCtx  context.Context
 	stopWork context.CancelFunc
-	runs       sync.WaitGroup // run and scan goroutines
+	runs     sync.WaitGroup // run and scan goroutines
 
 	mu       sync.Mutex // protects jobs, state, loopStop, and the dispatcher's view of jobs
 	jobs     map[string]*job
@@ -53,11 +53,11 @@ const (
 )
 
 type job struct {
-	name    string
-	sched   schedule
-	fn      JobFunc
-	cfg     jobConfig
-	spec    string // for messages
+	name     string
+	sched    schedule
+	fn       JobFunc
+	cfg      jobConfig
+	spec     string // for messages
 	leaseKey string // lock key of the job's lease
 
 	// dispatcher state, protected by Scheduler.mu
