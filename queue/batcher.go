@@ -292,9 +292,6 @@ func NewBatcher[T any](flush func(ctx context.Context, items []T) error, opts ..
 		b.bufferCap = int(^uint(0) >> 1)
 	}
 	if s.bufferSet {
-		if s.buffer < b.maxItems {
-			return nil, fmt.Errorf("queue: Buffer must be >= MaxItems (%d), got %d", b.maxItems, s.buffer)
-		}
 		b.bufferCap = s.buffer
 	}
 	if b.logger == nil {

@@ -114,14 +114,17 @@ func FlushConcurrency(n int) BatcherOption {
 // Buffer bounds the number of items accepted but not yet handed to a flush
 // (the batches being filled plus the full batches waiting for a flush slot).
 // When the buffer is full, [Batcher.Add] blocks until a flush starts and
-// frees room. n must be >= MaxItems; the default is
-// MaxItems × (FlushConcurrency + 1). The memory held is bounded by about
-// Buffer + FlushConcurrency × MaxItems items. When the buffer is full and no
-// full batch is queued, the open batches are flushed early, smaller: with
-// [Partition], size the buffer for MaxItems × the partitions active at once
-// to keep batches full.
+// frees room. n must be >= 1; the default is MaxItems × (FlushConcurrency +
+// 1). The memory held is bounded by about Buffer + FlushConcurrency ×
+// MaxItems items. When the buffer is full and no full batch is queued, the
+// open batches are flushed early, smaller: a Buffer below MaxItems caps
+// batches at Buffer items, and with [Partition] a buffer of MaxItems × the
+// partitions active at once keeps batches full.
 func Buffer(n int) BatcherOption {
 	return BatcherOption{func(s *batcherSettings) {
+		if n < 1 {
+			s.errs = append(s.errs, fmt.Errorf("queue: Buffer must be >= 1, got %d", n))
+		}
 		s.buffer, s.bufferSet = n, true
 	}}
 }

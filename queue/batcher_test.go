@@ -676,8 +676,8 @@ func TestNewBatcherValidation(t *testing.T) {
 		{"MaxWait 0 with MaxItems", nop, []queue.BatcherOption{queue.MaxWait(0), queue.MaxItems(10)}, ""},
 		{"MaxWait 0 with MaxBytes", nop, []queue.BatcherOption{queue.MaxWait(0), queue.MaxBytes(10, func(int) int { return 1 })}, ""},
 		{"FlushConcurrency 0", nop, []queue.BatcherOption{queue.FlushConcurrency(0)}, "queue: FlushConcurrency must be >= 1, got 0"},
-		{"Buffer below MaxItems", nop, []queue.BatcherOption{queue.MaxItems(10), queue.Buffer(9)}, "queue: Buffer must be >= MaxItems (10), got 9"},
-		{"Buffer equal MaxItems", nop, []queue.BatcherOption{queue.MaxItems(10), queue.Buffer(10)}, ""},
+		{"Buffer 0", nop, []queue.BatcherOption{queue.Buffer(0)}, "queue: Buffer must be >= 1, got 0"},
+		{"Buffer below MaxItems", nop, []queue.BatcherOption{queue.MaxItems(10), queue.Buffer(9)}, ""},
 		{"Retry 0", nop, []queue.BatcherOption{queue.Retry(0, nil)}, "queue: Retry attempts must be >= 1, got 0"},
 		{"OnError nil", nop, []queue.BatcherOption{queue.OnError[int](nil)}, "OnError func must not be nil"},
 		{"OnError wrong type", nop, []queue.BatcherOption{queue.OnError(func([]string, error) {})}, "queue: OnError func is func([]string, error), want func([]int, error)"},
@@ -838,7 +838,7 @@ func batcherRandomRun(t *testing.T, seed uint64) {
 	size := func(v int) int { return 1 + v%7 }
 	opts := []queue.BatcherOption{
 		queue.MaxItems(maxItems), queue.FlushConcurrency(conc),
-		queue.Buffer(maxItems + r(3*maxItems+1)),
+		queue.Buffer(1 + r(4*maxItems)),
 		queue.Retry(attempts, func(int) time.Duration { return time.Duration(r(3)) * time.Millisecond }),
 	}
 	maxWait := queue.BatcherDefaultMaxWait
@@ -1011,5 +1011,22 @@ func TestBatcherBatchTimeout(t *testing.T) {
 		require.Equal(t, time.Second, time.Since(start))
 		require.Equal(t, int32(2), calls.Load())
 		require.NoError(t, b.Close(t.Context()))
+	})
+}
+
+// TestBatcherBufferBelowMaxItems: a buffer smaller than MaxItems caps the
+// batches at the buffer size instead of blocking Add for ever.
+func TestBatcherBufferBelowMaxItems(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rec batcherRec[int]
+		b := batcherNew(t, rec.flush, queue.MaxItems(100), queue.MaxWait(time.Hour), queue.Buffer(4))
+		for i := range 10 {
+			require.NoError(t, b.Add(t.Context(), i))
+		}
+		require.NoError(t, b.Close(t.Context()))
+		require.Len(t, rec.all(), 10)
+		for _, n := range rec.sizes() {
+			require.LessOrEqual(t, n, 4)
+		}
 	})
 }
