@@ -1,5 +1,81 @@
 // Package scheduler runs cron and interval jobs once per tick across all
 // replicas of a service.
 //
-// Status: planned; the API lands with its issue.
+// Every replica registers the same jobs and starts its Scheduler; for each
+// (job, scheduled tick) exactly one replica runs the job:
+//
+//	s, err := scheduler.New(rdb, scheduler.WithNamespace("billing:"), scheduler.WithLocation(ny))
+//	err = s.Cron("daily-report", "0 30 2 * * *", report, scheduler.Timeout(time.Hour))
+//	err = s.Every("refresh-rates", 30*time.Second, refresh, scheduler.Jitter(5*time.Second))
+//	err = s.Start(ctx)
+//	defer s.Stop(ctx)
+//
+// # Guarantees
+//
+// Once per tick. A tick is claimed in Redis with an atomic SET NX on a key
+// named by the job and the tick's instant (<ns>{<job>}:tick:<unix micros>),
+// not by the replica's "now", so replicas whose clocks disagree by a second
+// or more still claim the same key and exactly one wins. Every(d) ticks fall
+// on multiples of d since the Unix epoch (plus Offset), cron ticks on the
+// spec's instants in the configured location, so replicas started at
+// different moments agree on them. A completed claim is remembered for at
+// least three periods and longer than the CatchUp window, so no replica can
+// claim it again.
+//
+// Leases and fencing. A run takes the job's lease (the lock package,
+// refreshed while the job runs) and passes its fencing token as Run.Token.
+// With Overlap(Skip), the default, a tick due while another run of the job
+// still holds the lease, on any replica, is skipped (and recorded as such);
+// Overlap(Wait) waits for the lease until the job's next tick is due;
+// Overlap(Allow) runs concurrently (the token then comes from a per-job
+// counter and only orders runs). A run whose lease or claim is lost (Redis
+// unreachable for longer than WithLeaseTTL) has its context cancelled.
+//
+// Replica death. A claimed tick stays "pending" until its run completes,
+// and its claim lives only while the replica refreshes it. If the replica
+// dies, the claim expires after the lease TTL; with CatchUp(window) a live
+// replica finds the pending tick (a scan every TTL/2) and runs it once
+// (Run.Kind == KindCatchUp); without CatchUp the next tick simply proceeds.
+// A tick no replica claimed because all were down is run once on start-up if
+// it is the most recent tick and inside the window (older missed ticks are
+// coalesced into it). While Redis is unreachable, jobs with CatchUp keep
+// retrying the claim of due ticks for as long as they are inside the window.
+//
+// Time zones and DST. Cron specs are evaluated on wall-clock time in the
+// location (WithLocation, or a "TZ=Zone " spec prefix) and mapped to
+// instants. The default policy, DSTVixie, is Vixie cron's: a fixed-time job
+// whose local time is skipped by a spring-forward runs once, right at the
+// change; one whose time repeats in a fall-back hour runs once; jobs whose
+// minute or hour field starts with '*' (e.g. "*/30 * * * *") follow the real
+// clock. DSTRunOnce, DSTSkip and DSTRealClock are the alternatives
+// (WithDST, or DST per job).
+//
+// Clocks and timers. Timers sleep at most a minute and the clock is re-read
+// on every wake-up, so a host that slept or a clock that jumped neither
+// misses nor doubles ticks: a replica processes each job's ticks in order, at
+// most once, runs only the most recent due one if several went by (counting
+// the others in Stats.Missed) and ticks more than 10 seconds late (or older
+// than the CatchUp window) are not run. Jitter(d) delays a tick's start by a
+// hash of (job, tick) below d, the same on every replica, to spread many
+// jobs; the claim key is still the tick.
+//
+// Failures. A job's error or panic fails the run (a panic is recovered and
+// recorded with its stack) and the scheduler carries on; Retry(n, backoff)
+// retries it; Timeout(d) cancels its context. History returns the recent
+// runs of a job from all replicas: tick, node, start, end, error, attempts.
+//
+// # What it does not do
+//
+// Exactly once is "at most once per tick, and once unless every replica is
+// down for the whole CatchUp window" as far as claiming goes. A job that
+// has done its work but whose replica dies before recording completion is
+// run again by CatchUp, so jobs with CatchUp should be idempotent or use
+// Run.Token to fence their writes. A Redis failover that loses the latest
+// writes (asynchronous replication) can lose a claim and let a tick run
+// twice; run Redis with persistence and replicas you trust, or fence.
+// Replicas must register jobs under the same names with the same schedules;
+// nothing checks that they agree.
+//
+// NewLocal gives the same API and semantics inside one process, with no
+// Redis.
 package scheduler

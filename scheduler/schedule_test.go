@@ -279,3 +279,31 @@ func TestIntervalTicksOnEpochMultiples(t *testing.T) {
 		}
 	}
 }
+
+func TestJitterIsDeterministicAndSpread(t *testing.T) {
+	mk := func(name string) *job {
+		return &job{name: name, cfg: jobConfig{jitter: time.Minute}}
+	}
+	tick := time.Unix(1_700_000_000, 0)
+	seen := map[time.Duration]bool{}
+	for i := range 100 {
+		a, b := mk(fmt.Sprint("job-", i)), mk(fmt.Sprint("job-", i))
+		ja, jb := jitterFor(a, tick), jitterFor(b, tick)
+		if ja != jb {
+			t.Fatalf("jitter of the same job and tick differs: %v vs %v", ja, jb)
+		}
+		if ja < 0 || ja >= time.Minute {
+			t.Fatalf("jitter %v outside [0, 1m)", ja)
+		}
+		seen[ja.Truncate(time.Second)] = true
+	}
+	if len(seen) < 40 {
+		t.Errorf("100 jobs got only %d distinct jitter seconds out of 60", len(seen))
+	}
+	if j := mk("x"); jitterFor(j, tick) == jitterFor(j, tick.Add(time.Hour)) && jitterFor(j, tick) == jitterFor(j, tick.Add(2*time.Hour)) {
+		t.Errorf("jitter does not depend on the tick")
+	}
+	if d := jitterFor(&job{name: "none"}, tick); d != 0 {
+		t.Errorf("jitter without Jitter: got %v, want 0", d)
+	}
+}
