@@ -324,7 +324,9 @@ func (b *Batcher[T]) Add(ctx context.Context, item T) error {
 // carries it has been flushed and returns the result for this item: nil on
 // success, the error of the item (from a [BatchError]) or of the whole batch
 // after all attempts otherwise. If ctx ends first, AddWait returns ctx's
-// error; the item stays buffered and is still flushed.
+// error; the item stays buffered and is still flushed. AddWait waits at
+// least until the batch is flushed: up to [MaxWait], or, with MaxWait
+// turned off, until the batch fills or Flush or Close is called.
 func (b *Batcher[T]) AddWait(ctx context.Context, item T) error {
 	bt, idx, err := b.add(ctx, item, true)
 	if err != nil {
