@@ -236,3 +236,15 @@ func (e *encodedWriter) Write(p []byte) (int, error) {
 
 // Unwrap returns the underlying ResponseWriter.
 func (e *encodedWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+// ReadFrom implements io.ReaderFrom, keeping net/http's sendfile path for
+// pre-compressed files.
+func (e *encodedWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !e.wrote {
+		e.WriteHeader(http.StatusOK)
+	}
+	if rf, ok := e.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{e.ResponseWriter}, src)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -519,4 +520,38 @@ func TestStats(t *testing.T) {
 	require.EqualValues(t, 2, snap.Identity)
 	require.EqualValues(t, 4*len(big), snap.BytesIn)
 	require.Equal(t, out, snap.BytesOut)
+}
+
+// TestReadFrom checks io.Copy into the middleware (as http.ServeContent
+// does) for compressed and plain responses, and that a plain response is
+// handed to the underlying ReaderFrom.
+func TestReadFrom(t *testing.T) {
+	big := testJSON(100 << 10)
+	for _, tc := range []struct {
+		ae, ct, enc string
+	}{{"gzip", "application/json", "gzip"}, {"zstd", "image/png", ""}, {"", "application/json", ""}} {
+		h := mustMiddleware(t)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", tc.ct)
+			n, err := io.Copy(w, struct{ io.Reader }{bytes.NewReader(big)})
+			require.NoError(t, err)
+			require.EqualValues(t, len(big), n)
+		}))
+		rf := &readerFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Accept-Encoding", tc.ae)
+		h.ServeHTTP(rf, req)
+		require.Equal(t, tc.enc, rf.Header().Get("Content-Encoding"))
+		require.Equal(t, big, decodeBody(t, tc.enc, rf.Body.Bytes()))
+		require.Equal(t, tc.enc == "", rf.readFrom, "underlying ReadFrom used: got %v", rf.readFrom)
+	}
+}
+
+type readerFromRecorder struct {
+	*httptest.ResponseRecorder
+	readFrom bool
+}
+
+func (r *readerFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.readFrom = true
+	return io.Copy(struct{ io.Writer }{r.ResponseRecorder}, src)
 }
