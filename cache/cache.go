@@ -25,7 +25,8 @@ type Cache[V any] struct {
 	local  *localTier[V] // nil: no local tier
 	rdb    *redisTier    // nil: no Redis tier
 	st     counters
-	fl     flights[V]
+	fl     flights[V] // foreground loads
+	rf     flights[V] // background refreshes
 	notif  notifier
 	origin string // 8 random bytes naming this cache in invalidation messages
 	log    *slog.Logger

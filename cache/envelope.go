@@ -20,7 +20,7 @@ import (
 // sync with this layout.
 const (
 	envelopeVersion byte = 1
-	headerLen            = 30
+	headerLen       int  = 30
 
 	flagNotFound   byte = 1
 	flagCompressed byte = 2

@@ -1,6 +1,7 @@
 package cache_test
 
 import (
+	"log/slog"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -21,3 +22,12 @@ func leakCheck(t *testing.T) {
 	}
 	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
 }
+
+// testLogger logs through t.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -7,13 +7,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// refreshAsync starts a background refresh of key unless a load or refresh
-// of it is already in flight in this process (at most one per key at a
-// time). basis is the entry being served meanwhile; fromLocal says it came
+// refreshAsync starts a background refresh of key unless a refresh of it
+// is already in flight in this process (at most one per key at a time;
+// readers never wait for it). basis is the entry being served meanwhile; fromLocal says it came
 // from the local tier (so Redis may already hold a newer value); early says
 // it is still fresh (an XFetch refresh).
 func (c *Cache[V]) refreshAsync(ctx context.Context, key string, loader func(context.Context) (V, error), basis entry[V], fromLocal, early bool) {
-	cl, leader := c.fl.claim(key)
+	cl, leader := c.rf.claim(key)
 	if !leader {
 		return
 	}
@@ -25,9 +25,9 @@ func (c *Cache[V]) refreshAsync(ctx context.Context, key string, loader func(con
 		lctx, cancel := c.loadContext(ctx)
 		e, err := c.refresh(lctx, key, loader, basis, fromLocal)
 		cancel()
-		c.fl.finish(key, cl, e, err)
+		c.rf.finish(key, cl, e, err)
 	}) {
-		c.fl.finish(key, cl, basis, nil)
+		c.rf.finish(key, cl, basis, nil)
 	}
 }
 

@@ -47,9 +47,9 @@ type Stats struct {
 
 // counters are the atomic counters behind Stats.
 type counters struct {
-	localHits, redisHits, misses, loads, loadErrors, notFound  atomic.Uint64
+	localHits, redisHits, misses, loads, loadErrors, notFound     atomic.Uint64
 	stale, coalesced, leaseWaits, early, refreshes, invalidations atomic.Uint64
-	localFlushes, redisErrors                                   atomic.Uint64
+	localFlushes, redisErrors                                     atomic.Uint64
 }
 
 // Stats returns a snapshot of the cache's counters.

@@ -1,0 +1,4 @@
+package cache
+
+// WithClock replaces the cache's clock in tests.
+var WithClock = withClock
