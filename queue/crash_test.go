@@ -39,6 +39,10 @@ func TestCrashChild(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	// Tell the parent SIGTERM is now handled.
+	if err := c.Set(ctx, prefix+"ready:"+strconv.Itoa(os.Getpid()), 1, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	opts := []queue.ConsumeOption{
 		queue.Concurrency(4), queue.Prefetch(16), queue.VisibilityTimeout(time.Second),
 		queue.MaxAttempts(3), queue.Backoff(func(int) time.Duration { return 50 * time.Millisecond }),
@@ -73,7 +77,7 @@ func TestCrash(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("child")
 	}
-	n, kills := 3000, 8
+	n, kills := 5000, 8
 	if os.Getenv("OUTRIGGER_LONG") != "" {
 		n, kills = 20000, 40
 	}
@@ -129,7 +133,7 @@ func TestCrash(t *testing.T) {
 	var lastKill time.Time
 	killed := 0
 	for killed < kills && processed() < int64(n) {
-		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+		time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
 		i := rand.IntN(workers)
 		require.NoError(t, children[i].cmd.Process.Signal(syscall.SIGKILL))
 		<-children[i].done
@@ -150,6 +154,9 @@ func TestCrash(t *testing.T) {
 
 	// Stop the children gracefully: they leave the group.
 	for _, c := range children {
+		require.Eventually(t, func() bool {
+			return db.Client.Exists(ctx, db.Prefix+"ready:"+strconv.Itoa(c.cmd.Process.Pid)).Val() == 1
+		}, 60*time.Second, 10*time.Millisecond, "child did not start")
 		require.NoError(t, c.cmd.Process.Signal(syscall.SIGTERM))
 	}
 	for i, c := range children {

@@ -53,7 +53,7 @@ type queueConfig struct {
 func defaultQueueConfig() queueConfig {
 	return queueConfig{
 		retryWindow:     DefaultPublishRetryWindow,
-		publishPipes:    4,
+		publishPipes:    2,
 		maxPublishBatch: 512,
 		now:             time.Now,
 	}
@@ -100,7 +100,7 @@ func WithLogger(l *slog.Logger) Option { return func(c *queueConfig) { c.logger 
 func PublishRetryWindow(d time.Duration) Option { return func(c *queueConfig) { c.retryWindow = d } }
 
 // PublishPipelines is how many pipelines concurrent Publish calls may have
-// in flight at once on a [Redis] queue (default 4). Calls that arrive while
+// in flight at once on a [Redis] queue (default 2). Calls that arrive while
 // they are all busy are coalesced into the next pipeline.
 func PublishPipelines(n int) Option { return func(c *queueConfig) { c.publishPipes = n } }
 

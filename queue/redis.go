@@ -145,13 +145,17 @@ func (q *Redis) newID() string {
 
 // pubReq is one message on its way to Redis.
 type pubReq struct {
-	keys  []string
-	args  []any
-	id    string
-	res   string // "ok", "dup:<id>", "full"
-	err   error
-	state atomic.Int32
-	wake  chan struct{}
+	id       string
+	idKey    string // set for WithID: the ID is remembered for the retry window
+	dedupKey string
+	dedupMS  int64
+	delayMS  int64
+	body     []byte
+	headers  map[string]string
+	res      string // "ok", "dup:<id>", "full"
+	err      error
+	state    atomic.Int32
+	wake     chan struct{}
 }
 
 const (
@@ -162,30 +166,20 @@ const (
 )
 
 func (q *Redis) buildReq(body []byte, pc *publishConfig) *pubReq {
-	id := pc.id
-	if id == "" {
-		id = q.newID()
+	r := &pubReq{id: pc.id, body: body, headers: pc.headers, delayMS: pc.delay.Milliseconds()}
+	if r.id == "" {
+		r.id = q.newID()
+	} else {
+		r.idKey = q.idPrefix + r.id
 	}
-	idKey := q.idPrefix + id
-	dedupKey := idKey
-	var dedupMS int64
 	if pc.dedupKey != "" {
-		dedupKey = q.dedupPrefix + pc.dedupKey
-		dedupMS = max(pc.dedupWindow.Milliseconds(), 1)
+		r.dedupKey = q.dedupPrefix + pc.dedupKey
+		r.dedupMS = max(pc.dedupWindow.Milliseconds(), 1)
 	}
-	args := make([]any, 0, 7+2*len(pc.headers))
-	args = append(args, id, q.cfg.retryWindow.Milliseconds(), dedupMS, q.cfg.maxLen, pc.delay.Milliseconds(), "body", body)
-	for k, v := range pc.headers {
-		args = append(args, "h:"+k, v)
+	if pc.delay > 0 && r.delayMS == 0 {
+		r.delayMS = 1
 	}
-	if pc.delay > 0 && pc.delay < time.Millisecond {
-		args[4] = 1
-	}
-	return &pubReq{
-		keys: []string{q.stream, q.delayed, q.payloads, idKey, dedupKey},
-		args: args,
-		id:   id,
-	}
+	return r
 }
 
 // Publish adds a message. Concurrent calls are coalesced into shared
@@ -208,7 +202,6 @@ func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption)
 	wait := 5 * time.Millisecond
 	for {
 		r := q.buildReq(body, &pc)
-		pc.id = r.id // a blocked publish keeps its ID across tries
 		if err := q.pub.do(ctx, r); err != nil {
 			return "", err
 		}
@@ -291,32 +284,74 @@ func (q *Redis) flushPublish(reqs []*pubReq) {
 	q.flushPublishCtx(context.Background(), reqs)
 }
 
-// flushPublishCtx sends reqs in one pipeline, falling back to EVAL for a
-// script the server does not know (after a restart or SCRIPT FLUSH).
+// maxPerCall bounds the messages of one publish script call, so that one
+// call does not hold Redis for long.
+const maxPerCall = 500
+
+// flushPublishCtx sends reqs in one pipeline of publish script calls (one
+// per maxPerCall messages), falling back to EVAL for a script the server
+// does not know (after a restart or SCRIPT FLUSH).
 func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
-	cmds := make([]*redis.Cmd, len(reqs))
+	type call struct {
+		keys []string
+		args []any
+		reqs []*pubReq
+		cmd  *redis.Cmd
+	}
+	calls := make([]*call, 0, (len(reqs)+maxPerCall-1)/maxPerCall)
+	for len(reqs) > 0 {
+		part := reqs[:min(len(reqs), maxPerCall)]
+		reqs = reqs[len(part):]
+		c := &call{reqs: part}
+		c.keys = append(make([]string, 0, 4), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
+		c.args = make([]any, 0, 3+8*len(part))
+		c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), q.cfg.maxLen, len(part))
+		for _, r := range part {
+			idk, ddk := 0, 0
+			if r.idKey != "" {
+				c.keys = append(c.keys, r.idKey)
+				idk = len(c.keys)
+			}
+			if r.dedupKey != "" {
+				c.keys = append(c.keys, r.dedupKey)
+				ddk = len(c.keys)
+			}
+			c.args = append(c.args, r.id, idk, ddk, r.dedupMS, r.delayMS, 1+len(r.headers), "body", r.body)
+			for k, v := range r.headers {
+				c.args = append(c.args, "h:"+k, v)
+			}
+		}
+		calls = append(calls, c)
+	}
 	pipe := q.client.Pipeline()
-	for i, r := range reqs {
-		cmds[i] = publishScript.EvalSha(ctx, pipe, r.keys, r.args...)
+	for _, c := range calls {
+		c.cmd = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
 	_, _ = pipe.Exec(ctx)
-	var retry []int
-	for i, c := range cmds {
-		if isNoScript(c.Err()) {
-			retry = append(retry, i)
+	var retry []*call
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			retry = append(retry, c)
 		}
 	}
 	if len(retry) > 0 {
 		pipe := q.client.Pipeline()
-		for _, i := range retry {
-			cmds[i] = publishScript.Eval(ctx, pipe, reqs[i].keys, reqs[i].args...)
+		for _, c := range retry {
+			c.cmd = publishScript.Eval(ctx, pipe, c.keys, c.args...)
 		}
 		_, _ = pipe.Exec(ctx)
 	}
-	for i, c := range cmds {
-		reqs[i].res, reqs[i].err = c.Text()
-		if reqs[i].err != nil {
-			reqs[i].err = fmt.Errorf("queue: publish: %w", reqs[i].err)
+	for _, c := range calls {
+		res, err := c.cmd.StringSlice()
+		if err == nil && len(res) != len(c.reqs) {
+			err = fmt.Errorf("got %d results for %d messages", len(res), len(c.reqs))
+		}
+		for i, r := range c.reqs {
+			if err != nil {
+				r.err = fmt.Errorf("queue: publish: %w", err)
+				continue
+			}
+			r.res = res[i]
 		}
 	}
 }

@@ -172,6 +172,13 @@ func parseEntry(entryID string, v map[string]any) *Message {
 	if m.Body == nil {
 		m.Body = []byte{}
 	}
+	if m.PublishedAt.IsZero() {
+		// Published straight into the stream: the entry ID holds the time.
+		ms, _, _ := strings.Cut(entryID, "-")
+		if t, err := strconv.ParseInt(ms, 10, 64); err == nil {
+			m.PublishedAt = time.UnixMilli(t)
+		}
+	}
 	return m
 }
 

@@ -1,48 +1,81 @@
--- publish.lua: add one message, exactly once per message ID.
+-- publish.lua: add a batch of messages, exactly once even when the client
+-- re-sends the call (go-redis retries a command whose reply timed out).
 --
 -- KEYS[1] stream          the queue's stream
 -- KEYS[2] delayed         sorted set of delayed message IDs, scored by due time (ms)
 -- KEYS[3] payloads        hash: delayed message ID -> cmsgpack-packed entry fields
--- KEYS[4] idkey           remembers this message ID's outcome for the retry window
--- KEYS[5] dedupkey        the dedup key (KEYS[4] again when there is none)
--- ARGV[1] message ID
--- ARGV[2] retry window (ms): how long KEYS[4] remembers the outcome
--- ARGV[3] dedup window (ms), 0 when there is no dedup key
--- ARGV[4] max backlog (XLEN + ZCARD), 0 for unbounded
--- ARGV[5] delay (ms), 0 to publish now
--- ARGV[6..] field/value pairs of the entry after id, t and a (body, headers)
+-- KEYS[4] callkey         remembers this call's outcome for the retry window
+-- KEYS[5..] per-message keys: "id" keys of messages published WithID and
+--           dedup keys, referenced by index below
+-- ARGV[1] retry window (ms): how long KEYS[4] and the id keys live
+-- ARGV[2] max backlog (XLEN + ZCARD), 0 for unbounded
+-- ARGV[3] number of messages, then for each message:
+--         message ID, id key index (0: none), dedup key index (0: none),
+--         dedup window (ms), delay (ms), number of field/value pairs n,
+--         then the n pairs (body, headers)
 --
--- Returns "ok", "dup:<first message ID>" or "full". A repeat of the same
--- message ID within the window (a client retry) returns the first outcome and
--- adds nothing. "full" is not remembered.
+-- Returns one result per message: "ok", "dup:<first message ID>" or "full".
+-- A repeat of the same call returns the first call's results and adds
+-- nothing; so does a message whose id key exists (a repeat of WithID).
 local prev = redis.call('GET', KEYS[4])
 if prev then
-  return prev
+  return cmsgpack.unpack(prev)
 end
-local maxlen = tonumber(ARGV[4])
-if maxlen > 0 and redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= maxlen then
-  return 'full'
+local window = ARGV[1]
+local maxlen = tonumber(ARGV[2])
+local backlog = 0
+if maxlen > 0 then
+  backlog = redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 end
-local res = 'ok'
-if tonumber(ARGV[3]) > 0 then
-  if not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[3]) then
-    res = 'dup:' .. redis.call('GET', KEYS[5])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowStr = tostring(now)
+local results = {}
+local remember = false
+local i = 4
+for m = 1, tonumber(ARGV[3]) do
+  local id, idk, ddk = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local dwin, delay, n = ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
+  local first = i + 6
+  i = first + 2 * n
+  local res = 'ok'
+  local seen = false
+  if idk > 0 then
+    local p = redis.call('GET', KEYS[idk])
+    if p then
+      res, seen = p, true
+    end
   end
-end
-if res == 'ok' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local fields = {'id', ARGV[1], 't', tostring(now), 'a', '1'}
-  for i = 6, #ARGV do
-    fields[#fields + 1] = ARGV[i]
+  if not seen then
+    if maxlen > 0 and backlog >= maxlen then
+      res = 'full'
+    elseif ddk > 0 and not redis.call('SET', KEYS[ddk], id, 'NX', 'PX', dwin) then
+      res = 'dup:' .. redis.call('GET', KEYS[ddk])
+    else
+      -- An entry without "t" was published at its stream ID's time, and
+      -- one without "a" is on its first attempt.
+      if delay > 0 then
+        local fields = {'id', id, 't', nowStr}
+        for j = first, i - 1 do
+          fields[#fields + 1] = ARGV[j]
+        end
+        redis.call('HSET', KEYS[3], id, cmsgpack.pack(fields))
+        redis.call('ZADD', KEYS[2], now + delay, id)
+      else
+        redis.call('XADD', KEYS[1], '*', 'id', id, unpack(ARGV, first, i - 1))
+      end
+      backlog = backlog + 1
+    end
+    if idk > 0 and res ~= 'full' then
+      redis.call('SET', KEYS[idk], res, 'PX', window)
+    end
   end
-  local delay = tonumber(ARGV[5])
-  if delay > 0 then
-    redis.call('HSET', KEYS[3], ARGV[1], cmsgpack.pack(fields))
-    redis.call('ZADD', KEYS[2], now + delay, ARGV[1])
-  else
-    redis.call('XADD', KEYS[1], '*', unpack(fields))
+  if res ~= 'full' then
+    remember = true
   end
+  results[m] = res
 end
-redis.call('SET', KEYS[4], res, 'PX', ARGV[2])
-return res
+if remember then
+  redis.call('SET', KEYS[4], cmsgpack.pack(results), 'PX', window)
+end
+return results
