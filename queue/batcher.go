@@ -179,6 +179,7 @@ type Batcher[T any] struct {
 	ready    batcherFIFO[*batcherBatch[T]] // sealed batches waiting for a flush slot
 	inflight map[*batcherBatch[T]]struct{}
 	buffered int // items accepted, not yet handed to a flush
+	waiting  int // sealed batches not yet handed to a flush (ready and pending)
 	workers  int // flush goroutines running (<= conc)
 	gen      uint64
 	spaceCh  chan struct{} // closed when room frees up; nil while nobody waits
@@ -417,9 +418,9 @@ func (b *Batcher[T]) waitRoomLocked(ctx context.Context) error {
 			b.st.Blocked++
 		}
 		// Full. If no sealed batch is queued to free room, the buffer is all
-		// open batches (many partitions, or MaxWait off): flush them now
-		// rather than wait for a linger that cannot help.
-		if b.ready.len() == 0 {
+		// open batches (many partitions, a Buffer below MaxItems, or MaxWait
+		// off): flush them now rather than wait for a linger that cannot help.
+		if b.waiting == 0 {
 			b.sealAllLocked()
 		}
 		if b.spaceCh == nil {
@@ -582,6 +583,7 @@ func (b *Batcher[T]) abort(cause error) int {
 		n += len(bt.items)
 		b.buffered -= len(bt.items)
 	}
+	b.waiting -= len(dropped)
 	b.wakeSpaceLocked()
 	b.mu.Unlock()
 
@@ -652,6 +654,7 @@ func (b *Batcher[T]) sealLocked(p *batcherPart[T]) {
 	bt := p.cur
 	p.cur = nil
 	bt.sealed = true
+	b.waiting++
 	if b.key != nil {
 		if p.busy {
 			p.pending = append(p.pending, bt)
@@ -711,6 +714,7 @@ func (b *Batcher[T]) work() {
 	b.mu.Lock()
 	for b.ready.len() > 0 && !b.aborted {
 		bt := b.ready.pop()
+		b.waiting--
 		b.buffered -= len(bt.items)
 		b.inflight[bt] = struct{}{}
 		b.wakeSpaceLocked()

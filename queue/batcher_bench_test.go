@@ -168,50 +168,61 @@ func BenchmarkBatcherAddWait(b *testing.B) {
 }
 
 // BenchmarkBatcherAddPartitioned measures Add per item with Partition (16
-// keys), MaxItems 1000 and FlushConcurrency 4, from 8 producers.
+// keys), MaxItems 1000 and FlushConcurrency 4, from 8 producers, with the
+// default Buffer and with one that holds a full batch per partition.
 func BenchmarkBatcherAddPartitioned(b *testing.B) {
 	const producers, keys = 8, 16
 	names := make([]string, keys)
 	for i := range names {
 		names[i] = fmt.Sprintf("key-%d", i)
 	}
-	var flushed atomic.Int64
-	bt, err := queue.NewBatcher(func(_ context.Context, items []batcherBenchRow) error {
-		flushed.Add(int64(len(items)))
-		return nil
-	}, queue.MaxItems(1000), queue.FlushConcurrency(4),
-		queue.Partition(func(r batcherBenchRow) string { return r.Payload }))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for p := range producers {
-		n := b.N / producers
-		if p < b.N%producers {
-			n++
+	for _, buffer := range []int{0, 1000 * keys} {
+		name := "buffer=default"
+		opts := []queue.BatcherOption{queue.MaxItems(1000), queue.FlushConcurrency(4),
+			queue.Partition(func(r batcherBenchRow) string { return r.Payload })}
+		if buffer > 0 {
+			name = fmt.Sprintf("buffer=%d", buffer)
+			opts = append(opts, queue.Buffer(buffer))
 		}
-		wg.Go(func() {
-			for i := range n {
-				if err := bt.Add(ctx, batcherBenchRow{ID: int64(i), Payload: names[(i+p)%keys]}); err != nil {
-					b.Error(err)
-					return
-				}
+		b.Run(name, func(b *testing.B) {
+			var flushed atomic.Int64
+			bt, err := queue.NewBatcher(func(_ context.Context, items []batcherBenchRow) error {
+				flushed.Add(int64(len(items)))
+				return nil
+			}, opts...)
+			if err != nil {
+				b.Fatal(err)
 			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for p := range producers {
+				n := b.N / producers
+				if p < b.N%producers {
+					n++
+				}
+				wg.Go(func() {
+					for i := range n {
+						if err := bt.Add(ctx, batcherBenchRow{ID: int64(i), Payload: names[(i+p)%keys]}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := bt.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if got := flushed.Load(); got != int64(b.N) {
+				b.Fatalf("flushed %d items, want %d", got, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+			st := bt.Stats()
+			b.ReportMetric(st.MeanBatchSize, "items/batch")
+			b.ReportMetric(float64(st.Blocked)/float64(b.N), "blocked/op")
 		})
 	}
-	wg.Wait()
-	if err := bt.Close(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	if got := flushed.Load(); got != int64(b.N) {
-		b.Fatalf("flushed %d items, want %d", got, b.N)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
-	st := bt.Stats()
-	b.ReportMetric(st.MeanBatchSize, "items/batch")
-	b.ReportMetric(float64(st.Blocked)/float64(b.N), "blocked/op")
 }
