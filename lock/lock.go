@@ -27,6 +27,8 @@ var (
 	// wraps ErrLockLost, so errors.Is(err, ErrLockLost) is true as well.
 	ErrReleased = fmt.Errorf("lock: used after release: %w", ErrLockLost)
 
+	errZeroLock = fmt.Errorf("lock: zero Lock, not obtained from a Locker: %w", ErrLockLost)
+
 	// ErrStaleToken is returned by a Fence when a fencing token is older than
 	// one it has already seen for the same resource.
 	ErrStaleToken = errors.New("lock: stale fencing token")
@@ -72,7 +74,8 @@ type backend interface {
 }
 
 // Lock is a held lock. All backends return this type. Its methods are safe
-// for concurrent use. A Lock must not be copied.
+// for concurrent use. A Lock must not be copied; the zero Lock holds nothing
+// (its methods return errors wrapping ErrLockLost).
 //
 // The holder's view of the lock ends at a local monotonic deadline: the time
 // the acquire was sent + ttl×(1−drift) − margin, moved forward by every
@@ -186,6 +189,9 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
+	if l.b == nil {
+		return errZeroLock
+	}
 	l.mu.Lock()
 	switch {
 	case l.released:
@@ -228,6 +234,9 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // returned nil or ErrLockLost. After a network error the lock is still
 // considered held and Release may be retried.
 func (l *Lock) Release(ctx context.Context) error {
+	if l.b == nil {
+		return errZeroLock
+	}
 	l.mu.Lock()
 	if l.released {
 		l.mu.Unlock()
@@ -260,6 +269,9 @@ func (l *Lock) Release(ctx context.Context) error {
 // TTL returns the lock's remaining time in the store. It returns an error
 // wrapping ErrLockLost when the lock is no longer ours.
 func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
+	if l.b == nil {
+		return 0, errZeroLock
+	}
 	l.mu.Lock()
 	released := l.released
 	l.mu.Unlock()

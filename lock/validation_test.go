@@ -76,4 +76,10 @@ func TestValidation(t *testing.T) {
 	_, err = l.Acquire(ctx, "", time.Second)
 	require.ErrorContains(t, err, "key must not be empty")
 	require.ErrorContains(t, l.Do(ctx, "k", time.Second, nil), "fn must not be nil")
+	// The zero Lock holds nothing and does not panic.
+	var zero lock.Lock
+	require.ErrorIs(t, zero.Release(ctx), lock.ErrLockLost)
+	require.ErrorIs(t, zero.Refresh(ctx, time.Second), lock.ErrLockLost)
+	_, err = zero.TTL(ctx)
+	require.ErrorIs(t, err, lock.ErrLockLost)
 }

@@ -1,7 +1,7 @@
--- acquire.lua: take the lock if it is free (SET NX PX semantics) with a new
--- fencing token; if it already holds our owner value (go-redis re-sent the
--- script after a timeout, or a release handed it to us) keep it, extend it
--- to ttl and return its token; otherwise, if asked, queue us as a waiter.
+-- acquire.lua: take the lock if it is free (SET NX PX) with a new fencing
+-- token; if it already holds our owner value (go-redis re-sent the script
+-- after a timeout, or a release handed it to us) keep it, extend it to ttl
+-- and return its token; otherwise, if asked, queue us as a waiter.
 -- KEYS: see common.lua.
 -- ARGV[1] owner (random, unique per acquire call)
 -- ARGV[2] ttl in ms
@@ -9,28 +9,30 @@
 -- ARGV[4] '1' if an earlier attempt of this acquire may have queued us
 -- Returns {1, token, now µs} when held by us, {0, pttl ms of the holder, now µs}.
 local now = now_us()
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  if owned(cur, ARGV[1]) then
-    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local tok = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+if now > tok then tok = now end
+local s = string.format('%d', tok)
+if redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'NX', 'PX', ARGV[2]) then
+  redis.call('SET', KEYS[2], s)
+  if ARGV[4] == '1' then
     redis.call('ZREM', KEYS[3], ARGV[1])
     redis.call('HDEL', KEYS[4], ARGV[1])
-    return {1, tonumber(string.sub(cur, #ARGV[1] + 2)), now}
   end
-  local life = tonumber(ARGV[3])
-  if life > 0 then
-    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
-    redis.call('HSET', KEYS[4], ARGV[1], string.format('%d', now + life * 1000) .. '|' .. ARGV[2])
-    local keep = life + 10000
-    if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
-    if redis.call('PTTL', KEYS[4]) < keep then redis.call('PEXPIRE', KEYS[4], keep) end
-  end
-  return {0, redis.call('PTTL', KEYS[1]), now}
+  return {1, tok, now}
 end
-local tok, s = next_token(now)
-redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'PX', ARGV[2])
-if ARGV[4] == '1' then
+local cur = redis.call('GET', KEYS[1])
+if owned(cur, ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
+  return {1, tonumber(string.sub(cur, #ARGV[1] + 2)), now}
 end
-return {1, tok, now}
+local life = tonumber(ARGV[3])
+if life > 0 then
+  redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d', now + life * 1000) .. '|' .. ARGV[2])
+  local keep = life + 10000
+  if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
+  if redis.call('PTTL', KEYS[4]) < keep then redis.call('PEXPIRE', KEYS[4], keep) end
+end
+return {0, redis.call('PTTL', KEYS[1]), now}

@@ -6,16 +6,15 @@
 -- ARGV[1] owner
 -- ARGV[2] '1' grant directly to the next waiter, '0' wake it only
 -- Returns 1 if we held the lock and released it, else 0.
-local now = now_us()
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 local cur = redis.call('GET', KEYS[1])
 local had = 0
 if owned(cur, ARGV[1]) then
-  free(now, ARGV[2])
+  free(ARGV[2])
   had = 1
 elseif not cur then
-  handoff(now, ARGV[2])
+  handoff(ARGV[2])
 end
 local wk = KEYS[5] .. ARGV[1]
 redis.call('RPUSH', wk, 'c')

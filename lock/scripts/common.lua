@@ -46,10 +46,12 @@ end
 -- "g|<token>|<now µs>" to its wake list) or only wakes it (grant == '0':
 -- pushes "n"). Waiters whose entry deadline passed are dropped. Returns 1 if
 -- a waiter was found.
-local function handoff(now, grant)
+local function handoff(grant)
+  local now
   while true do
     local e = redis.call('ZPOPMIN', KEYS[3])
     if #e == 0 then return 0 end
+    now = now or now_us()
     local w = e[1]
     local info = redis.call('HGET', KEYS[4], w)
     if info then
@@ -74,11 +76,11 @@ local function handoff(now, grant)
 end
 
 -- free releases a lock we own: hand it off, or delete it.
-local function free(now, grant)
+local function free(grant)
   if grant == '1' then
-    if handoff(now, '1') == 0 then redis.call('DEL', KEYS[1]) end
+    if handoff('1') == 0 then redis.call('DEL', KEYS[1]) end
   else
     redis.call('DEL', KEYS[1])
-    handoff(now, '0')
+    handoff('0')
   end
 end
