@@ -22,9 +22,6 @@ const (
 	DefaultZstdWindow = 128 << 10
 )
 
-// DefaultEncodings is the default server preference order.
-var DefaultEncodings = []Encoding{Zstd, Brotli, Gzip}
-
 // config is the validated configuration of one Middleware. Read-only once
 // built, so safe for concurrent use.
 type config struct {
@@ -42,11 +39,11 @@ type config struct {
 
 func defaultConfig() *config {
 	c := &config{
-		encs:       DefaultEncodings,
+		encs:       []Encoding{Zstd, Brotli, Gzip}, // the default preference order
 		minSize:    DefaultMinSize,
 		zstdWindow: DefaultZstdWindow,
 	}
-	for _, e := range DefaultEncodings {
+	for _, e := range c.encs {
 		c.levels[e.index()] = defaultLevel(e)
 	}
 	return c

@@ -2,6 +2,7 @@ package compress
 
 import (
 	"bufio"
+	stdgzip "compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 )
 
@@ -168,4 +171,71 @@ func TestInformationalPassesThrough(t *testing.T) {
 	b, err := io.ReadAll(decoderFor(t, "br", res.Body))
 	require.NoError(t, err)
 	require.Equal(t, 500*len("<p>hello</p>"), len(b))
+}
+
+// TestConcurrentRequests sends many simultaneous requests of every encoding
+// and size through one middleware on a real server: pooled writers must
+// never mix responses.
+func TestConcurrentRequests(t *testing.T) {
+	bodies := [][]byte{testJSON(100), testJSON(3000), testJSON(40 << 10)}
+	h := mustMiddleware(t)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(r.URL.Query().Get("i")[0] - '0')
+		w.Header().Set("Content-Type", "application/json")
+		b := bodies[i]
+		for len(b) > 0 { // several writes, with a flush in the middle for some
+			n := min(len(b), 700)
+			w.Write(b[:n])
+			b = b[n:]
+			if r.URL.Query().Get("flush") != "" && len(b) > 0 && len(b) < 1400 {
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	encs := []string{"gzip", "br", "zstd", "identity"}
+	errs := make(chan error, 96)
+	for k := range 96 {
+		go func() {
+			i, enc := k%3, encs[(k/3)%4]
+			url := fmt.Sprintf("%s/?i=%d", srv.URL, i)
+			if k%2 == 0 {
+				url += "&flush=1"
+			}
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Accept-Encoding", enc)
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Body.Close()
+			var r io.Reader = res.Body
+			switch ce := res.Header.Get("Content-Encoding"); ce {
+			case "gzip":
+				if r, err = stdgzip.NewReader(res.Body); err != nil {
+					errs <- err
+					return
+				}
+			case "br":
+				r = brotli.NewReader(res.Body)
+			case "zstd":
+				zr, err := zstd.NewReader(res.Body, zstd.WithDecoderConcurrency(1))
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer zr.Close()
+				r = zr
+			}
+			got, err := io.ReadAll(r)
+			if err == nil && string(got) != string(bodies[i]) {
+				err = fmt.Errorf("request %d (enc=%s, i=%d): body differs: got %d bytes, want %d", k, enc, i, len(got), len(bodies[i]))
+			}
+			errs <- err
+		}()
+	}
+	for range 96 {
+		require.NoError(t, <-errs)
+	}
 }
