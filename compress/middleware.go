@@ -2,6 +2,7 @@ package compress
 
 import (
 	"fmt"
+	"math/bits"
 	"net/http"
 	"sync"
 
@@ -73,7 +74,10 @@ func newMiddleware(c *config) *middleware {
 		w, _ := gzip.NewWriterLevel(nil, gzLevel) // level validated
 		return w
 	}}
-	m.br = &sync.Pool{New: func() any { return brotli.NewWriterLevel(nil, brLevel) }}
+	lgwin := bits.Len(uint(c.brWindow)) - 1
+	m.br = &sync.Pool{New: func() any {
+		return brotli.NewWriterOptions(nil, brotli.WriterOptions{Quality: brLevel, LGWin: lgwin})
+	}}
 	m.zs = &sync.Pool{New: func() any {
 		w, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(zstd.EncoderLevel(zsLevel)),

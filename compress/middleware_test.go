@@ -260,6 +260,7 @@ func TestMiddlewareRules(t *testing.T) {
 		}, req: map[string]string{"Accept-Encoding": "gzip"}, enc: "gzip", body: big, vary: true},
 		{name: "upper-case jpeg not compressed", h: withType("Image/JPEG", text), req: map[string]string{"Accept-Encoding": "gzip"}, enc: "", body: text},
 		{name: "x-icon compressed", h: withType("image/x-icon", text), req: map[string]string{"Accept-Encoding": "gzip"}, enc: "gzip", body: text, vary: true},
+		{name: "BrotliWindow", opts: []Option{BrotliWindow(1 << 10)}, h: writeJSON(testJSON(64 << 10)), req: map[string]string{"Accept-Encoding": "br"}, enc: "br", body: testJSON(64 << 10), vary: true},
 		{name: "ZstdWindow", opts: []Option{ZstdWindow(1 << 10)}, h: writeJSON(testJSON(64 << 10)), req: map[string]string{"Accept-Encoding": "zstd"}, enc: "zstd", body: testJSON(64 << 10), vary: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,6 +399,8 @@ func TestMiddlewareOptionErrors(t *testing.T) {
 		{BreachPadding(1 << 20), ErrBadOption, "BreachPadding"},
 		{ZstdWindow(3000), ErrBadOption, "ZstdWindow must be a power of two"},
 		{ZstdWindow(16 << 20), ErrBadOption, "ZstdWindow"},
+		{BrotliWindow(1000), ErrBadOption, "BrotliWindow must be a power of two"},
+		{BrotliWindow(32 << 20), ErrBadOption, "BrotliWindow"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			mw, err := Middleware(tc.opt)
