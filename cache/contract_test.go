@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -451,17 +450,6 @@ func TestContractFetchManyLoaderError(t *testing.T) {
 		_, err = c.FetchMany(ctx, []string{"c"}, func(context.Context, []string) (map[string]int, error) { panic("x") })
 		require.ErrorIs(t, err, cache.ErrLoaderPanic)
 	})
-}
-
-// rawEnvelopeFlags returns the flags byte of the value stored for key.
-func rawValue(t *testing.T, db *redistest.DB, key string) []byte {
-	t.Helper()
-	b, err := db.Client.Get(context.Background(), db.Key(key)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil
-	}
-	require.NoError(t, err)
-	return b
 }
 
 func TestContractConcurrentMixedUse(t *testing.T) {

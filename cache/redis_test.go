@@ -588,3 +588,31 @@ func TestSetDuringLoadWins(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "updated", v)
 }
+
+// TestDefaultCompression: without WithCompression, values above the default
+// threshold are stored zstd-compressed and read back by another replica.
+func TestDefaultCompression(t *testing.T) {
+	leakCheck(t)
+	db := redistest.New(t)
+	ctx := context.Background()
+	w, err := cache.New[string](cache.WithRedis(db.NewClient(t)), cache.WithPrefix(db.Prefix))
+	require.NoError(t, err)
+	defer w.Close()
+	r, err := cache.New[string](cache.WithRedis(db.NewClient(t)), cache.WithPrefix(db.Prefix))
+	require.NoError(t, err)
+	defer r.Close()
+	big := strings.Repeat("abcdefgh", 1024) // 8 KiB
+	require.NoError(t, w.Set(ctx, "big", big))
+	require.NoError(t, w.Set(ctx, "small", "tiny"))
+	raw, err := db.Client.Get(ctx, db.Key("big")).Bytes()
+	require.NoError(t, err)
+	require.Less(t, len(raw), 1024, "stored size of 8 KiB of repetitive text")
+	require.NotZero(t, raw[1]&2, "compressed flag")
+	raw, err = db.Client.Get(ctx, db.Key("small")).Bytes()
+	require.NoError(t, err)
+	require.Zero(t, raw[1]&2, "small value compressed")
+	got, ok, err := r.Get(ctx, "big")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, big, got)
+}
