@@ -87,6 +87,17 @@ func TestContract(t *testing.T) {
 			require.NoError(t, err, "the old holder's release must not touch the new lock")
 			require.NoError(t, b.Release(ctx))
 		}},
+		{"lost-asked-late", nil, func(t *testing.T, l lock.Locker) {
+			a, err := l.TryAcquire(ctx, "k", 50*time.Millisecond)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return time.Now().After(a.Deadline()) }, 10*time.Second, time.Millisecond)
+			select {
+			case <-a.Lost():
+			default:
+				t.Fatal("Lost asked for after the deadline is not closed")
+			}
+			require.ErrorIs(t, a.Refresh(ctx, time.Second), lock.ErrLockLost, "a refresh after the deadline does not count")
+		}},
 		{"acquire-waits-for-release", nil, func(t *testing.T, l lock.Locker) {
 			a, err := l.Acquire(ctx, "k", 10*time.Second)
 			require.NoError(t, err)

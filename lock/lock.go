@@ -92,11 +92,10 @@ type Lock struct {
 	st     *stats
 	rkeys  []string // Redis keys (RedisLocker, Redlock)
 
-	lost chan struct{}
-
-	mu       sync.Mutex // protects the fields below
-	deadline time.Time  // local, monotonic
-	timer    *time.Timer
+	mu       sync.Mutex    // protects the fields below
+	lost     chan struct{} // made by the first Lost call (or when lost)
+	deadline time.Time     // local, monotonic
+	timer    *time.Timer   // closes lost at deadline; started with lost
 	isLost   bool
 	released bool
 	stopAuto func() // stops the auto-refresh goroutine, if any
@@ -113,12 +112,8 @@ func newLock(key, owner string, token uint64, ttl time.Duration, start time.Time
 	l := &Lock{
 		key: key, owner: owner, token: token, b: b,
 		drift: o.drift, margin: o.margin, st: st,
-		lost: make(chan struct{}),
 	}
-	l.mu.Lock()
 	l.deadline = l.deadlineFrom(start, ttl)
-	l.timer = time.AfterFunc(time.Until(l.deadline), l.expire)
-	l.mu.Unlock()
 	return l
 }
 
@@ -137,13 +132,24 @@ func (l *Lock) expire() {
 	l.markLostLocked()
 }
 
+// checkDeadlineLocked marks the lock lost if its deadline passed (for
+// locks whose Lost channel, and so its timer, was never asked for).
+// l.mu must be held.
+func (l *Lock) checkDeadlineLocked() {
+	if !l.isLost && !time.Now().Before(l.deadline) {
+		l.markLostLocked()
+	}
+}
+
 // markLostLocked closes Lost once. l.mu must be held.
 func (l *Lock) markLostLocked() {
 	if l.isLost {
 		return
 	}
 	l.isLost = true
-	close(l.lost)
+	if l.lost != nil {
+		close(l.lost)
+	}
 	if !l.released && l.st != nil {
 		l.st.lost.Add(1)
 	}
@@ -151,6 +157,13 @@ func (l *Lock) markLostLocked() {
 		l.timer.Stop()
 	}
 }
+
+// closedChan is returned by Lost for locks already lost when first asked.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 func (l *Lock) markLost() {
 	l.mu.Lock()
@@ -170,7 +183,24 @@ func (l *Lock) Token() uint64 { return l.token }
 // Lost returns a channel that is closed once the lock is known to be lost:
 // its local deadline passed without a successful refresh, a refresh found it
 // gone, or it was released.
-func (l *Lock) Lost() <-chan struct{} { return l.lost }
+func (l *Lock) Lost() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lost != nil {
+		return l.lost
+	}
+	if l.b == nil { // zero Lock
+		return closedChan
+	}
+	l.checkDeadlineLocked()
+	if l.isLost {
+		l.lost = closedChan
+		return l.lost
+	}
+	l.lost = make(chan struct{})
+	l.timer = time.AfterFunc(time.Until(l.deadline), l.expire)
+	return l.lost
+}
 
 // Deadline returns the local time until which the lock is known to be held,
 // unless it is refreshed. It is the instant Lost closes.
@@ -193,6 +223,7 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 		return errZeroLock
 	}
 	l.mu.Lock()
+	l.checkDeadlineLocked()
 	switch {
 	case l.released:
 		l.mu.Unlock()
@@ -219,12 +250,15 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	if l.released {
 		return ErrReleased
 	}
+	l.checkDeadlineLocked()
 	if l.isLost {
 		return fmt.Errorf("%w: local deadline passed before the refresh was confirmed", ErrLockLost)
 	}
 	// The store set the lock's expiry to ttl from a moment after start.
 	l.deadline = l.deadlineFrom(start, ttl)
-	l.timer.Reset(time.Until(l.deadline))
+	if l.timer != nil {
+		l.timer.Reset(time.Until(l.deadline))
+	}
 	return nil
 }
 
@@ -300,6 +334,7 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 	l.mu.Lock()
 	l.stopAuto = stop
 	l.mu.Unlock()
+	lost := l.Lost()
 	go func() {
 		defer close(exited)
 		interval := ttl / 3
@@ -309,7 +344,7 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 			select {
 			case <-ctx.Done():
 				return
-			case <-l.lost:
+			case <-lost:
 				return
 			case <-t.C:
 			}
@@ -322,7 +357,7 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 				}
 				select {
 				case <-ctx.Done():
-				case <-l.lost:
+				case <-lost:
 				}
 				return
 			}

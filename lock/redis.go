@@ -75,9 +75,30 @@ func readTimeout(c redis.UniversalClient) time.Duration {
 func (r *RedisLocker) Stats() Stats { return r.st.snapshot() }
 
 // keys returns the keys of a lock; see WithPrefix.
-func (r *RedisLocker) keys(key string) []string {
-	base := r.o.prefix + "{" + key + "}"
-	return []string{base, base + ":fence", base + ":q", base + ":qi", base + ":w:"}
+func (r *RedisLocker) keys(key string) []string { return lockKeys(r.o.prefix, key) }
+
+// lockKeys returns the lock, fence, queue and queue-info keys and the
+// wake-list prefix of key. They are substrings of one allocation.
+func lockKeys(prefix, key string) []string {
+	suffixes := [...]string{"", ":fence", ":q", ":qi", ":w:"}
+	n := len(prefix) + len(key) + 2
+	var sb strings.Builder
+	sb.Grow(5*n + len(":fence:q:qi:w:"))
+	for _, suf := range suffixes {
+		sb.WriteString(prefix)
+		sb.WriteByte('{')
+		sb.WriteString(key)
+		sb.WriteByte('}')
+		sb.WriteString(suf)
+	}
+	all := sb.String()
+	keys := make([]string, len(suffixes))
+	at := 0
+	for i, suf := range suffixes {
+		keys[i] = all[at : at+n+len(suf)]
+		at += n + len(suf)
+	}
+	return keys
 }
 
 func (r *RedisLocker) grantArg() string {

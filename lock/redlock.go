@@ -73,10 +73,7 @@ func (rl *Redlock) Do(ctx context.Context, key string, ttl time.Duration, fn fun
 	return do(ctx, rl.Acquire, &rl.o, key, ttl, fn)
 }
 
-func (rl *Redlock) keys(key string) []string {
-	base := rl.o.prefix + "{" + key + "}"
-	return []string{base, base + ":fence", base + ":q", base + ":qi", base + ":w:"}
-}
+func (rl *Redlock) keys(key string) []string { return lockKeys(rl.o.prefix, key) }
 
 // quorumError marks an attempt that failed for lack of reachable nodes.
 type quorumError struct {
