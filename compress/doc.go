@@ -14,9 +14,11 @@
 // answers 304, no Content-Length or Accept-Ranges on encoded bodies, HEAD
 // answered with the headers of GET. Flush flushes the compressor, so
 // Server-Sent Events stream; Hijack and http.ResponseController pass through.
-// zstd uses a 128 KiB window and a single-threaded encoder per
-// response; all encoders are pooled, and a gzip response allocates nothing in
-// the steady state. [BreachPadding] adds random padding against BREACH.
+// zstd and brotli use 128 KiB windows and single-threaded encoders, so an
+// in-flight response costs about 2 MiB (zstd level 2, brotli 4; gzip 5 about
+// 1 MiB) instead of the 8–10 MiB of those libraries' defaults. Encoders are
+// pooled per level, and a response allocates nothing in the steady state.
+// [BreachPadding] adds random padding against BREACH; [WithStats] counts.
 //
 //	mw, err := compress.Middleware() // zstd, br, gzip; MinSize 1 KiB
 //	if err != nil { ... }

@@ -14,8 +14,9 @@ import (
 // Middleware returns HTTP middleware that compresses response bodies with the
 // best encoding the client accepts (see Negotiate). Without options it
 // offers zstd, brotli and gzip in that order, compresses bodies of at least
-// DefaultMinSize bytes except already-compressed media types, and uses a 128
-// KiB zstd window. It returns an error naming the first invalid option.
+// DefaultMinSize bytes except already-compressed media types, and uses 128
+// KiB zstd and brotli windows. It returns an error naming the first invalid
+// option.
 //
 // A response is sent unencoded when it is smaller than MinSize (known from
 // Content-Length or by buffering up to MinSize bytes), when its type is not
