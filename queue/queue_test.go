@@ -179,7 +179,7 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		b.leaks = true
 		for _, tc := range contract {
 			switch tc.name {
-			case "PublishConsume", "DeadLetterRequeue", "GracefulDrain", "ShutdownTimeout", "BatchHandler", "Close":
+			case "PublishConsume", "DeadLetterRequeue", "ShutdownTimeout", "Close":
 				t.Run("backend="+b.name+"/"+tc.name, func(t *testing.T) { tc.fn(t, b) })
 			}
 		}
