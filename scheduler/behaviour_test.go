@@ -377,18 +377,21 @@ func TestLongRunKeepsLease(t *testing.T) {
 				ctxErr.Store(context.Cause(ctx))
 				return ctx.Err()
 			}
-		}); err != nil {
+		}, scheduler.RunOnStart()); err != nil {
 			t.Fatal(err)
 		}
-		errc := make(chan error, 1)
-		go func() { errc <- s.Trigger(context.Background(), "long") }()
+		startAll(t, s)
 		<-started
-		time.Sleep(1100 * time.Millisecond) // a second trigger, in another second
+		time.Sleep(500 * time.Millisecond) // beyond the lease TTL: refreshed
 		if err := s.Trigger(context.Background(), "long"); !errors.Is(err, scheduler.ErrOverlap) {
 			t.Errorf("Trigger while running: got %v, want ErrOverlap", err)
 		}
-		if err := <-errc; err != nil {
-			t.Errorf("long run: got %v (cause %v), want nil", err, ctxErr.Load())
+		waitFor(t, 10*time.Second, "the long run to finish", func() bool {
+			r, _ := s.History(context.Background(), "long", 2)
+			return len(r) == 2
+		})
+		if v := ctxErr.Load(); v != nil {
+			t.Errorf("long run cancelled: %v", v)
 		}
 		recs, err := s.History(context.Background(), "long", 2)
 		if err != nil {
@@ -398,6 +401,126 @@ func TestLongRunKeepsLease(t *testing.T) {
 		if len(recs) != 2 || recs[0].Skipped || recs[0].Token == 0 || recs[0].Attempt != 1 || !recs[1].Skipped || recs[1].Attempt != 0 {
 			t.Errorf("history %+v: want a run with a token, and a skipped trigger that finished before it", recs)
 		}
+		if recs[0].Kind != scheduler.KindStart || recs[1].Kind != scheduler.KindTrigger {
+			t.Errorf("history kinds %v, %v: want start, trigger", recs[0].Kind, recs[1].Kind)
+		}
 		stopAll(t, s)
 	})
+}
+
+// TestClockJumps moves the scheduler's clock forward by an hour and back
+// again: after the forward jump only the most recent tick runs (the hour's
+// others are missed, not run in a burst), and after the backward jump no
+// tick runs a second time.
+func TestClockJumps(t *testing.T) {
+	noLeaks(t)
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	s, err := scheduler.NewLocal(scheduler.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		ticks []time.Time
+	)
+	if err := s.Every("sec", time.Second, func(ctx context.Context, run scheduler.Run) error {
+		mu.Lock()
+		ticks = append(ticks, run.Tick)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ticks)
+	}
+	startAll(t, s)
+	waitFor(t, 10*time.Second, "two runs", func() bool { return count() >= 2 })
+	before := count()
+	offset.Store(int64(time.Hour))
+	jumped := clock()
+	waitFor(t, 10*time.Second, "runs after the forward jump", func() bool { return count() >= before+2 })
+	offset.Store(0)
+	time.Sleep(1500 * time.Millisecond)
+	stopAll(t, s)
+
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[int64]bool{}
+	for i, tk := range ticks {
+		if seen[tk.Unix()] {
+			t.Errorf("tick %v ran twice", tk)
+		}
+		seen[tk.Unix()] = true
+		if i > 0 && !tk.After(ticks[i-1]) {
+			t.Errorf("tick %v ran after %v", tk, ticks[i-1])
+		}
+	}
+	after := ticks[before:]
+	if len(after) > 10 {
+		t.Errorf("%d runs after the jump: missed ticks were run in a burst", len(after))
+	}
+	if first := after[0]; first.Before(jumped.Add(-11 * time.Second)) {
+		t.Errorf("first tick after the jump %v, want within 10s of %v", first, jumped)
+	}
+	if s.Stats().Missed == 0 {
+		t.Errorf("Stats.Missed = 0 after an hour's jump")
+	}
+}
+
+// TestManualClock drives a scheduler with a clock the test moves by hand
+// across the spring-forward night in New York: the 02:30 job runs once, at
+// 03:00 EDT, and the next day at 02:30.
+func TestManualClock(t *testing.T) {
+	noLeaks(t)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now atomic.Int64
+	now.Store(time.Date(2025, 3, 9, 1, 0, 0, 0, ny).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	s, err := scheduler.NewLocal(scheduler.WithClock(clock), scheduler.WithLocation(ny))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks := make(chan time.Time, 10)
+	if err := s.Cron("nightly", "30 2 * * *", func(ctx context.Context, run scheduler.Run) error {
+		ticks <- run.Tick
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	startAll(t, s)
+	defer stopAll(t, s)
+	for _, step := range []struct {
+		to   time.Time
+		want time.Time // zero: no run
+	}{
+		{time.Date(2025, 3, 9, 1, 59, 59, 0, ny), time.Time{}},
+		{time.Date(2025, 3, 9, 3, 0, 0, 0, ny), time.Date(2025, 3, 9, 3, 0, 0, 0, ny)},
+		{time.Date(2025, 3, 9, 3, 45, 0, 0, ny), time.Time{}},
+		{time.Date(2025, 3, 10, 2, 30, 0, 0, ny), time.Date(2025, 3, 10, 2, 30, 0, 0, ny)},
+	} {
+		now.Store(step.to.UnixNano())
+		if step.want.IsZero() {
+			select {
+			case tk := <-ticks:
+				t.Fatalf("at %v: unexpected run for %v", step.to, tk)
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case tk := <-ticks:
+			if !tk.Equal(step.want) {
+				t.Fatalf("at %v: ran tick %v, want %v", step.to, tk, step.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("at %v: no run, want %v", step.to, step.want)
+		}
+	}
 }

@@ -122,6 +122,9 @@ func (s *Scheduler) loop(ctx context.Context, done chan<- struct{}) {
 			wait = min(wait, s.heap[0].due.Sub(now))
 		}
 		wait = min(wait, nextScan.Sub(now))
+		if s.cfg.ownClock {
+			wait = min(wait, 10*time.Millisecond)
+		}
 		s.mu.Unlock()
 		if !timer.Stop() {
 			select {

@@ -19,6 +19,7 @@ type config struct {
 	history   int
 	dst       DSTPolicy
 	maxTimer  time.Duration
+	ownClock  bool // WithClock was given: poll it
 }
 
 func defaultConfig() config {
@@ -80,15 +81,19 @@ func WithNodeID(id string) Option {
 	}
 }
 
-// WithClock replaces time.Now as the scheduler's clock (tests use it to
-// simulate skewed replicas). Timers still sleep in real time, for the
-// difference between now() and the next due tick.
+// WithClock replaces time.Now as the scheduler's clock: ticks, lateness,
+// run records and the in-process backend's expiries follow it (tests use it
+// to simulate skewed replicas, clock jumps and DST days). Timers sleep in
+// real time for the difference between now() and the next due tick, and the
+// dispatcher also re-reads the clock every 10ms, so a test may move it by
+// hand. Leases (the lock package) keep using real time.
 func WithClock(now func() time.Time) Option {
 	return func(c *config) error {
 		if now == nil {
 			return fmt.Errorf("scheduler: WithClock: clock must not be nil")
 		}
 		c.now = now
+		c.ownClock = true
 		return nil
 	}
 }
@@ -243,9 +248,11 @@ func Retry(n int, backoff time.Duration) JobOption {
 	}
 }
 
-// RunOnStart runs the job once when the scheduler starts, in addition to
-// its ticks. Across replicas started together it runs once: the run is
-// claimed like a tick, keyed by the start's second.
+// RunOnStart runs the job once when the scheduler starts (or when the job
+// is added to a started scheduler), in addition to its ticks, with
+// Run.Kind == KindStart. Replicas that start between the same two ticks of
+// the job run it once between them: the run is claimed like a tick, keyed by
+// the job's next tick.
 func RunOnStart() JobOption {
 	return func(c *jobConfig) error {
 		c.runOnStart = true

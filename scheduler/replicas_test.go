@@ -250,8 +250,6 @@ func testTriggerOnceAcrossReplicas(t *testing.T) {
 			}
 			startAll(t, ss...)
 			defer stopAll(t, ss...)
-			// Align to the start of a second so that all five fall in it.
-			time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 			var wg sync.WaitGroup
 			for _, s := range ss {
 				wg.Add(1)
@@ -270,6 +268,14 @@ func testTriggerOnceAcrossReplicas(t *testing.T) {
 			}
 			if k := gotKind.Load(); k != scheduler.KindTrigger {
 				t.Errorf("run kind %v, want %v", k, scheduler.KindTrigger)
+			}
+			// Once the window has passed, a new Trigger runs again.
+			time.Sleep(time.Second)
+			if err := ss[1].Trigger(context.Background(), "yearly"); err != nil {
+				t.Fatalf("second Trigger: %v", err)
+			}
+			if n := runs.Load(); n != 2 {
+				t.Errorf("after a second Trigger the job ran %d times, want 2", n)
 			}
 			if err := ss[0].Trigger(context.Background(), "nope"); err == nil {
 				t.Errorf("Trigger of an unknown job: got nil error")

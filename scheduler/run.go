@@ -15,11 +15,14 @@ import (
 )
 
 // Trigger runs job name now, once across all replicas, and returns its
-// result (the job's error, ErrOverlap when Overlap is Skip and a run is in
-// progress, or ctx.Err() when ctx ends first; the run then goes on).
-// Triggers of the same job within one second of the scheduler's clock, on
-// any replica, are one run: the replica that claims it runs it, the others
-// return nil at once. Trigger works before Start too, but not after Stop.
+// result: the job's error, ErrOverlap when Overlap is Skip and a run of the
+// job is in progress, or ctx.Err() when ctx ends first (the run goes on).
+//
+// Triggers coalesce: a Trigger of the job on any replica while a triggered
+// run is in progress, or within a second of its start, is the same run; the
+// replica that claimed it runs it and the others return nil at once. Run.Tick
+// is the time Trigger was called (scheduler clock) and Run.Kind KindTrigger.
+// Trigger works before Start too, but not after Stop.
 func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 	s.mu.Lock()
 	if s.state == stateStopped {
@@ -31,10 +34,9 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w %q", ErrUnknownJob, name)
 	}
-	tick := s.cfg.now().Truncate(time.Second)
 	res := make(chan error, 1)
 	s.runs.Add(1)
-	go s.run(j, tick, "trigger:"+tickID(tick), KindTrigger, false, res)
+	go s.run(j, s.cfg.now(), "trigger", KindTrigger, false, res)
 	s.mu.Unlock()
 	select {
 	case err := <-res:
@@ -96,9 +98,10 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	owner := s.cfg.nodeID + ":" + newNonce()
 	ttl := s.cfg.leaseTTL
 	doneTTL := j.doneTTL(tick)
-	if kind == KindTrigger || kind == KindStart {
+	if kind == KindStart {
 		doneTTL = 6 * grace
 	}
+	claimed := time.Now()
 	ok, token, err := s.claim(j, claimArgs{
 		job: j.name, id: id, owner: owner, ttl: ttl,
 		pending: pending, tick: tick, pendingTTL: doneTTL, fence: j.cfg.overlap == Allow,
@@ -135,6 +138,10 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			rec.Error = runErr.Error()
 		}
 		live.stop()
+		if kind == KindTrigger {
+			// Coalesce triggers until a second after the run began.
+			doneTTL = max(time.Second-time.Since(claimed), time.Millisecond)
+		}
 		b, _ := json.Marshal(rec)
 		ctx, cancel := s.bg()
 		defer cancel()

@@ -12,6 +12,7 @@ package schedulerbench
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -29,6 +30,21 @@ import (
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
+
+// server returns the redis-server the benchmark runs on: one of its own,
+// so that other packages' tests on the shared server (pauses, SCRIPT FLUSH,
+// load) do not disturb the figures, or the shared one with
+// OUTRIGGER_BENCH_SHARED=1. Both implementations use the same one.
+func server(b *testing.B) func(b *testing.B) *redistest.DB {
+	b.Helper()
+	if os.Getenv("OUTRIGGER_BENCH_SHARED") != "" {
+		return func(b *testing.B) *redistest.DB { return redistest.New(b) }
+	}
+	srv := redistest.StartServer(b)
+	return func(b *testing.B) *redistest.DB {
+		return &redistest.DB{Prefix: redistest.NewPrefix(), Addrs: []string{srv.Addr()}}
+	}
+}
 
 // cpuTime returns the user+system CPU time of this process.
 func cpuTime() time.Duration {
@@ -98,8 +114,9 @@ const (
 // gocron) and measures, per run, the process CPU time and the Redis round
 // trips. One op is one run.
 func BenchmarkOverhead(b *testing.B) {
+	newDB := server(b)
 	b.Run("impl=outrigger", func(b *testing.B) {
-		db := redistest.New(b)
+		db := newDB(b)
 		c := db.NewClient(b, func(o *redis.UniversalOptions) { o.PoolSize = 64 })
 		cnt := redistest.NewCounter()
 		c.AddHook(cnt)
@@ -136,7 +153,7 @@ func BenchmarkOverhead(b *testing.B) {
 		b.ReportMetric(float64(rt)/float64(n), "round-trips/run")
 	})
 	b.Run("impl=gocron-redislock", func(b *testing.B) {
-		db := redistest.New(b)
+		db := newDB(b)
 		c := db.NewClient(b, func(o *redis.UniversalOptions) { o.PoolSize = 64 })
 		cnt := redistest.NewCounter()
 		c.AddHook(cnt)
@@ -222,8 +239,9 @@ const (
 // the job's start, the Redis round trips per run (all replicas), and runs
 // beyond the first per (job, tick). One op is one run.
 func BenchmarkTickToStart(b *testing.B) {
+	newDB := server(b)
 	b.Run(fmt.Sprintf("impl=outrigger/replicas=%d", latReplicas), func(b *testing.B) {
-		db := redistest.New(b)
+		db := newDB(b)
 		cnt := redistest.NewCounter()
 		l := newLatencies(b.N)
 		var ss []*scheduler.Scheduler
@@ -266,7 +284,7 @@ func BenchmarkTickToStart(b *testing.B) {
 		b.ReportMetric(float64(rt)/float64(n), "round-trips/run")
 	})
 	b.Run(fmt.Sprintf("impl=gocron-redislock/replicas=%d", latReplicas), func(b *testing.B) {
-		db := redistest.New(b)
+		db := newDB(b)
 		cnt := redistest.NewCounter()
 		l := newLatencies(b.N)
 		var ss []gocron.Scheduler
