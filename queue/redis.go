@@ -199,6 +199,9 @@ func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption)
 	if err := q.checkOpen(); err != nil {
 		return "", err
 	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	wait := 5 * time.Millisecond
 	for {
 		r := q.buildReq(body, &pc)
@@ -421,7 +424,7 @@ func (q *Redis) consume(ctx context.Context, h Handler, bh BatchHandler, opts []
 		q.mu.Unlock()
 		q.running.Done()
 	}()
-	c := &redisConsumer{q: q, cc: cc, history: true, cursor: "0-0"}
+	c := &redisConsumer{q: q, cc: cc, history: true, historyFrom: "0", cursor: "0-0"}
 	return runEngine(ctx, c, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
 }
 

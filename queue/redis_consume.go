@@ -19,6 +19,7 @@ type redisConsumer struct {
 	// Used by the fetch goroutine only.
 	ready       bool      // the group is known to exist
 	history     bool      // still reading our own pending entries (stable name after a crash)
+	historyFrom string    // read our pending entries after this ID
 	cursor      string    // XAUTOCLAIM cursor
 	lastReclaim time.Time // when XAUTOCLAIM last ran
 }
@@ -71,7 +72,7 @@ func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, erro
 		// Entries delivered to a previous consumer of the same name that
 		// were never settled: take them back at once.
 		res, err := c.q.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: groupName, Consumer: c.cc.consumer, Streams: []string{c.q.stream, "0"}, Count: int64(n),
+			Group: groupName, Consumer: c.cc.consumer, Streams: []string{c.q.stream, c.historyFrom}, Count: int64(n),
 		}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, err
@@ -83,7 +84,10 @@ func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, erro
 		if len(msgs) == 0 {
 			c.history = false
 		} else {
-			return c.deliveries(ctx, msgs), nil
+			c.historyFrom = msgs[len(msgs)-1].ID
+			if ds := c.deliveries(ctx, msgs); len(ds) > 0 {
+				return ds, nil
+			}
 		}
 	}
 	if c.cursor != "0-0" || time.Since(c.lastReclaim) >= c.reclaimEvery() {

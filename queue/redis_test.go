@@ -86,12 +86,22 @@ func TestRedisStableNameResumes(t *testing.T) {
 	db := redistest.New(t)
 	q, err := queue.NewRedis(db.Client, "r", queue.WithPrefix(db.Prefix))
 	require.NoError(t, err)
-	publishN(t, q, 5)
-	ghostRead(t, db.Client, streamKey(db.Prefix, "r"), "pod-1", 5)
+	ids := publishN(t, q, 50)
+	ghostRead(t, db.Client, streamKey(db.Prefix, "r"), "pod-1", 50)
 	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil },
-		queue.ConsumerName("pod-1"), queue.VisibilityTimeout(time.Hour))
-	require.Eventually(t, func() bool { return rec.distinct() == 5 }, 20*time.Second, 5*time.Millisecond)
+	startConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+		rec.add(m)
+		// Uneven handler times: slots free up while others still run, so
+		// the pending list is read in several steps, none of which may
+		// deliver a running message again.
+		time.Sleep(time.Duration(m.Body[len(m.Body)-1]%7) * 3 * time.Millisecond)
+		return nil
+	}, queue.ConsumerName("pod-1"), queue.VisibilityTimeout(time.Hour), queue.Concurrency(10), queue.Prefetch(10))
+	require.Eventually(t, func() bool { return rec.distinct() == 50 }, 20*time.Second, 5*time.Millisecond)
+	waitStats(t, q, empty, "acked")
+	for _, id := range ids {
+		assert.Len(t, rec.get(id), 1, "message %s delivered twice to the same consumer", id)
+	}
 }
 
 // TestRedisLeaseRenewal: a handler running several visibility timeouts is
