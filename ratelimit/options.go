@@ -120,7 +120,8 @@ func WithBreaker(failures int, openFor time.Duration) Option {
 // WithDenyCache sets how many denied keys the local deny cache remembers
 // (default 10000; 0 turns it off). After Redis denies a key, later requests
 // for it with at least the same cost are denied locally, without a Redis
-// call, until the RetryAfter Redis gave. Redis only.
+// call, until the RetryAfter Redis gave. The cache is per replica: a
+// [RedisLimiter.Reset] on another replica does not clear it. Redis only.
 func WithDenyCache(size int) Option {
 	return func(c *config) {
 		if size < 0 {
