@@ -33,6 +33,9 @@ type ServerOption func(*serverConfig)
 type serverConfig struct {
 	persistence bool
 	args        []string
+	// sentinelConf, when set, is written to sentinel.conf in the server's
+	// directory before the first start and the process runs with --sentinel.
+	sentinelConf string
 }
 
 // WithPersistence turns on the append-only file (fsync every second), so that
@@ -112,6 +115,12 @@ func startServer(opts ...ServerOption) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.sentinelConf != "" {
+		if err := os.WriteFile(filepath.Join(dir, "sentinel.conf"), []byte(cfg.sentinelConf), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	// A free port can be taken by someone else between probing and binding:
 	// try a few.
 	var lastErr error
@@ -140,7 +149,12 @@ func freePort() (int, error) {
 }
 
 func (s *Server) args() []string {
-	a := []string{
+	var a []string
+	if s.cfg.sentinelConf != "" {
+		// The config file must come first; Sentinel rewrites it with its state.
+		a = append(a, filepath.Join(s.dir, "sentinel.conf"), "--sentinel")
+	}
+	a = append(a,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
@@ -148,7 +162,7 @@ func (s *Server) args() []string {
 		"--daemonize", "no",
 		"--save", "",
 		"--protected-mode", "no",
-	}
+	)
 	if s.cfg.persistence {
 		a = append(a, "--appendonly", "yes", "--appendfsync", "everysec")
 	} else {
