@@ -127,10 +127,17 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		s.st.catchUps.Add(1)
 	}
 
+	// runCtx is the parent of the job's contexts: cancelled (cause
+	// ErrLeaseLost) when the claim or the lease is lost, and when Stop
+	// gives up waiting.
+	runCtx, cancelRun := context.WithCancelCause(s.runCtx)
+	defer cancelRun(nil)
+
 	// Keep the claim alive while we wait for the lease and run.
-	live := newLiveness(s, j.name, id, owner)
+	live := newLiveness(s, j.name, id, owner, func() { cancelRun(ErrLeaseLost) })
 	defer live.stop()
 
+	var lk *lock.Lock
 	rec := RunRecord{Job: j.name, Tick: tick, Node: s.cfg.nodeID, Kind: kind, Token: token}
 	finish := func(runErr error) {
 		rec.End = s.cfg.now()
@@ -145,14 +152,26 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		b, _ := json.Marshal(rec)
 		ctx, cancel := s.bg()
 		defer cancel()
+		var released chan struct{}
+		if lk != nil { // release the lease while the run is recorded
+			released = make(chan struct{})
+			go func() {
+				defer close(released)
+				_ = lk.Release(ctx)
+			}()
+		}
 		if err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history); err != nil {
 			s.st.errors.Add(1)
 			s.cfg.logger.Error("scheduler: recording run failed", "job", j.name, "tick", tick, "err", err)
 		}
+		if released != nil {
+			<-released
+		}
 	}
 
-	lk, err := s.lease(j, tick, kind)
+	lk, err = s.lease(j, tick, kind)
 	if err != nil {
+		lk = nil
 		rec.Start = s.cfg.now()
 		if errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, errWaitedTooLong) {
 			s.st.skipped.Add(1)
@@ -174,14 +193,18 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		result(err)
 		return
 	}
-	var leaseLost <-chan struct{}
 	if lk != nil {
 		rec.Token = lk.Token()
-		leaseLost = lk.Lost()
-		defer func() {
-			ctx, cancel := s.bg()
-			defer cancel()
-			_ = lk.Release(ctx)
+		watched := make(chan struct{})
+		defer func() { <-watched }() // after cancelRun(nil) (deferred earlier, runs later)
+		defer cancelRun(nil)
+		go func() {
+			defer close(watched)
+			select {
+			case <-lk.Lost():
+				cancelRun(ErrLeaseLost)
+			case <-runCtx.Done():
+			}
 		}()
 	}
 
@@ -192,8 +215,8 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	for attempt := 1; ; attempt++ {
 		run.Attempt = attempt
 		rec.Attempt = attempt
-		runErr = s.attempt(j, run, leaseLost, live.lost)
-		if runErr == nil || attempt > j.cfg.retries || s.stopCtx.Err() != nil || closed(leaseLost) || closed(live.lost) {
+		runErr = s.attempt(runCtx, j, run)
+		if runErr == nil || attempt > j.cfg.retries || s.stopCtx.Err() != nil || runCtx.Err() != nil {
 			break
 		}
 		s.st.retries.Add(1)
@@ -205,8 +228,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		select {
 		case <-t.C:
 		case <-s.stopCtx.Done():
-		case <-leaseLost:
-		case <-live.lost:
+		case <-runCtx.Done():
 		}
 		t.Stop()
 	}
@@ -218,18 +240,6 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	}
 	finish(runErr)
 	result(runErr)
-}
-
-func closed(c <-chan struct{}) bool {
-	if c == nil {
-		return false
-	}
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 // claim calls the backend, retrying transient errors: a few times within a
@@ -307,35 +317,15 @@ func (s *Scheduler) lease(j *job, tick time.Time, kind Kind) (*lock.Lock, error)
 	return lk, err
 }
 
-// attempt runs the job once, with its timeout, cancelling its context when
-// the lease or the claim is lost, and turning a panic into an error.
-func (s *Scheduler) attempt(j *job, run Run, leaseLost, liveLost <-chan struct{}) (err error) {
-	ctx, cancel := context.WithCancelCause(s.runCtx)
-	defer cancel(nil)
+// attempt runs the job once with its timeout, turning a panic into an
+// error.
+func (s *Scheduler) attempt(parent context.Context, j *job, run Run) (err error) {
+	ctx := parent
 	if j.cfg.timeout > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, j.cfg.timeout)
-		defer c2()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, j.cfg.timeout)
+		defer cancel()
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	if leaseLost != nil || liveLost != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-leaseLost:
-				cancel(ErrLeaseLost)
-			case <-liveLost:
-				cancel(ErrLeaseLost)
-			case <-stop:
-			}
-		}()
-	}
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
 	defer func() {
 		if r := recover(); r != nil {
 			s.st.panics.Add(1)
@@ -345,57 +335,68 @@ func (s *Scheduler) attempt(j *job, run Run, leaseLost, liveLost <-chan struct{}
 	return j.fn(ctx, run)
 }
 
-// liveness refreshes a claim every ttl/3 until stopped; lost is closed when
-// the claim is no longer ours or no refresh succeeded for a whole ttl.
+// liveness refreshes a claim every ttl/3 until stopped, from a timer
+// callback (no goroutine while a run is short). lost is called once when the
+// claim is no longer ours or no refresh succeeded for a whole ttl.
 type liveness struct {
-	lost     chan struct{}
-	done     chan struct{}
-	exited   chan struct{}
-	stopOnce sync.Once
+	s              *Scheduler
+	job, id, owner string
+	lost           func()
+	mu             sync.Mutex // protects the fields below
+	timer          *time.Timer
+	stopped, gone  bool
+	lastOK         time.Time
+	inflight       sync.WaitGroup
 }
 
-func newLiveness(s *Scheduler, job, id, owner string) *liveness {
-	l := &liveness{lost: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
-	ttl := s.cfg.leaseTTL
-	go func() {
-		defer close(l.exited)
-		lastOK := time.Now()
-		interval := ttl / 3
-		t := time.NewTimer(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-l.done:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), interval)
-			ok, err := s.b.refresh(ctx, job, id, owner, ttl)
-			cancel()
-			switch {
-			case err == nil && ok:
-				lastOK = time.Now()
-			case err == nil && !ok:
-				s.cfg.logger.Warn("scheduler: claim lost while running", "job", job, "id", id)
-				close(l.lost)
-				<-l.done
-				return
-			default:
-				if time.Since(lastOK) >= ttl {
-					s.cfg.logger.Warn("scheduler: claim expired while running", "job", job, "id", id, "err", err)
-					close(l.lost)
-					<-l.done
-					return
-				}
-			}
-			t.Reset(interval)
-		}
-	}()
+func newLiveness(s *Scheduler, job, id, owner string, lost func()) *liveness {
+	l := &liveness{s: s, job: job, id: id, owner: owner, lost: lost, lastOK: time.Now()}
+	l.mu.Lock()
+	l.timer = time.AfterFunc(s.cfg.leaseTTL/3, l.refresh)
+	l.mu.Unlock()
 	return l
 }
 
-// stop ends the refresher and waits for it. Idempotent.
+func (l *liveness) refresh() {
+	l.mu.Lock()
+	if l.stopped || l.gone {
+		l.mu.Unlock()
+		return
+	}
+	l.inflight.Add(1)
+	l.mu.Unlock()
+	defer l.inflight.Done()
+
+	ttl := l.s.cfg.leaseTTL
+	ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
+	ok, err := l.s.b.refresh(ctx, l.job, l.id, l.owner, ttl)
+	cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case err == nil && ok:
+		l.lastOK = time.Now()
+	case err == nil && !ok:
+		l.s.cfg.logger.Warn("scheduler: claim lost while running", "job", l.job, "id", l.id)
+		l.gone = true
+	case time.Since(l.lastOK) >= ttl:
+		l.s.cfg.logger.Warn("scheduler: claim expired while running", "job", l.job, "id", l.id, "err", err)
+		l.gone = true
+	}
+	if l.gone {
+		l.lost()
+		return
+	}
+	if !l.stopped {
+		l.timer.Reset(ttl / 3)
+	}
+}
+
+// stop ends the refreshes and waits for one in flight. Idempotent.
 func (l *liveness) stop() {
-	l.stopOnce.Do(func() { close(l.done) })
-	<-l.exited
+	l.mu.Lock()
+	l.stopped = true
+	l.timer.Stop()
+	l.mu.Unlock()
+	l.inflight.Wait()
 }

@@ -112,46 +112,50 @@ const (
 // BenchmarkOverhead registers 10,000 jobs running every 10s on one replica
 // (spread over the period: Jitter for Outrigger, staggered start times for
 // gocron) and measures, per run, the process CPU time and the Redis round
-// trips. One op is one run.
+// trips. One op is one run. Outrigger runs with Overlap(Skip), the default
+// (claim, lease, release, record: 4 round trips), and Overlap(Allow) (claim,
+// record: 2).
 func BenchmarkOverhead(b *testing.B) {
 	newDB := server(b)
-	b.Run("impl=outrigger", func(b *testing.B) {
-		db := newDB(b)
-		c := db.NewClient(b, func(o *redis.UniversalOptions) { o.PoolSize = 64 })
-		cnt := redistest.NewCounter()
-		c.AddHook(cnt)
-		s, err := scheduler.New(c, scheduler.WithNamespace(db.Prefix))
-		if err != nil {
-			b.Fatal(err)
-		}
-		runs := newRunCounter(b.N)
-		job := func(ctx context.Context, run scheduler.Run) error {
-			runs.add()
-			return nil
-		}
-		for i := range manyJobs {
-			if err := s.Every("job-"+strconv.Itoa(i), period, job, scheduler.Jitter(period)); err != nil {
+	for _, p := range []scheduler.OverlapPolicy{scheduler.Skip, scheduler.Allow} {
+		b.Run("impl=outrigger/overlap="+p.String(), func(b *testing.B) {
+			db := newDB(b)
+			c := db.NewClient(b, func(o *redis.UniversalOptions) { o.PoolSize = 64 })
+			cnt := redistest.NewCounter()
+			c.AddHook(cnt)
+			s, err := scheduler.New(c, scheduler.WithNamespace(db.Prefix))
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		b.ReportAllocs()
-		if err := s.Start(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		b.ResetTimer()
-		cnt.Reset()
-		cpu0 := cpuTime()
-		runs.wait(b, time.Duration(b.N/(manyJobs/10)+3)*period)
-		cpu := cpuTime() - cpu0
-		b.StopTimer()
-		rt := cnt.RoundTrips()
-		n := runs.n.Load()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = s.Stop(ctx)
-		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/run")
-		b.ReportMetric(float64(rt)/float64(n), "round-trips/run")
-	})
+			runs := newRunCounter(b.N)
+			job := func(ctx context.Context, run scheduler.Run) error {
+				runs.add()
+				return nil
+			}
+			for i := range manyJobs {
+				if err := s.Every("job-"+strconv.Itoa(i), period, job, scheduler.Jitter(period), scheduler.Overlap(p)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			if err := s.Start(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			cnt.Reset()
+			cpu0 := cpuTime()
+			runs.wait(b, time.Duration(b.N/(manyJobs/10)+3)*period)
+			cpu := cpuTime() - cpu0
+			b.StopTimer()
+			rt := cnt.RoundTrips()
+			n := runs.n.Load()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = s.Stop(ctx)
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/run")
+			b.ReportMetric(float64(rt)/float64(n), "round-trips/run")
+		})
+	}
 	b.Run("impl=gocron-redislock", func(b *testing.B) {
 		db := newDB(b)
 		c := db.NewClient(b, func(o *redis.UniversalOptions) { o.PoolSize = 64 })
