@@ -173,7 +173,7 @@ func (s *Scheduler) dispatchLocked(j *job, now time.Time) {
 	if now.Sub(due) > grace {
 		kind = KindCatchUp
 	}
-	s.launchLocked(j, tick, tickID(tick), kind, true)
+	s.launchLocked(j, tick, tickID(tick), kind, j.cfg.catchUp > 0)
 }
 
 func tickID(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }

@@ -111,7 +111,9 @@ func WithLeaseTTL(d time.Duration) Option {
 	}
 }
 
-// WithHistory sets how many run records are kept per job (default 100).
+// WithHistory sets how many run records are kept per job (default 100; 0
+// keeps none). A job's history expires a week after its last record (or
+// after its completed-claim retention, if longer).
 func WithHistory(n int) Option {
 	return func(c *config) error {
 		if n < 0 {

@@ -39,6 +39,9 @@ func (r *redisBackend) base(job string) string { return r.ns + "{" + job + "}:" 
 
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
+// historyTTL is the least time a job's history outlives its last run.
+const historyTTL = 7 * 24 * time.Hour
+
 func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, error) {
 	b := r.base(a.job)
 	score := ""
@@ -70,7 +73,7 @@ func (r *redisBackend) refresh(ctx context.Context, job, id, owner string, ttl t
 func (r *redisBackend) complete(ctx context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error {
 	b := r.base(job)
 	return completeScript.Run(ctx, r.c, []string{b + "tick:" + id, b + "pending", b + "history"},
-		owner, ms(doneTTL), id, rec, keep).Err()
+		owner, ms(doneTTL), id, rec, keep, ms(max(doneTTL, historyTTL))).Err()
 }
 
 func (r *redisBackend) abandoned(ctx context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error) {

@@ -9,6 +9,8 @@
 -- ARGV[3] pending member
 -- ARGV[4] run record (JSON), or "" for none
 -- ARGV[5] history length to keep
+-- ARGV[6] expiry of the history list in milliseconds (renewed on every
+--         record, so a job that is no longer registered leaves nothing)
 --
 -- The claim is marked done when it is still the owner's or has expired
 -- (nobody has caught it up yet); a claim another owner took over is left
@@ -24,5 +26,6 @@ local keep = tonumber(ARGV[5])
 if ARGV[4] ~= '' and keep > 0 then
   redis.call('LPUSH', KEYS[3], ARGV[4])
   redis.call('LTRIM', KEYS[3], 0, keep - 1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
 return done
