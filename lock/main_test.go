@@ -42,20 +42,22 @@ func backends(t *testing.T) []backend {
 	for _, s := range redistest.StartServers(t, 3) {
 		rlClients = append(rlClients, s.Client(t, func(o *redis.Options) { o.ContextTimeoutEnabled = true }))
 	}
-	fromDB := func(mk func(testing.TB) *redistest.DB) func(*testing.T, ...lock.Option) lock.Locker {
+	// One DB per deployment for the whole table (the harness's per-DB
+	// clean-up scans the shared server); each case gets its own sub-prefix.
+	fromDB := func(db *redistest.DB) func(*testing.T, ...lock.Option) lock.Locker {
 		return func(t *testing.T, opts ...lock.Option) lock.Locker {
-			db := mk(t)
-			l, err := lock.New(db.Client, append([]lock.Option{lock.WithPrefix(db.Prefix)}, opts...)...)
+			l, err := lock.New(db.Client, append([]lock.Option{lock.WithPrefix(db.Prefix + t.Name() + ":")}, opts...)...)
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
 			return l
 		}
 	}
+	single, cluster := redistest.New(t), redistest.NewCluster(t)
 	return []backend{
 		{"local", func(t *testing.T, opts ...lock.Option) lock.Locker { return lock.NewLocal(opts...) }},
-		{"redis", fromDB(redistest.New)},
-		{"cluster", fromDB(redistest.NewCluster)},
+		{"redis", fromDB(single)},
+		{"cluster", fromDB(cluster)},
 		{"redlock", func(t *testing.T, opts ...lock.Option) lock.Locker {
 			l, err := lock.NewRedlock(rlClients, append([]lock.Option{lock.WithPrefix(rlPrefix + t.Name() + ":")}, opts...)...)
 			if err != nil {
