@@ -367,3 +367,44 @@ func BenchmarkRedisAllowInterleaved(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLocalAllowInterleaved alternates chunks of 256 calls of
+// outrigger's local limiter and x/time/rate in a per-key map, timing each
+// chunk, so that machine load hits both alike. One op is one chunk of each;
+// the metrics are ns per call.
+func BenchmarkLocalAllowInterleaved(b *testing.B) {
+	for _, nk := range []int{1, nKeys} {
+		b.Run("keys="+strconv.Itoa(nk), func(b *testing.B) {
+			l, err := ratelimit.NewLocal(ratelimit.PerSecond(1_000_000_000))
+			if err != nil {
+				b.Fatal(err)
+			}
+			x := &xrateMap{m: map[string]*rate.Limiter{}, r: rate.Limit(1_000_000_000), b: 1_000_000_000}
+			ctx := context.Background()
+			for _, k := range keys {
+				_, _ = l.Allow(ctx, k)
+				x.Allow(k)
+			}
+			const chunk = 256
+			var tO, tX time.Duration
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				for j := range chunk {
+					_, _ = l.Allow(ctx, keys[(i+j)%nk])
+				}
+				mid := time.Now()
+				for j := range chunk {
+					x.Allow(keys[(i+j)%nk])
+				}
+				tX += time.Since(mid)
+				tO += mid.Sub(start)
+				i += chunk
+			}
+			b.ReportMetric(float64(tO.Nanoseconds())/float64(b.N*chunk), "outrigger-ns/call")
+			b.ReportMetric(float64(tX.Nanoseconds())/float64(b.N*chunk), "xrate-map-ns/call")
+			b.ReportMetric(float64(tO)/float64(tX), "ratio")
+		})
+	}
+}
