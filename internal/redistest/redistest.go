@@ -128,23 +128,36 @@ func NewPrefix() string {
 
 // cleanup deletes every key under d.Prefix.
 func cleanup(tb testing.TB, d *DB) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	del := func(ctx context.Context, c redis.UniversalClient) error {
 		iter := c.Scan(ctx, 0, d.Prefix+"*", 1000).Iterator()
 		var keys []string
+		flush := func() error {
+			if len(keys) == 0 {
+				return nil
+			}
+			// One UNLINK a key, pipelined: keys may live in different slots.
+			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range keys {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			})
+			keys = keys[:0]
+			return err
+		}
 		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
+			if keys = append(keys, iter.Val()); len(keys) == 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
 		if err := iter.Err(); err != nil {
 			return err
 		}
-		for _, k := range keys { // one key a call: keys may live in different slots
-			if err := c.Unlink(ctx, k).Err(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return flush()
 	}
 	var err error
 	if cc, ok := d.Client.(*redis.ClusterClient); ok {
