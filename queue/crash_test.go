@@ -146,6 +146,7 @@ func TestCrash(t *testing.T) {
 	drained := time.Now()
 	st := waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 1 }, "nothing pending, only the poison dead")
 	assert.Equal(t, queue.Stats{Dead: 1}, st)
+	assert.Zero(t, st.Pending)
 	dead, err := q.DeadLetters(ctx, 0)
 	require.NoError(t, err)
 	require.Len(t, dead, 1)

@@ -144,7 +144,7 @@ func (q *Memory) publishLocked(body []byte, pc *publishConfig) (string, error) {
 			return id, nil // a repeat of a publish that succeeded
 		}
 	}
-	if q.cfg.maxLen > 0 && int64(len(q.ready)+len(q.inflight)+len(q.delayed)) >= q.cfg.maxLen {
+	if q.cfg.maxLen > 0 && len(q.ready)+len(q.inflight)+len(q.delayed) >= q.cfg.maxLen {
 		return "", ErrFull
 	}
 	if id == "" {
@@ -378,6 +378,7 @@ func (q *Memory) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{
 		Ready:    int64(len(q.ready)),
 		InFlight: int64(len(q.inflight)),
+		Pending:  int64(len(q.inflight)),
 		Delayed:  int64(len(q.delayed)),
 		Dead:     int64(len(q.dead)),
 	}

@@ -41,7 +41,7 @@ type Option func(*queueConfig)
 
 type queueConfig struct {
 	prefix          string
-	maxLen          int64
+	maxLen          int
 	blockWhenFull   bool
 	logger          *slog.Logger
 	retryWindow     time.Duration
@@ -82,7 +82,7 @@ func WithPrefix(prefix string) Option { return func(c *queueConfig) { c.prefix =
 // MaxLen bounds the backlog (ready + in-flight + delayed messages; dead
 // letters do not count). When it is reached Publish returns [ErrFull], or
 // waits for room when [BlockWhenFull] is true. 0, the default, is unbounded.
-func MaxLen(n int64) Option { return func(c *queueConfig) { c.maxLen = n } }
+func MaxLen(n int) Option { return func(c *queueConfig) { c.maxLen = n } }
 
 // BlockWhenFull makes Publish wait (polling, until its ctx is done) instead
 // of returning [ErrFull] when the queue holds [MaxLen] messages.

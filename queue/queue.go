@@ -80,6 +80,8 @@ type Stats struct {
 	// InFlight is the number of messages delivered to a consumer and not yet
 	// acknowledged (the consumer group's pending entries).
 	InFlight int64
+	// Pending equals InFlight, under the name Redis gives it.
+	Pending int64
 	// Delayed is the number of messages waiting for their delay or their
 	// retry backoff to pass.
 	Delayed int64

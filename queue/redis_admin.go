@@ -33,6 +33,7 @@ func (q *Redis) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{
 		Ready:    max(length-pending, 0),
 		InFlight: pending,
+		Pending:  pending,
 		Delayed:  n(res[2]),
 		Dead:     n(res[3]),
 	}
