@@ -36,7 +36,7 @@ func redisTime(t *testing.T, c redis.UniversalClient) time.Time {
 func TestRedisKeys(t *testing.T) {
 	for _, mk := range []func(testing.TB) *redistest.DB{redistest.New, redistest.NewCluster} {
 		db := mk(t)
-		ctx := ctxT(t, 10*time.Second)
+		ctx := ctxT(t, 60*time.Second) // SCAN walks the shared keyspace
 		for _, alg := range []ratelimit.Algorithm{ratelimit.GCRA, ratelimit.SlidingWindow} {
 			t.Run("cluster="+strconv.FormatBool(db.Cluster)+"/alg="+alg.String(), func(t *testing.T) {
 				prefix := db.Prefix + alg.String() + ":"
@@ -74,7 +74,7 @@ func TestRedisKeys(t *testing.T) {
 func scanAll(ctx context.Context, db *redistest.DB, pattern string) ([]string, error) {
 	var keys []string
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
-		iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+		iter := c.Scan(ctx, 0, pattern, 10000).Iterator()
 		for iter.Next(ctx) {
 			keys = append(keys, iter.Val())
 		}
@@ -83,7 +83,7 @@ func scanAll(ctx context.Context, db *redistest.DB, pattern string) ([]string, e
 	if cc, ok := db.Client.(*redis.ClusterClient); ok {
 		var mu sync.Mutex
 		err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			iter := c.Scan(ctx, 0, pattern, 100).Iterator()
+			iter := c.Scan(ctx, 0, pattern, 10000).Iterator()
 			for iter.Next(ctx) {
 				mu.Lock()
 				keys = append(keys, iter.Val())

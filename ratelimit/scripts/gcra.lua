@@ -29,37 +29,77 @@ local m = tonumber(ARGV[2])
 local ridttl = tonumber(ARGV[3])
 local L = tonumber(ARGV[4])
 
-local TQ, TR = {}, {}
 local state = redis.call('GET', KEYS[1])
+
+-- the tail: request-id bookkeeping, state write, reply
+local function finish(out, take, stored, reset)
+  if ridttl > 0 then
+    if take > 0 then
+      -- first copy: store the reply; a later copy gets the stored reply
+      -- back and writes nothing
+      local prev = redis.call('SET', KEYS[2], out, 'NX', 'PX', ridttl, 'GET')
+      if prev then return prev end
+    else
+      local prev = redis.call('GET', KEYS[2])
+      if prev then return prev end
+    end
+  end
+  if take > 0 then
+    -- the state is worth nothing once every TAT is in the past
+    redis.call('SET', KEYS[1], stored, 'PX', math.ceil(reset / 1000) + 1)
+  end
+  return out
+end
+
+if L == 1 then
+  -- one limit: the same computation without tables
+  local r, p, burst = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+  local tol = burst * p
+  local u = 0
+  if state then
+    local c = string.find(state, ':', 1, true)
+    if c then
+      local tq = tonumber(string.sub(state, 1, c - 1))
+      local e = string.find(state, ' ', c + 1, true)
+      local tr = tonumber(string.sub(state, c + 1, (e or 0) - 1))
+      if tq and tr and tq >= now then u = (tq - now) * r + tr end
+    end
+  end
+  local a = 0
+  if u < tol then
+    a = math.floor((tol - u) / p)
+    if a * p > tol - u then a = a - 1 end
+  end
+  local allowed, take, retry = 0, 0, 0
+  if n == 0 then
+    allowed = 1
+  elseif n <= burst and a >= n then
+    allowed = 1
+    take = math.min(m, a)
+  elseif n > burst then
+    retry = -1
+  else
+    retry = math.ceil((u + n * p - tol) / r)
+  end
+  local stored
+  if take > 0 then
+    u = u + take * p
+    local q = math.floor(u / r)
+    if q * r > u then q = q - 1 elseif (q + 1) * r <= u then q = q + 1 end
+    stored = string.format('%d:%d', now + q, u - q * r)
+  end
+  local reset = math.ceil(u / r)
+  local out = string.format('%d %d %d %d 0 %d', allowed, a - take, retry, reset, take)
+  return finish(out, take, stored, reset)
+end
+
+local TQ, TR = {}, {}
 if state then
   local i = 1
   for q, r in string.gmatch(state, '(%d+):(%d+)') do
     TQ[i], TR[i] = tonumber(q), tonumber(r)
     i = i + 1
   end
-end
-
-local R, P, TOL, U, B = {}, {}, {}, {}, {}
-local avail, tight = -1, 1
-local never = false
-for i = 1, L do
-  local b = 5 + 4 * (i - 1)
-  local r = tonumber(ARGV[b + 1])
-  local p = tonumber(ARGV[b + 2])
-  local burst = tonumber(ARGV[b + 3])
-  R[i], P[i], TOL[i], B[i] = r, p, burst * p, burst
-  local u = 0
-  local tq = TQ[i]
-  if tq and tq >= now then u = (tq - now) * r + TR[i] end
-  U[i] = u
-  local a = 0
-  if u < TOL[i] then
-    a = math.floor((TOL[i] - u) / p)
-    -- correct a rounding of the division up to the next integer
-    if a * p > TOL[i] - u then a = a - 1 end
-  end
-  if avail < 0 or a < avail then avail, tight = a, i end
-  if n > burst then never = true end
 end
 
 local allowed, take = 0, 0
@@ -109,20 +149,6 @@ end
 local remaining = avail - take
 if remaining < 0 then remaining = 0 end
 local out = string.format('%d %d %d %d %d %d', allowed, remaining, retry, reset, tight - 1, take)
-
-if ridttl > 0 then
-  if take > 0 then
-    -- first copy: store the reply; a later copy gets the stored reply back
-    -- and writes nothing
-    local prev = redis.call('SET', KEYS[2], out, 'NX', 'PX', ridttl, 'GET')
-    if prev then return prev end
-  else
-    local prev = redis.call('GET', KEYS[2])
-    if prev then return prev end
-  end
-end
-if take > 0 then
-  -- the state is worth nothing once every TAT is in the past
-  redis.call('SET', KEYS[1], table.concat(parts, ' '), 'PX', math.ceil(reset / 1000) + 1)
-end
-return out
+local stored
+if take > 0 then stored = table.concat(parts, ' ') end
+return finish(out, take, stored, reset)
