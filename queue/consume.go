@@ -57,6 +57,7 @@ type consumerBackend interface {
 // when run returns.
 type engine struct {
 	be  consumerBackend
+	cnt *counters
 	cc  consumeConfig
 	h   Handler
 	bh  BatchHandler
@@ -73,9 +74,10 @@ type engine struct {
 	hardStop chan struct{} // closed when the shutdown deadline has passed
 }
 
-func runEngine(ctx context.Context, be consumerBackend, cc consumeConfig, h Handler, bh BatchHandler, log *slog.Logger) error {
+func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consumeConfig, h Handler, bh BatchHandler, log *slog.Logger) error {
 	e := &engine{
 		be:       be,
+		cnt:      cnt,
 		cc:       cc,
 		h:        h,
 		bh:       bh,
@@ -241,7 +243,7 @@ func (e *engine) batchLoop(hctx context.Context) {
 		}
 		errs := callBatchHandler(hctx, e.bh, msgs)
 		if len(errs) > 0 {
-			e.logPanic(errs[0])
+			e.logPanic(errs[0]) // a panic fails every message with the same error
 		}
 		for i, d := range batch {
 			e.settle <- e.outcome(hctx, d, errs[i])
@@ -299,6 +301,7 @@ func (e *engine) settleLoop(hctx context.Context) {
 		for {
 			err := e.be.settle(sctx, batch)
 			if err == nil {
+				e.cnt.countSettled(batch)
 				break
 			}
 			select {
@@ -374,6 +377,7 @@ func (p *panicError) Error() string { return fmt.Sprintf("queue: handler panicke
 func (e *engine) logPanic(err error) {
 	var p *panicError
 	if errors.As(err, &p) {
+		e.cnt.panics.Add(1)
 		e.log.Error("queue: handler panicked", "panic", p.value, "stack", string(p.stack))
 	}
 }

@@ -35,6 +35,7 @@ type Memory struct {
 	consumers map[*int]context.CancelFunc
 	running   sync.WaitGroup
 	initErr   error // invalid construction: returned by every method
+	cnt       counters
 }
 
 // memEntry is one message in a Memory queue.
@@ -118,6 +119,7 @@ func (q *Memory) Publish(ctx context.Context, body []byte, opts ...PublishOption
 		q.mu.Lock()
 		id, err := q.publishLocked(body, &pc)
 		q.mu.Unlock()
+		q.cnt.countPublish(err)
 		if !errors.Is(err, ErrFull) || !q.cfg.blockWhenFull {
 			return id, err
 		}
@@ -217,6 +219,7 @@ func (q *Memory) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, e
 	defer q.mu.Unlock()
 	for i, b := range bodies {
 		id, err := q.publishLocked(b, &publishConfig{})
+		q.cnt.countPublish(err)
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("queue: message %d of %d: %w", i, len(bodies), err)
@@ -268,7 +271,7 @@ func (q *Memory) consume(ctx context.Context, h Handler, bh BatchHandler, opts [
 		q.mu.Unlock()
 		q.running.Done()
 	}()
-	return runEngine(ctx, &memConsumer{q: q, block: cc.block}, cc, h, bh, q.cfg.logger.With("queue", q.name))
+	return runEngine(ctx, &memConsumer{q: q, block: cc.block}, &q.cnt, cc, h, bh, q.cfg.logger.With("queue", q.name))
 }
 
 // memConsumer is the Memory side of one Consume call.
@@ -461,6 +464,9 @@ func (q *Memory) Requeue(ctx context.Context, ids ...string) error {
 	}
 	return nil
 }
+
+// Counters returns the queue's running totals.
+func (q *Memory) Counters() Counters { return q.cnt.snapshot() }
 
 // Close fails later calls with ErrClosed, stops running Consume calls and
 // waits for them. Messages still in the queue are dropped with it.

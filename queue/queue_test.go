@@ -397,6 +397,13 @@ func testPermanentAndPanic(t *testing.T, b backend) {
 	}
 	assert.Equal(t, "bad input", byID[perm].LastError)
 	assert.Contains(t, byID[pan].LastError, "handler bug")
+
+	cnt := q.(interface{ Counters() queue.Counters }).Counters()
+	assert.Equal(t, int64(22), cnt.Published)
+	assert.Equal(t, int64(2), cnt.Panics)
+	assert.Equal(t, int64(1), cnt.Retried, "the panicking message, once")
+	assert.Equal(t, int64(2), cnt.DeadLettered)
+	assert.Equal(t, int64(20), cnt.Acked)
 }
 
 func testDelay(t *testing.T, b backend) {

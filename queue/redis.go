@@ -73,6 +73,7 @@ type Redis struct {
 	idBase string        // random per Redis value
 	idSeq  atomic.Uint64 // message ID counter
 
+	cnt       counters
 	pub       coalescer
 	moverWake chan struct{} // pokes a local mover when a delayed message is added
 
@@ -209,6 +210,7 @@ func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption)
 			return "", err
 		}
 		id, err := r.result()
+		q.cnt.countPublish(err)
 		if err == nil && pc.delay > 0 {
 			q.wakeMover()
 		}
@@ -272,6 +274,7 @@ func (q *Redis) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	var first error
 	for i, r := range reqs {
 		id, err := r.result()
+		q.cnt.countPublish(err)
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("queue: message %d of %d: %w", i, len(bodies), err)
@@ -425,8 +428,11 @@ func (q *Redis) consume(ctx context.Context, h Handler, bh BatchHandler, opts []
 		q.running.Done()
 	}()
 	c := &redisConsumer{q: q, cc: cc, history: true, historyFrom: "0", cursor: "0-0"}
-	return runEngine(ctx, c, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
+	return runEngine(ctx, c, &q.cnt, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
 }
+
+// Counters returns this queue value's running totals.
+func (q *Redis) Counters() Counters { return q.cnt.snapshot() }
 
 // Close fails later calls with ErrClosed, stops running Consume calls (they
 // drain as when their ctx is done) and waits for them. Publish calls already

@@ -104,6 +104,7 @@ func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, erro
 			c.cursor = "0-0"
 		}
 		if len(msgs) > 0 {
+			c.q.cnt.reclaimed.Add(int64(len(msgs)))
 			c.q.cfg.logger.Info("queue: reclaimed messages of a stalled consumer", "queue", c.q.name, "n", len(msgs))
 			if ds := c.deliveries(ctx, msgs); len(ds) > 0 {
 				return ds, nil
@@ -287,6 +288,7 @@ func (c *redisConsumer) renew(ctx context.Context, ds []*delivery) error {
 			return fmt.Errorf("queue: renew leases: %w", err)
 		}
 		if len(lost) > 0 {
+			c.q.cnt.leasesLost.Add(int64(len(lost)))
 			c.q.cfg.logger.Warn("queue: lost the lease of running messages; another consumer may run them too", "queue", c.q.name, "n", len(lost))
 		}
 		ds = ds[n:]
