@@ -25,7 +25,7 @@ type redisConsumer struct {
 }
 
 func (c *redisConsumer) reclaimEvery() time.Duration {
-	return min(max(c.cc.visibility/4, 50*time.Millisecond), 5*time.Second)
+	return min(max(c.cc.visibility/8, 50*time.Millisecond), 5*time.Second)
 }
 
 // ensureGroup creates the stream and the group if they do not exist. The
