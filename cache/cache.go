@@ -191,6 +191,12 @@ func (c *Cache[V]) due(e *entry[V], now int64) bool {
 
 func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(context.Context) (V, error)) (V, error) {
 	var zero V
+	if c.rdb != nil {
+		// A Redis hit is read on the caller's goroutine: one GET, no flight.
+		if e, ok := c.readRedis(ctx, key, loader); ok {
+			return e.result()
+		}
+	}
 	cl, leader := c.fl.claim(key)
 	if leader {
 		if !c.spawn(func() { c.runLoad(ctx, key, loader, cl) }) {
@@ -208,6 +214,37 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
+}
+
+// readRedis reads key from Redis and returns its entry if it can be served
+// (fresh, or stale with a refresh started); ok is false on an absent key, a
+// lease, an unreadable value or a Redis error, which the flight handles.
+func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool) {
+	cur, err := c.rdb.get(ctx, c.cfg.prefix+key)
+	if err != nil {
+		return e, false
+	}
+	env, err := parseEnvelope(cur)
+	if err != nil || env.lease() {
+		return e, false
+	}
+	e, err = c.decode(&env)
+	if err != nil {
+		return e, false
+	}
+	now := c.nowNano()
+	c.st.redisHits.Add(1)
+	if c.local != nil {
+		c.local.set(key, e, now)
+	}
+	switch {
+	case now >= e.soft:
+		c.st.stale.Add(1)
+		c.refreshAsync(ctx, key, loader, e, false, false)
+	case c.due(&e, now):
+		c.refreshAsync(ctx, key, loader, e, false, true)
+	}
+	return e, true
 }
 
 // runLoad is the flight of a foreground miss.

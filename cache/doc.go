@@ -32,14 +32,16 @@
 //   - Stampede protection. Concurrent Fetches of a missing key call the
 //     loader once per process (coalescing) and, with Redis, once across
 //     replicas: the first replica stores a short load lease in the key itself
-//     (SET NX PX GET, the same round trip as the read) and the others wait
+//     (SET NX PX GET) and the others wait
 //     for its value, woken by its invalidation message or by polling. The
 //     wait is bounded (WithLease): if the holder dies, its lease expires or
 //     the wait ends and the waiters load themselves. No deadlock, no
 //     unbounded wait.
-//   - Round trips. A Redis hit costs one round trip; a miss three (read and
-//     lease, the load, then one script that writes the value, releases the
-//     lease and publishes the invalidation).
+//   - Round trips. A Redis hit costs one round trip (a GET on the caller's
+//     goroutine); a miss three: the GET, SET NX PX GET taking the lease (or
+//     finding the value another replica just wrote), and after the load one
+//     script that writes the value over the lease and publishes the
+//     invalidation.
 //   - Early refresh. A read of a fresh value refreshes it in the background
 //     with the XFetch probability (Vattani et al., VLDB 2015), using the
 //     measured cost δ of its last load, so hot keys are reloaded before they
