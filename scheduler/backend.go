@@ -8,11 +8,13 @@ import (
 // backend stores claims, pending ticks and history. Implemented by
 // redisBackend (New) and localBackend (NewLocal).
 type backend interface {
-	// claim takes the claim id of job for owner for ttl. When score is
-	// non-nil the claim is recorded as pending (a scheduled tick, caught up
-	// if its owner dies). fence asks for a fencing token from the job's own
-	// counter. It reports false when another owner holds or completed it.
-	claim(ctx context.Context, c claimArgs) (ok bool, token uint64, err error)
+	// claim takes the claim id of job for owner for ttl. When pending is
+	// set the claim is recorded as pending (a scheduled tick, caught up if
+	// its owner dies) and the pending ticks since oldest whose claims
+	// expired are returned. fence asks for a fencing token from the job's
+	// own counter. It reports false when another owner holds or completed
+	// the claim.
+	claim(ctx context.Context, c claimArgs) (ok bool, token uint64, abandoned []pendingTick, err error)
 	// refresh extends owner's claim; false when it is no longer owner's.
 	refresh(ctx context.Context, job, id, owner string, ttl time.Duration) (bool, error)
 	// complete marks the claim done for doneTTL, drops it from pending and
@@ -31,6 +33,7 @@ type claimArgs struct {
 	pending        bool
 	tick           time.Time
 	pendingTTL     time.Duration
+	oldest         time.Time // with pending: report abandoned ticks from here on
 	fence          bool
 }
 

@@ -34,7 +34,8 @@
 // Replica death. A claimed tick stays "pending" until its run completes,
 // and its claim lives only while the replica refreshes it. If the replica
 // dies, the claim expires after the lease TTL; with CatchUp(window) a live
-// replica finds the pending tick (a scan every TTL/2) and runs it once
+// replica finds the pending tick (the next claim of the job reports it, and
+// a scan every TTL/2 covers rare jobs) and runs it once
 // (Run.Kind == KindCatchUp); without CatchUp the next tick simply proceeds.
 // A tick no replica claimed because all were down is run once on start-up if
 // it is the most recent tick and inside the window (older missed ticks are

@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -77,4 +78,60 @@ func testRedisOutage(t *testing.T) {
 		}
 	}
 	t.Logf("ticks run: %d (outage %v .. %v)", len(counts), down.Format("15:04:05.000"), up.Format("15:04:05.000"))
+}
+
+// testAbandonedScan plants the Redis state a replica leaves behind when it
+// dies mid-run (a pending tick whose claim has expired) for an hourly job
+// whose current tick is already done, so no claim reports it: the periodic
+// scan must find it and catch it up once, on one of two replicas.
+func testAbandonedScan(t *testing.T) {
+	t.Parallel()
+	for _, b := range redisBackends {
+		t.Run("redis="+b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.mk(t)
+			ctx := context.Background()
+			last := time.Now().Truncate(time.Hour)
+			dead := last.Add(-time.Hour)
+			base := db.Prefix + "{hourly}:"
+			id := strconv.FormatInt(dead.UnixMicro(), 10)
+			if err := db.Client.ZAdd(ctx, base+"pending", redis.Z{Score: float64(dead.UnixMicro()), Member: id}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Client.Set(ctx, base+"tick:"+strconv.FormatInt(last.UnixMicro(), 10), "done:other", time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				mu   sync.Mutex
+				runs []scheduler.Run
+			)
+			ss := replicas(t, db, 2, scheduler.WithLeaseTTL(200*time.Millisecond))
+			for _, s := range ss {
+				if err := s.Every("hourly", time.Hour, func(ctx context.Context, run scheduler.Run) error {
+					mu.Lock()
+					runs = append(runs, run)
+					mu.Unlock()
+					return nil
+				}, scheduler.CatchUp(3*time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			startAll(t, ss...)
+			waitFor(t, 10*time.Second, "the abandoned tick to be caught up", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(runs) > 0
+			})
+			time.Sleep(500 * time.Millisecond) // several more scans
+			stopAll(t, ss...)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(runs) != 1 || !runs[0].Tick.Equal(dead) || runs[0].Kind != scheduler.KindCatchUp {
+				t.Fatalf("runs %+v: want one catch-up of %v", runs, dead)
+			}
+			if n, _ := db.Client.ZCard(ctx, base+"pending").Result(); n != 0 {
+				t.Errorf("pending has %d entries after the catch-up, want 0", n)
+			}
+		})
+	}
 }

@@ -50,7 +50,7 @@ func (l *localBackend) get(k string) (localClaim, bool) {
 	return c, ok
 }
 
-func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, error) {
+func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, []pendingTick, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ops++
@@ -65,7 +65,7 @@ func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, erro
 	}
 	k := claimKey(a.job, a.id)
 	if _, ok := l.get(k); ok {
-		return false, 0, nil
+		return false, 0, nil, nil
 	}
 	l.claims[k] = localClaim{val: "run:" + a.owner, expires: l.now().Add(a.ttl)}
 	if a.pending {
@@ -81,7 +81,22 @@ func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, erro
 		l.fence[a.job]++
 		tok = l.fence[a.job]
 	}
-	return true, tok, nil
+	var ab []pendingTick
+	if a.pending {
+		for id, tick := range l.pend[a.job] {
+			if tick.Before(a.oldest) || !tick.Before(a.tick) {
+				continue
+			}
+			if _, ok := l.get(claimKey(a.job, id)); !ok {
+				ab = append(ab, pendingTick{id: id, tick: tick})
+			}
+		}
+		sort.Slice(ab, func(i, j int) bool { return ab[i].tick.Before(ab[j].tick) })
+		if len(ab) > 16 {
+			ab = ab[:16]
+		}
+	}
+	return true, tok, ab, nil
 }
 
 func (l *localBackend) refresh(_ context.Context, job, id, owner string, ttl time.Duration) (bool, error) {

@@ -28,7 +28,7 @@ func defaultConfig() config {
 		loc:       time.Local,
 		logger:    slog.New(slog.DiscardHandler),
 		now:       time.Now,
-		leaseTTL:  30 * time.Second,
+		leaseTTL:  10 * time.Second,
 		history:   100,
 		maxTimer:  time.Minute,
 	}
@@ -98,9 +98,12 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// WithLeaseTTL sets the time-to-live of a running job's lease (default
-// 30s). The lease is refreshed while the job runs; when a replica dies, its
-// run is considered abandoned after at most this long.
+// WithLeaseTTL sets the time-to-live of a run's claim and lease (default
+// 10s); both are refreshed every ttl/3 while the job runs. When a replica
+// dies, its run is considered abandoned after at most ttl: with Overlap
+// Skip, ticks are skipped until then, and with CatchUp the run is caught up
+// soon after (by the job's next claim, or by a scan every ttl/2). A replica
+// cut off from Redis for longer than ttl has its runs' contexts cancelled.
 func WithLeaseTTL(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 10*time.Millisecond {

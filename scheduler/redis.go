@@ -42,27 +42,38 @@ func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 // historyTTL is the least time a job's history outlives its last run.
 const historyTTL = 7 * 24 * time.Hour
 
-func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, error) {
+func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []pendingTick, error) {
 	b := r.base(a.job)
-	score := ""
+	score, oldest := "", ""
 	if a.pending {
 		score = strconv.FormatInt(a.tick.UnixMicro(), 10)
+		oldest = strconv.FormatInt(a.oldest.UnixMicro(), 10)
 	}
 	fence := "0"
 	if a.fence {
 		fence = "1"
 	}
 	res, err := claimScript.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence"},
-		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL)).Result()
+		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:").Result()
 	if err != nil {
-		return false, 0, err
+		return false, 0, nil, err
 	}
 	arr, ok := res.([]any)
-	if !ok || len(arr) != 2 {
-		return false, 0, nil
+	if !ok || len(arr) < 2 {
+		return false, 0, nil, nil
 	}
 	tok, _ := arr[1].(int64)
-	return true, uint64(tok), nil
+	var ab []pendingTick
+	for i := 2; i+1 < len(arr); i += 2 {
+		id, _ := arr[i].(string)
+		sc, _ := arr[i+1].(string)
+		us, err := strconv.ParseFloat(sc, 64)
+		if err != nil || id == "" {
+			continue
+		}
+		ab = append(ab, pendingTick{id: id, tick: time.UnixMicro(int64(us))})
+	}
+	return true, uint64(tok), ab, nil
 }
 
 func (r *redisBackend) refresh(ctx context.Context, job, id, owner string, ttl time.Duration) (bool, error) {

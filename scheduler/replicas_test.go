@@ -23,6 +23,7 @@ func TestReplicas(t *testing.T) {
 	t.Run("CatchUpOnStart", testCatchUpOnStart)
 	t.Run("KillReplica", testKillReplicas)
 	t.Run("RedisOutage", testRedisOutage)
+	t.Run("AbandonedScan", testAbandonedScan)
 }
 
 // countingJob counts runs per tick in a Redis hash (field: tick unix ms).

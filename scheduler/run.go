@@ -102,9 +102,10 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		doneTTL = 6 * grace
 	}
 	claimed := time.Now()
-	ok, token, err := s.claim(j, claimArgs{
+	ok, token, abandoned, err := s.claim(j, claimArgs{
 		job: j.name, id: id, owner: owner, ttl: ttl,
 		pending: pending, tick: tick, pendingTTL: doneTTL, fence: j.cfg.overlap == Allow,
+		oldest: s.cfg.now().Add(-j.cfg.catchUp),
 	}, kind)
 	if err != nil {
 		if s.stopCtx.Err() != nil {
@@ -125,6 +126,17 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	s.st.claimed.Add(1)
 	if kind == KindCatchUp {
 		s.st.catchUps.Add(1)
+	}
+	if len(abandoned) > 0 {
+		// Runs of earlier ticks whose replicas died: catch them up now
+		// rather than at the next scan.
+		s.mu.Lock()
+		if s.state != stateStopped {
+			for _, p := range abandoned {
+				s.launchLocked(j, p.tick, p.id, KindCatchUp, true)
+			}
+		}
+		s.mu.Unlock()
 	}
 
 	// runCtx is the parent of the job's contexts: cancelled (cause
@@ -245,25 +257,23 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 // claim calls the backend, retrying transient errors: a few times within a
 // second, and for jobs with CatchUp for as long as the tick is inside the
 // window (Redis may be restarting or failing over).
-func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, error) {
+func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendingTick, error) {
 	var err error
 	wait := 100 * time.Millisecond
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(s.stopCtx, max(s.cfg.leaseTTL/2, time.Second))
-		var ok bool
-		var tok uint64
-		ok, tok, err = s.b.claim(ctx, a)
+		ok, tok, ab, cerr := s.b.claim(ctx, a)
 		cancel()
-		if err == nil {
-			return ok, tok, nil
+		if err = cerr; err == nil {
+			return ok, tok, ab, nil
 		}
 		if s.stopCtx.Err() != nil {
-			return false, 0, err
+			return false, 0, nil, err
 		}
 		keepTrying := i < 3 ||
 			j.cfg.catchUp > 0 && (kind == KindTick || kind == KindCatchUp) && s.cfg.now().Sub(a.tick) < j.cfg.catchUp
 		if !keepTrying {
-			return false, 0, err
+			return false, 0, nil, err
 		}
 		s.cfg.logger.Warn("scheduler: claim failed, retrying", "job", j.name, "tick", a.tick, "err", err)
 		t := time.NewTimer(wait)
@@ -271,7 +281,7 @@ func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, error) 
 		case <-t.C:
 		case <-s.stopCtx.Done():
 			t.Stop()
-			return false, 0, err
+			return false, 0, nil, err
 		}
 		wait = min(2*wait, 5*time.Second)
 	}

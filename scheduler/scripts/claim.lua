@@ -12,9 +12,14 @@
 -- ARGV[6] pttl       expiry of the pending zset in milliseconds (renewed on
 --                    every claim, so a job that is no longer registered
 --                    leaves nothing behind)
+-- ARGV[7] oldest     with ARGV[3]: also report pending ticks from this score
+--                    on (unix micros) whose claim has expired (their replica
+--                    died), so the winner catches them up without a scan
+-- ARGV[8] prefix     claim key prefix <ns>{<job>}:tick:  (same slot)
 --
 -- Returns 0 when another owner holds or completed the claim, otherwise
--- {1, token} (token 0 unless ARGV[5] is "1").
+-- {1, token, id1, score1, id2, score2, ...}: the fencing token (0 unless
+-- ARGV[5] is "1") and at most 16 abandoned pending ticks, oldest first.
 if not redis.call('SET', KEYS[1], 'run:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 0
 end
@@ -26,4 +31,14 @@ local token = 0
 if ARGV[5] == '1' then
   token = redis.call('INCR', KEYS[3])
 end
-return {1, token}
+local out = {1, token}
+if ARGV[3] ~= '' then
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[7], '(' .. ARGV[3], 'WITHSCORES', 'LIMIT', 0, 16)
+  for i = 1, #ids, 2 do
+    if redis.call('EXISTS', ARGV[8] .. ids[i]) == 0 then
+      out[#out + 1] = ids[i]
+      out[#out + 1] = ids[i + 1]
+    end
+  end
+end
+return out
