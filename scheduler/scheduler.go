@@ -220,7 +220,9 @@ func (s *Scheduler) add(j *job) error {
 	return nil
 }
 
-// NextAfter returns the first tick of job name strictly after t.
+// NextAfter returns the first tick of job name strictly after t (a Jitter
+// delays the run's start, not its tick). It is a pure computation on the
+// job's schedule, the same on every replica.
 func (s *Scheduler) NextAfter(name string, t time.Time) (time.Time, error) {
 	s.mu.Lock()
 	j, ok := s.jobs[name]
