@@ -40,7 +40,7 @@ func TestSynctestHours(t *testing.T) {
 		}
 		// Start just after a whole day boundary of the bubble's clock.
 		start := time.Now()
-		time.Sleep(start.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(start) + time.Second)
+		time.Sleep(start.Truncate(24*time.Hour).Add(24*time.Hour).Sub(start) + time.Second)
 		if err := s.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
