@@ -27,6 +27,7 @@ type Cache[V any] struct {
 	st     counters
 	fl     flights[V] // foreground loads
 	rf     flights[V] // background refreshes
+	rd     flights[V] // Redis reads on callers' goroutines
 	notif  notifier
 	origin string // 8 random bytes naming this cache in invalidation messages
 	log    *slog.Logger
@@ -192,9 +193,28 @@ func (c *Cache[V]) due(e *entry[V], now int64) bool {
 func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(context.Context) (V, error)) (V, error) {
 	var zero V
 	if c.rdb != nil {
-		// A Redis hit is read on the caller's goroutine: one GET, no flight.
-		if e, ok := c.readRedis(ctx, key, loader); ok {
-			return e.result()
+		// A Redis hit is read on the caller's goroutine: one GET, no load
+		// flight. Concurrent reads of a key share one GET.
+		rc, leader := c.rd.claim(key)
+		if leader {
+			e, ok := c.readRedis(ctx, key, loader)
+			var err error
+			if !ok {
+				err = errReadMiss
+			}
+			c.rd.finish(key, rc, e, err)
+			if ok {
+				return e.result()
+			}
+		} else {
+			select {
+			case <-rc.done:
+				if rc.err == nil {
+					return rc.e.result()
+				}
+			case <-ctx.Done():
+				return zero, ctx.Err()
+			}
 		}
 	}
 	cl, leader := c.fl.claim(key)
@@ -215,6 +235,10 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 		return zero, ctx.Err()
 	}
 }
+
+// errReadMiss tells readers sharing a Redis read that it found nothing to
+// serve; they go on to the load flight.
+var errReadMiss = errors.New("cache: redis read found no value")
 
 // readRedis reads key from Redis and returns its entry if it can be served
 // (fresh, or stale with a refresh started); ok is false on an absent key, a
