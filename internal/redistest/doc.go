@@ -24,6 +24,27 @@
 // test behaviour under faults. Every process it starts is stopped when its test
 // ends or, at the latest, when the test binary exits.
 //
+// # Fault topologies
+//
+// [StartSentinel] starts a primary, replicas and three sentinels (monitor name
+// [SentinelMasterName], quorum 2, down-after 1s) and hands out
+// redis.NewFailoverClient clients ([Sentinel.Client]). Its fault helpers:
+// [Sentinel.Failover] (SENTINEL FAILOVER); [Sentinel.BeginLag] then
+// [Lag.FailOver], a forced-lag failover that really loses the writes the old
+// primary acknowledged during the lag; [Sentinel.BeginZombie], a primary
+// paused past down-after, replaced, then woken ([Zombie.Wake]) to accept
+// writes until the sentinels demote it ([Zombie.WaitDemoted]);
+// [WithMinReplicasToWrite] to start the nodes with min-replicas-to-write.
+//
+// On a [Cluster] started WithReplicas(1): [Cluster.FailoverShard] (CLUSTER
+// FAILOVER), [Cluster.TakeoverShard] (kill the master, CLUSTER FAILOVER
+// TAKEOVER), [Cluster.BeginShardLag] (forced lag on one shard),
+// [Cluster.RejoinNode], and [Cluster.ShardTag] for keys on a given shard.
+//
+// [StartProxy] puts a TCP proxy in front of any node: latency, blackhole and
+// connection resets without root. Package internal/historytest checks the
+// histories fault tests record (queues, sets, locks).
+//
 // [Counter] is a go-redis hook that counts commands and round trips, which
 // benchmarks report as round-trips/op.
 //
