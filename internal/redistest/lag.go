@@ -83,7 +83,7 @@ func (s *Sentinel) BeginLag(ctx context.Context) (*Lag, error) {
 		if err := s.WaitSettled(ctx); err != nil {
 			return p, err
 		}
-		return p, s.waitWritable(ctx)
+		return s.Primary(), s.waitWritable(ctx)
 	}
 	return l, nil
 }

@@ -77,32 +77,36 @@ func WaitInSync(ctx context.Context, primary *Server, replicas ...*Server) error
 		return fmt.Errorf("redistest: %s is %s, not master", primary.Addr(), pr.Role)
 	}
 	for _, r := range replicas {
-		err := poll(ctx, func() error {
-			rr, err := NodeRole(ctx, r.Addr())
-			if err != nil {
-				return err
-			}
-			if rr.Role != "slave" || rr.MasterAddr != primary.Addr() {
-				return fmt.Errorf("%s is %s of %q, want replica of %s", r.Addr(), rr.Role, rr.MasterAddr, primary.Addr())
-			}
-			if rr.LinkState != "connected" {
-				return fmt.Errorf("%s: link %s", r.Addr(), rr.LinkState)
-			}
-			info, err := infoField(ctx, r.Addr(), "replication", "master_link_status")
-			if err != nil {
-				return err
-			}
-			if info != "up" {
-				return fmt.Errorf("%s: master_link_status:%s", r.Addr(), info)
-			}
-			if rr.Offset < pr.Offset {
-				return fmt.Errorf("%s: offset %d behind primary's %d", r.Addr(), rr.Offset, pr.Offset)
-			}
-			return nil
-		})
+		err := poll(ctx, func() error { return inSync(ctx, primary, pr.Offset, r) })
 		if err != nil {
 			return fmt.Errorf("redistest: replica %s not in sync with %s: %w", r.Addr(), primary.Addr(), err)
 		}
+	}
+	return nil
+}
+
+// inSync reports nil when r replicates primary over a live link and has
+// processed its stream up to offset.
+func inSync(ctx context.Context, primary *Server, offset int64, r *Server) error {
+	rr, err := NodeRole(ctx, r.Addr())
+	if err != nil {
+		return err
+	}
+	if rr.Role != "slave" || rr.MasterAddr != primary.Addr() {
+		return fmt.Errorf("%s is %s of %q, want replica of %s", r.Addr(), rr.Role, rr.MasterAddr, primary.Addr())
+	}
+	if rr.LinkState != "connected" {
+		return fmt.Errorf("%s: link %s", r.Addr(), rr.LinkState)
+	}
+	status, err := infoField(ctx, r.Addr(), "replication", "master_link_status")
+	if err != nil {
+		return err
+	}
+	if status != "up" {
+		return fmt.Errorf("%s: master_link_status:%s", r.Addr(), status)
+	}
+	if rr.Offset < offset {
+		return fmt.Errorf("%s: offset %d behind primary's %d", r.Addr(), rr.Offset, offset)
 	}
 	return nil
 }

@@ -257,14 +257,37 @@ func (s *Sentinel) sentinelsSettled() error {
 	return nil
 }
 
-// WaitSettled waits until the replicas are in sync with the primary and
-// every running sentinel sees the primary, the running replicas and the
-// other sentinels, as after [StartSentinel].
+// WaitSettled waits until a quorum of sentinels names a primary that
+// answers ROLE master, every running replica is in sync with it, and every
+// running sentinel sees it, the running replicas and the other sentinels, as
+// after [StartSentinel]. It follows the sentinels: if they failed over on
+// their own (a loaded machine can stall a node past down-after), the
+// primary it settles on, and [Sentinel.Primary] afterwards, is the new one.
 func (s *Sentinel) WaitSettled(ctx context.Context) error {
-	if err := WaitInSync(ctx, s.Primary(), s.runningReplicas()...); err != nil {
-		return err
+	err := poll(ctx, func() error {
+		p, err := s.CurrentPrimary(ctx)
+		if err != nil {
+			return err
+		}
+		s.setPrimary(p)
+		r, err := NodeRole(ctx, p.Addr())
+		if err != nil {
+			return err
+		}
+		if r.Role != "master" {
+			return fmt.Errorf("primary %s answers ROLE %s", p.Addr(), r.Role)
+		}
+		for _, n := range s.runningReplicas() {
+			if err := inSync(ctx, p, r.Offset, n); err != nil {
+				return err
+			}
+		}
+		return s.sentinelsSettled()
+	})
+	if err != nil {
+		return fmt.Errorf("redistest: sentinel deployment not settled: %w", err)
 	}
-	return poll(ctx, s.sentinelsSettled)
+	return nil
 }
 
 func (s *Sentinel) shutdown() {
@@ -415,7 +438,7 @@ func (s *Sentinel) WaitFailover(ctx context.Context, oldPrimaryAddr string) (*Se
 // agreement) and waits until a new primary is named and answers ROLE master,
 // the old primary has been demoted by the sentinels and every running replica
 // is in sync with the new primary, and a write through a Sentinel client
-// succeeds. It returns the new primary. The old primary is not told to stop
+// succeeds. It returns the primary it settled on. The old primary is not told to stop
 // accepting writes: until the sentinels demote it (a few seconds), a client
 // that still points at it can write there, and those writes are lost.
 func (s *Sentinel) Failover(ctx context.Context) (*Server, error) {
@@ -430,7 +453,7 @@ func (s *Sentinel) Failover(ctx context.Context) (*Server, error) {
 	if err := s.WaitSettled(ctx); err != nil {
 		return p, err
 	}
-	return p, s.waitWritable(ctx)
+	return s.Primary(), s.waitWritable(ctx)
 }
 
 // requestFailover sends SENTINEL FAILOVER to a running sentinel, retrying

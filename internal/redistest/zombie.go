@@ -52,16 +52,20 @@ func (z *Zombie) New() *Server { return z.new }
 func (z *Zombie) Wake() error { return z.old.Resume() }
 
 // WaitDemoted waits until the sentinels have turned the woken old primary
-// into a replica of the new one, every replica is in sync and the deployment
+// into a replica of the current primary, every replica is in sync and the deployment
 // is writable through a Sentinel client.
 func (z *Zombie) WaitDemoted(ctx context.Context) error {
 	err := poll(ctx, func() error {
+		cur, err := z.s.CurrentPrimary(ctx)
+		if err != nil {
+			return err
+		}
 		r, err := NodeRole(ctx, z.old.Addr())
 		if err != nil {
 			return err
 		}
-		if r.Role != "slave" || r.MasterAddr != z.new.Addr() {
-			return fmt.Errorf("old primary %s is %s of %q", z.old.Addr(), r.Role, r.MasterAddr)
+		if cur == z.old || r.Role != "slave" || r.MasterAddr != cur.Addr() {
+			return fmt.Errorf("old primary %s is %s of %q, primary is %s", z.old.Addr(), r.Role, r.MasterAddr, cur.Addr())
 		}
 		return nil
 	})
