@@ -86,8 +86,10 @@ func New[V any](opts ...Option) (*Cache[V], error) {
 
 // Close stops the cache's goroutines: the invalidation subscription and any
 // load or refresh in flight (their contexts are cancelled), and waits for
-// them. Calls after Close fail with ErrClosed. Close does not close the Redis
-// client. It is safe to call more than once.
+// them; loaders must honour their context for Close to return promptly.
+// Loads after Close fail with ErrClosed (local hits, Get, Set and Delete keep
+// working). Close does not close the Redis client. It is safe to call more
+// than once.
 func (c *Cache[V]) Close() error {
 	c.mu.Lock()
 	if c.closed {

@@ -36,7 +36,8 @@ type Stats struct {
 	// LocalFlushes counts flushes of the local tier after the invalidation
 	// subscription dropped.
 	LocalFlushes uint64
-	// RedisErrors counts failed Redis calls (breaker rejections included).
+	// RedisErrors counts failed Redis calls (calls refused by the open
+	// breaker are not counted).
 	RedisErrors uint64
 	// Breaker is the circuit breaker's state: "closed", "open",
 	// "half-open", or "disabled" (no breaker or no Redis).
