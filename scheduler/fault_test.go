@@ -35,7 +35,7 @@ func testRedisOutage(t *testing.T) {
 		c := srv.Client(t, func(o *redis.Options) {
 			o.MaxRetries = -1
 			o.DialTimeout = 200 * time.Millisecond
-			o.ReadTimeout = 200 * time.Millisecond
+			o.ReadTimeout = 500 * time.Millisecond
 		})
 		s, err := scheduler.New(c, scheduler.WithNamespace("outage:"), scheduler.WithLeaseTTL(time.Second))
 		if err != nil {
@@ -58,16 +58,29 @@ func testRedisOutage(t *testing.T) {
 	}
 	up := time.Now()
 	// Every tick of the outage gets run once Redis is back.
-	waitFor(t, 20*time.Second, "the outage's ticks to run", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		mu.Lock()
-		defer mu.Unlock()
+		var missing []string
 		for s := down.Unix() + 1; s < up.Unix(); s++ {
 			if counts[s] == 0 {
-				return false
+				missing = append(missing, time.Unix(s, 0).Format("15:04:05"))
 			}
 		}
-		return true
-	})
+		mu.Unlock()
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var st []scheduler.Stats
+			for _, s := range ss {
+				st = append(st, s.Stats())
+			}
+			t.Fatalf("ticks of the outage (%v .. %v) never ran: %v; stats %+v",
+				down.Format("15:04:05.000"), up.Format("15:04:05.000"), missing, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	time.Sleep(2 * time.Second)
 	stopAll(t, ss...)
 	mu.Lock()

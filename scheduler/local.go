@@ -64,7 +64,7 @@ func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, []pe
 		}
 	}
 	k := claimKey(a.job, a.id)
-	if _, ok := l.get(k); ok {
+	if c, ok := l.get(k); ok && c.val != "run:"+a.owner {
 		return false, 0, nil, nil
 	}
 	l.claims[k] = localClaim{val: "run:" + a.owner, expires: l.now().Add(a.ttl)}

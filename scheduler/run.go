@@ -172,9 +172,19 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 				_ = lk.Release(ctx)
 			}()
 		}
-		if err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history); err != nil {
-			s.st.errors.Add(1)
-			s.cfg.logger.Error("scheduler: recording run failed", "job", j.name, "tick", tick, "err", err)
+		// Retry briefly: an unrecorded tick would be caught up (run again)
+		// once its claim expires.
+		for i := 0; ; i++ {
+			err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history)
+			if err == nil {
+				break
+			}
+			if i == 3 || ctx.Err() != nil {
+				s.st.errors.Add(1)
+				s.cfg.logger.Error("scheduler: recording run failed", "job", j.name, "tick", tick, "err", err)
+				break
+			}
+			time.Sleep(time.Duration(100<<i) * time.Millisecond)
 		}
 		if released != nil {
 			<-released

@@ -17,12 +17,17 @@
 --                    died), so the winner catches them up without a scan
 -- ARGV[8] prefix     claim key prefix <ns>{<job>}:tick:  (same slot)
 --
--- Returns 0 when another owner holds or completed the claim, otherwise
+-- Returns 0 when another owner holds or completed the claim (or this owner
+-- completed it), otherwise
 -- {1, token, id1, score1, id2, score2, ...}: the fencing token (0 unless
 -- ARGV[5] is "1") and at most 16 abandoned pending ticks, oldest first.
-if not redis.call('SET', KEYS[1], 'run:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then
+-- A claim already held by this owner is a retry whose reply was lost:
+-- it succeeds again (and is renewed).
+local v = redis.call('GET', KEYS[1])
+if v and v ~= 'run:' .. ARGV[1] then
   return 0
 end
+redis.call('SET', KEYS[1], 'run:' .. ARGV[1], 'PX', ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
