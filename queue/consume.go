@@ -16,6 +16,10 @@ type delivery struct {
 	msg   *Message
 	entry string // Redis stream entry ID
 	mem   *memEntry
+	// stalled is how many times the entry was delivered without being
+	// settled (its consumers crashed or stalled), when that exceeds
+	// MaxAttempts: it is dead-lettered without running the handler again.
+	stalled int64
 }
 
 // settleKind says how a delivery ends.
@@ -187,6 +191,10 @@ func (e *engine) workLoop(hctx context.Context) {
 			e.settle <- settlement{d: d, kind: settleRelease}
 			continue
 		}
+		if d.stalled > 0 {
+			e.settle <- e.stalledOut(d)
+			continue
+		}
 		err := callHandler(hctx, e.h, d.msg)
 		e.logPanic(err)
 		e.settle <- e.outcome(hctx, d, err)
@@ -199,6 +207,10 @@ func (e *engine) batchLoop(hctx context.Context) {
 	for d := range e.work {
 		if e.isStopping() {
 			e.settle <- settlement{d: d, kind: settleRelease}
+			continue
+		}
+		if d.stalled > 0 {
+			e.settle <- e.stalledOut(d)
 			continue
 		}
 		batch = append(batch[:0], d)
@@ -237,6 +249,18 @@ func (e *engine) batchLoop(hctx context.Context) {
 				}
 			}
 		}
+		kept := batch[:0]
+		for _, d := range batch {
+			if d.stalled > 0 {
+				e.settle <- e.stalledOut(d)
+			} else {
+				kept = append(kept, d)
+			}
+		}
+		batch = kept
+		if len(batch) == 0 {
+			continue
+		}
 		msgs := make([]*Message, len(batch))
 		for i, d := range batch {
 			msgs[i] = d.msg
@@ -252,6 +276,13 @@ func (e *engine) batchLoop(hctx context.Context) {
 	if timer != nil {
 		timer.Stop()
 	}
+}
+
+// stalledOut dead-letters a message whose consumers kept dying on it.
+func (e *engine) stalledOut(d *delivery) settlement {
+	err := fmt.Sprintf("queue: delivered %d times without finishing: its consumers crashed or stalled (MaxAttempts %d)", d.stalled, e.cc.maxAttempts)
+	e.log.Error("queue: dead-lettering a message that keeps stalling its consumers", "id", d.msg.ID, "deliveries", d.stalled)
+	return settlement{d: d, kind: settleDead, err: err}
 }
 
 func (e *engine) isStopping() bool {

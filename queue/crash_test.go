@@ -45,7 +45,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	opts := []queue.ConsumeOption{
 		queue.Concurrency(4), queue.Prefetch(16), queue.VisibilityTimeout(time.Second),
-		queue.MaxAttempts(3), queue.Backoff(func(int) time.Duration { return 50 * time.Millisecond }),
+		queue.MaxAttempts(10), queue.Backoff(func(int) time.Duration { return 20 * time.Millisecond }),
 	}
 	if name := os.Getenv("CRASH_NAME"); name != "" {
 		opts = append(opts, queue.ConsumerName(name))
@@ -151,7 +151,8 @@ func TestCrash(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, dead, 1)
 	assert.Equal(t, poison, dead[0].ID)
-	assert.Equal(t, 3, dead[0].Attempt)
+	assert.Equal(t, 10, dead[0].Attempt)
+	assert.Equal(t, "poison", dead[0].LastError)
 
 	// Stop the children gracefully: they leave the group.
 	for _, c := range children {

@@ -33,8 +33,11 @@
 //   - A failed message (an error or a panic) is retried after [Backoff],
 //     with Message.Attempt counting up; after [MaxAttempts] it moves, in the
 //     same atomic script, to a dead-letter stream with its last error. An
-//     error wrapped with [Permanent] dead-letters at once. [Redis.DeadLetters]
-//     lists them and [Redis.Requeue] replays them.
+//     error wrapped with [Permanent] dead-letters at once. A message that
+//     kills or stalls its consumers instead of failing is dead-lettered when
+//     it is reclaimed after more than MaxAttempts deliveries, so it cannot
+//     take the consumers down forever. [Redis.DeadLetters] lists dead
+//     letters and [Redis.Requeue] replays them.
 //   - [WithDelay] messages and retries wait in a sorted set; every consumer
 //     runs a mover that brings due ones into the stream (atomic, so any
 //     number of replicas may run it).
@@ -64,10 +67,7 @@
 //
 // # What it does not do
 //
-// Messages are not ordered across consumers or retries. A message that
-// crashes its consumer process every time (rather than failing) is
-// reclaimed again and again: [MaxAttempts] counts handler failures, not
-// crashes. On Redis, durability is Redis's: with no persistence or an
+// Messages are not ordered across consumers or retries. On Redis, durability is Redis's: with no persistence or an
 // asynchronous replica, a failover or restart can lose acknowledged
 // publishes. All keys of a queue share one hash tag, so one queue lives on
 // one Redis Cluster node; spread load over several queues.

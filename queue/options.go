@@ -194,7 +194,9 @@ func VisibilityTimeout(d time.Duration) ConsumeOption {
 }
 
 // MaxAttempts is how many times a message is tried before it is
-// dead-lettered (default [DefaultMaxAttempts]). 1 means no retries.
+// dead-lettered (default [DefaultMaxAttempts]). 1 means no retries. On
+// Redis, a message reclaimed from dead or stalled consumers after more than
+// MaxAttempts deliveries is dead-lettered too, without running again.
 func MaxAttempts(n int) ConsumeOption { return func(c *consumeConfig) { c.maxAttempts = n } }
 
 // Backoff gives the delay before retry number attempt (1 after the first

@@ -107,6 +107,7 @@ func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, erro
 			c.q.cnt.reclaimed.Add(int64(len(msgs)))
 			c.q.cfg.logger.Info("queue: reclaimed messages of a stalled consumer", "queue", c.q.name, "n", len(msgs))
 			if ds := c.deliveries(ctx, msgs); len(ds) > 0 {
+				c.markStalled(ctx, ds)
 				return ds, nil
 			}
 		}
@@ -125,6 +126,61 @@ func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, erro
 		return nil, nil
 	}
 	return c.deliveries(ctx, res[0].Messages), nil
+}
+
+// markStalled looks up how often reclaimed entries were delivered. One
+// delivered more than MaxAttempts times kept crashing or stalling its
+// consumers (a handler failure would have settled it): it is dead-lettered
+// rather than reclaimed forever. A failed lookup marks nothing.
+func (c *redisConsumer) markStalled(ctx context.Context, ds []*delivery) {
+	first, last := ds[0].entry, ds[0].entry
+	for _, d := range ds {
+		if compareEntryIDs(d.entry, first) < 0 {
+			first = d.entry
+		}
+		if compareEntryIDs(d.entry, last) > 0 {
+			last = d.entry
+		}
+	}
+	ps, err := c.q.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: c.q.stream, Group: groupName, Start: first, End: last,
+		Count: int64(len(ds) + c.cc.prefetch), Consumer: c.cc.consumer,
+	}).Result()
+	if err != nil {
+		return
+	}
+	counts := make(map[string]int64, len(ps))
+	for _, p := range ps {
+		counts[p.ID] = p.RetryCount
+	}
+	for _, d := range ds {
+		if n := counts[d.entry]; n > int64(c.cc.maxAttempts) {
+			d.stalled = n
+		}
+	}
+}
+
+// compareEntryIDs orders stream entry IDs ("ms-seq").
+func compareEntryIDs(a, b string) int {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	ai, _ := strconv.ParseUint(am, 10, 64)
+	bi, _ := strconv.ParseUint(bm, 10, 64)
+	if ai != bi {
+		if ai < bi {
+			return -1
+		}
+		return 1
+	}
+	ai, _ = strconv.ParseUint(as, 10, 64)
+	bi, _ = strconv.ParseUint(bs, 10, 64)
+	switch {
+	case ai < bi:
+		return -1
+	case ai > bi:
+		return 1
+	}
+	return 0
 }
 
 // deliveries parses entries. An entry without fields was deleted while

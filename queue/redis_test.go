@@ -344,3 +344,33 @@ func TestRedisScriptFlush(t *testing.T) {
 	require.NoError(t, c.ScriptFlush(ctx).Err())
 	waitStats(t, q, empty, "acked after a flush")
 }
+
+// TestRedisStalledMessageDeadLettered: a message whose consumers keep dying
+// on it (delivered more than MaxAttempts times without being settled) is
+// dead-lettered when reclaimed, instead of being reclaimed forever.
+func TestRedisStalledMessageDeadLettered(t *testing.T) {
+	db := redistest.New(t)
+	ctx := context.Background()
+	q, err := queue.NewRedis(db.Client, "r", queue.WithPrefix(db.Prefix))
+	require.NoError(t, err)
+	ids := publishN(t, q, 2)
+	stream := streamKey(db.Prefix, "r")
+	ghostRead(t, db.Client, stream, "crashed-1", 2)
+	entries, err := db.Client.XRange(ctx, stream, "-", "+").Result()
+	require.NoError(t, err)
+	// The first message was reclaimed by two more consumers that died too.
+	for _, who := range []string{"crashed-2", "crashed-3"} {
+		require.NoError(t, db.Client.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: "consumers", Consumer: who, Messages: []string{entries[0].ID}}).Err())
+	}
+	rec := newRecorder()
+	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil },
+		queue.MaxAttempts(2), queue.VisibilityTimeout(200*time.Millisecond))
+	waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 1 }, "the stalling message is dead, the other done")
+	assert.Empty(t, rec.get(ids[0]), "the stalling message must not run again")
+	assert.Len(t, rec.get(ids[1]), 1, "a message reclaimed once runs normally")
+	dead, err := q.DeadLetters(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	assert.Equal(t, ids[0], dead[0].ID)
+	assert.Contains(t, dead[0].LastError, "crashed or stalled")
+}
