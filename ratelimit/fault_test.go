@@ -48,7 +48,9 @@ func TestBreaker(t *testing.T) {
 			bySource := map[ratelimit.Source]int{}
 			l, err := ratelimit.NewRedis(c, ratelimit.PerHour(100),
 				ratelimit.WithFallback(tc.fallback),
-				ratelimit.WithBreaker(3, 300*time.Millisecond),
+				// open long enough that the checks below run while it is
+				// open even on a stalled machine
+				ratelimit.WithBreaker(3, 2*time.Second),
 				ratelimit.WithHooks(ratelimit.Hooks{
 					OnBreakerChange: func(from, to string) { mu.Lock(); changes = append(changes, from+"->"+to); mu.Unlock() },
 					OnError:         func(string, error) { hookErrs.Add(1) },
@@ -175,21 +177,33 @@ func TestRetryCountsOnce(t *testing.T) {
 
 			// Redis now runs the queued copies. Poll until they are done:
 			// the count stops changing.
-			var remaining int
+			peek := func() int {
+				r, err := l.AllowN(ctx, "k", 0)
+				if err != nil || r.Source != ratelimit.SourceRedis {
+					return -1
+				}
+				return 10 - r.Remaining
+			}
+			if !tc.once {
+				// control: the copies do get counted again
+				require.Eventually(t, func() bool { return peek() > 1 }, 20*time.Second, 20*time.Millisecond,
+					"control: without request IDs the retries must count again")
+			}
+			// wait until the count has settled: unchanged over 300ms
+			var counted int
 			require.Eventually(t, func() bool {
-				r1, err := l.AllowN(ctx, "k", 0)
-				if err != nil || r1.Source != ratelimit.SourceRedis {
+				c1 := peek()
+				if c1 < 1 {
 					return false
 				}
-				time.Sleep(50 * time.Millisecond)
-				r2, err := l.AllowN(ctx, "k", 0)
-				if err != nil || r2.Source != ratelimit.SourceRedis || r1.Remaining != r2.Remaining {
+				select {
+				case <-time.After(300 * time.Millisecond):
+				case <-ctx.Done():
 					return false
 				}
-				remaining = r2.Remaining
-				return remaining < 10
+				counted = peek()
+				return counted == c1
 			}, 20*time.Second, 20*time.Millisecond)
-			counted := 10 - remaining
 			t.Logf("one request counted %d times", counted)
 			if tc.once {
 				assert.Equal(t, 1, counted, "a retried request must be counted once")
