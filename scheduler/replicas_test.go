@@ -24,6 +24,7 @@ func TestReplicas(t *testing.T) {
 	t.Run("KillReplica", testKillReplicas)
 	t.Run("RedisOutage", testRedisOutage)
 	t.Run("AbandonedScan", testAbandonedScan)
+	t.Run("RunOnStartOnce", testRunOnStartOnce)
 }
 
 // countingJob counts runs per tick in a Redis hash (field: tick unix ms).
@@ -335,6 +336,43 @@ func testCatchUpOnStart(t *testing.T) {
 			}
 			if n := len(ticks["hourly-plain"]); n != 0 && time.Since(time.Now().Truncate(time.Hour)) > 5*time.Second {
 				t.Errorf("job without CatchUp ran %d times, want 0", n)
+			}
+		})
+	}
+}
+
+// testRunOnStartOnce: three replicas started one after another, within the
+// same period of an hourly job with RunOnStart, run the start run once.
+func testRunOnStartOnce(t *testing.T) {
+	t.Parallel()
+	for _, b := range redisBackends {
+		t.Run("redis="+b.name, func(t *testing.T) {
+			t.Parallel()
+			db := b.mk(t)
+			var runs atomic.Int64
+			var kinds sync.Map
+			ss := replicas(t, db, 3)
+			for _, s := range ss {
+				if err := s.Every("warm-cache", time.Hour, func(ctx context.Context, run scheduler.Run) error {
+					runs.Add(1)
+					kinds.Store(run.Kind, true)
+					return nil
+				}, scheduler.RunOnStart()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, s := range ss {
+				startAll(t, s)
+				time.Sleep(300 * time.Millisecond)
+			}
+			waitFor(t, 5*time.Second, "the start run", func() bool { return runs.Load() >= 1 })
+			time.Sleep(300 * time.Millisecond)
+			stopAll(t, ss...)
+			if n := runs.Load(); n != 1 && time.Until(time.Now().Truncate(time.Hour).Add(time.Hour)) > 5*time.Second {
+				t.Errorf("start run ran %d times, want 1", n)
+			}
+			if _, ok := kinds.Load(scheduler.KindStart); !ok {
+				t.Errorf("no run of kind %v", scheduler.KindStart)
 			}
 		})
 	}

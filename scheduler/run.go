@@ -36,7 +36,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 	}
 	res := make(chan error, 1)
 	s.runs.Add(1)
-	go s.run(j, s.cfg.now(), "trigger", KindTrigger, false, res)
+	go s.run(j, s.cfg.now(), "trigger", KindTrigger, false, 0, res)
 	s.mu.Unlock()
 	select {
 	case err := <-res:
@@ -54,13 +54,17 @@ func (s *Scheduler) startRunOnStartLocked(j *job, now time.Time) {
 	if !j.next.IsZero() {
 		key = j.next
 	}
-	s.launchLocked(j, now, "start:"+tickID(key), KindStart, false)
+	// Remember the start run until the next tick, so replicas starting
+	// later in the same period do not run it again.
+	keep := max(key.Sub(now)+time.Second, 6*grace)
+	s.runs.Add(1)
+	go s.run(j, now, "start:"+tickID(key), KindStart, false, keep, nil)
 }
 
 // launchLocked starts a run of j in its own goroutine. Caller holds s.mu.
 func (s *Scheduler) launchLocked(j *job, tick time.Time, id string, kind Kind, pending bool) {
 	s.runs.Add(1)
-	go s.run(j, tick, id, kind, pending, nil)
+	go s.run(j, tick, id, kind, pending, 0, nil)
 }
 
 func newNonce() string {
@@ -86,9 +90,10 @@ func (s *Scheduler) bg() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), max(s.cfg.leaseTTL, 5*time.Second))
 }
 
-// run claims and runs one tick (or trigger, start, catch-up) of j. res, if
-// not nil, receives the run's result.
-func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bool, res chan<- error) {
+// run claims and runs one tick (or trigger, start, catch-up) of j. keep, if
+// not 0, is how long the completed claim is remembered; res, if not nil,
+// receives the run's result.
+func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bool, keep time.Duration, res chan<- error) {
 	defer s.runs.Done()
 	result := func(err error) {
 		if res != nil {
@@ -98,8 +103,8 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	owner := s.cfg.nodeID + ":" + newNonce()
 	ttl := s.cfg.leaseTTL
 	doneTTL := j.doneTTL(tick)
-	if kind == KindStart {
-		doneTTL = 6 * grace
+	if keep > 0 {
+		doneTTL = keep
 	}
 	claimed := time.Now()
 	ok, token, abandoned, err := s.claim(j, claimArgs{
