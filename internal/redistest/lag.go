@@ -54,11 +54,11 @@ type Lag struct {
 // as described on [Lag]. The caller then writes to the primary — through
 // [Sentinel.Client] or a client of [Lag.Primary] — and calls [Lag.FailOver].
 func (s *Sentinel) BeginLag(ctx context.Context) (*Lag, error) {
-	primary := s.Primary()
-	replicas := s.runningReplicas()
 	if err := s.WaitSettled(ctx); err != nil {
 		return nil, err
 	}
+	primary := s.Primary()
+	replicas := s.runningReplicas()
 	l, err := beginLag(ctx, primary, replicas, "redistest:lag-filler")
 	if err != nil {
 		return nil, err

@@ -193,3 +193,35 @@ func logSentinels(t *testing.T, s *Sentinel) {
 		t.Logf("==== %s log:\n%s", n.Addr(), b)
 	}
 }
+
+func TestSentinelForcedLagTwoReplicas(t *testing.T) {
+	if !Long() {
+		t.Skipf("set %s=1: two-replica forced-lag failover", EnvLong)
+	}
+	t.Parallel()
+	ctx := ctxT(t, 90*time.Second)
+	s := StartSentinel(t, WithSentinelReplicas(2))
+	require.Len(t, s.Replicas(), 2)
+	c := s.Client(t)
+	lag, err := s.BeginLag(ctx)
+	require.NoError(t, err)
+	require.Len(t, lag.Replicas(), 2)
+	const n = 100
+	for i := range n {
+		require.NoError(t, c.Set(ctx, fmt.Sprint("lost", i), i, 0).Err())
+	}
+	p, err := lag.FailOver(ctx)
+	if err != nil {
+		logSentinels(t, s)
+	}
+	require.NoError(t, err)
+	lost := 0
+	for i := range n {
+		if errors.Is(c.Get(ctx, fmt.Sprint("lost", i)).Err(), redis.Nil) {
+			lost++
+		}
+	}
+	require.Equal(t, n, lost)
+	require.NoError(t, WaitInSync(ctx, p, s.Replicas()...))
+	require.Len(t, s.Replicas(), 2)
+}
