@@ -42,7 +42,8 @@
 // [Cluster.RejoinNode], and [Cluster.ShardTag] for keys on a given shard.
 //
 // [StartProxy] puts a TCP proxy in front of any node: latency, blackhole and
-// connection resets without root. Package internal/historytest checks the
+// connection resets without root; [Dialer] routes a Cluster or Sentinel
+// client's connections to that node through it. Package internal/historytest checks the
 // histories fault tests record (queues, sets, locks).
 //
 // [Counter] is a go-redis hook that counts commands and round trips, which

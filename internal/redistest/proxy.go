@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -273,4 +274,24 @@ func resetConn(conn net.Conn) {
 		_ = tc.SetLinger(0)
 	}
 	_ = conn.Close()
+}
+
+// Dialer returns a dial function for go-redis options (Options.Dialer,
+// ClusterOptions.Dialer, FailoverOptions.Dialer) that connects to each
+// proxy's address instead of its target and dials every other address
+// directly. Cluster and Sentinel clients learn node addresses from the
+// servers, so pointing them at a proxy is not enough; with this dialer the
+// faults of one node's proxy apply to their connections to that node.
+func Dialer(proxies ...*Proxy) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	route := make(map[string]string, len(proxies))
+	for _, p := range proxies {
+		route[p.Target()] = p.Addr()
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if a, ok := route[addr]; ok {
+			addr = a
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
 }

@@ -1,7 +1,9 @@
 package redistest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -120,4 +122,46 @@ func TestProxyTargetDown(t *testing.T) {
 	defer c.Close()
 	require.Error(t, c.Ping(ctx).Err())
 	require.Zero(t, p.Conns())
+}
+
+func TestProxyDialerFaultsOneClusterNode(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	db := NewCluster(t) // the shared cluster's processes outlive the test
+	defer verifyNoLeaks(t)()
+	p := StartProxy(t, db.Addrs[0])
+	defer p.Close()
+	c := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:        db.Addrs,
+		Dialer:       Dialer(p),
+		MaxRetries:   -1,
+		MaxRedirects: 1,
+		ReadTimeout:  300 * time.Millisecond,
+	})
+	defer c.Close()
+	// Find a key on the proxied master and one elsewhere.
+	var onProxied, elsewhere string
+	for i := 0; onProxied == "" || elsewhere == ""; i++ {
+		k := db.Key(fmt.Sprint("k", i))
+		require.NoError(t, c.Set(ctx, k, "v", 0).Err())
+		addr := ""
+		require.NoError(t, c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if n.Exists(ctx, k).Val() == 1 {
+				addr = n.Options().Addr
+			}
+			return nil
+		}))
+		if addr == db.Addrs[0] {
+			onProxied = k
+		} else {
+			elsewhere = k
+		}
+	}
+	require.Positive(t, p.Conns(), "the cluster client reaches the node through the proxy")
+	p.Blackhole(true)
+	err := c.Get(ctx, onProxied).Err()
+	var ne net.Error
+	require.True(t, errors.As(err, &ne) && ne.Timeout(), "proxied node: got %v, want a timeout", err)
+	require.NoError(t, c.Get(ctx, elsewhere).Err(), "other nodes are not affected")
+	p.Blackhole(false)
+	require.Eventually(t, func() bool { return c.Get(ctx, onProxied).Err() == nil }, 10*time.Second, 20*time.Millisecond)
 }
