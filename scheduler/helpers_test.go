@@ -33,15 +33,20 @@ func TestMain(m *testing.M) {
 	redistest.Main(m)
 }
 
-// noLeaks registers a goroutine-leak check that runs after every other
-// cleanup of the test (register it first).
+// noLeaks checks, after every other cleanup of the test (register it
+// first), that the test left no goroutines behind beyond those running when
+// it started. Top-level tests that use it must not be parallel.
 func noLeaks(t *testing.T) {
 	t.Helper()
+	before := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
 		if t.Failed() {
 			return
 		}
-		goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		// The harness's shared servers (started on first use) are waited
+		// for by goroutines that live as long as the test binary.
+		goleak.VerifyNone(t, before,
+			goleak.IgnoreAnyFunction("github.com/outrigger-dev/outrigger/internal/redistest.(*Server).start.func1"))
 	})
 }
 

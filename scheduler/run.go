@@ -196,7 +196,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		}
 	}
 
-	lk, err = s.lease(j, tick, kind)
+	lk, err = s.leaseRetry(j, tick, kind)
 	if err != nil {
 		lk = nil
 		rec.Start = s.cfg.now()
@@ -216,6 +216,12 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		}
 		err = fmt.Errorf("scheduler: lease for %q: %w", j.name, err)
 		s.st.errors.Add(1)
+		s.cfg.logger.Error("scheduler: lease failed", "job", j.name, "tick", tick, "err", err)
+		if pending {
+			// Leave the claim to expire: the tick is caught up later.
+			result(err)
+			return
+		}
 		finish(err)
 		result(err)
 		return
@@ -299,6 +305,24 @@ func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendi
 			return false, 0, nil, err
 		}
 		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// leaseRetry calls lease, retrying errors of the store (not "held by
+// another run") a few times over about a second and a half.
+func (s *Scheduler) leaseRetry(j *job, tick time.Time, kind Kind) (*lock.Lock, error) {
+	for i := 0; ; i++ {
+		lk, err := s.lease(j, tick, kind)
+		if err == nil || errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, errWaitedTooLong) ||
+			s.stopCtx.Err() != nil || i == 4 {
+			return lk, err
+		}
+		t := time.NewTimer(time.Duration(100<<i) * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-s.stopCtx.Done():
+			t.Stop()
+		}
 	}
 }
 
