@@ -219,6 +219,19 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 			}
 		}
 	}
+	// A background refresh of the key is in flight (the value expired while
+	// it ran): wait for it rather than load the key a second time.
+	if rc := c.rf.get(key); rc != nil {
+		select {
+		case <-rc.done:
+			if rc.err == nil && c.nowNano() < rc.e.hard {
+				c.st.coalesced.Add(1)
+				return rc.e.result()
+			}
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		}
+	}
 	cl, leader := c.fl.claim(key)
 	if leader {
 		if !c.spawn(func() { c.runLoad(ctx, key, loader, cl) }) {
@@ -330,6 +343,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 	token := nonzeroNonce()
 	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
 	deadline := time.Now().Add(c.cfg.leaseWait)
+	var start time.Time
 	poll := 5 * time.Millisecond
 	waited := false
 	for {
@@ -337,6 +351,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 		if c.rdb.channel != "" {
 			wake = c.notif.wait(key)
 		}
+		start = time.Now()
 		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease, c.cfg.leaseTTL)
 		if rerr != nil {
 			if wake != nil {
@@ -352,7 +367,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 				c.notif.forget(key, wake)
 			}
 			c.st.misses.Add(1)
-			e, err = c.loadAndWrite(ctx, key, loader, token, modeFill, 0)
+			e, err = c.loadAndWrite(ctx, key, loader, token, modeFill, 0, start)
 			return e, false, true, err
 		}
 		env, perr := parseEnvelope(cur)
@@ -380,7 +395,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			}
 			// Not a value this cache can read: load and replace it.
 			c.st.misses.Add(1)
-			e, err = c.loadAndWrite(ctx, key, loader, 0, modeRefresh, env.nonce)
+			e, err = c.loadAndWrite(ctx, key, loader, 0, modeRefresh, env.nonce, start)
 			return e, false, true, err
 		}
 		// Another replica holds the lease: wait for its value, woken by its
@@ -412,15 +427,20 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 	// load ourselves, overwriting its lease but never a value.
 	c.log.Debug("cache: lease wait expired, loading", "key", key)
 	c.st.misses.Add(1)
-	e, err = c.loadAndWrite(ctx, key, loader, 0, modeFill, 0)
+	e, err = c.loadAndWrite(ctx, key, loader, 0, modeFill, 0, time.Now())
 	return e, false, true, err
 }
 
 // loadAndWrite calls the loader and writes its result to Redis with mode
 // (releasing our lease token, if any, on failure) and to the local tier.
-func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(context.Context) (V, error), token uint64, mode string, expect uint64) (entry[V], error) {
+//
+// start is when this load began (before its Redis reads): the recompute cost
+// δ recorded for XFetch is the time from start to the end of the loader, so
+// that it covers the round trips of a refresh and not only the loader.
+func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(context.Context) (V, error), token uint64, mode string, expect uint64, start time.Time) (entry[V], error) {
 	rk := c.cfg.prefix + key
 	v, notFound, delta, err := c.callLoader(ctx, loader)
+	delta = max(delta, int64(time.Since(start)))
 	if err != nil {
 		if token != 0 {
 			if rerr := c.rdb.release(ctx, rk, token, true, c.message(key)); rerr != nil {

@@ -45,3 +45,10 @@ func (f *flights[V]) finish(key string, c *call[V], e entry[V], err error) {
 	c.e, c.err = e, err
 	close(c.done)
 }
+
+// get returns the call in flight for key, or nil.
+func (f *flights[V]) get(key string) *call[V] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[key]
+}

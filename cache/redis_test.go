@@ -195,7 +195,7 @@ func TestEarlyRefreshKeepsHotKeyWarm(t *testing.T) {
 			db := redistest.New(t)
 			const ttl = 400 * time.Millisecond
 			opts := []cache.Option{cache.WithRedis(db.NewClient(t)), cache.WithPrefix(db.Prefix),
-				cache.WithTTL(ttl, 0), cache.WithEarlyRefresh(2)}
+				cache.WithTTL(ttl, 0), cache.WithEarlyRefresh(4)}
 			if local {
 				opts = append(opts, cache.WithLocal(100, time.Minute))
 			}

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -49,6 +50,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, loader func(context.
 	if c.rdb == nil {
 		return keep(c.loadDirect(ctx, key, loader))
 	}
+	start := time.Now()
 	rk := c.cfg.prefix + key
 	expect := basis.nonce
 	if fromLocal {
@@ -92,7 +94,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, loader func(context.
 	if !ok {
 		return basis, nil // another replica is refreshing it
 	}
-	e, err := c.loadAndWrite(ctx, key, loader, 0, modeRefresh, expect)
+	e, err := c.loadAndWrite(ctx, key, loader, 0, modeRefresh, expect, start)
 	if rerr := c.rdb.release(ctx, lk, token, false, ""); rerr != nil {
 		c.log.Debug("cache: refresh lease release failed", "key", key, "err", rerr)
 	}
