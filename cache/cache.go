@@ -156,8 +156,7 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, loader func(ctx contex
 		return zero, ErrNilLoader
 	}
 	if c.local != nil {
-		if e, ok := c.local.get(key); ok {
-			now := c.nowNano()
+		if e, now, ok := c.local.getNow(key); ok {
 			if now < e.soft {
 				c.st.localHits.Add(1)
 				if c.due(&e, now) {

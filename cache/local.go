@@ -39,6 +39,9 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 			return time.Duration(e.Value.hard - time.Now().UnixNano())
 		}),
 	}
+	if cfg.clockSet {
+		opts.Clock = funcClock(cfg.now)
+	}
 	if cfg.localBytes > 0 {
 		opts.MaximumWeight = uint64(cfg.localBytes)
 		opts.Weigher = func(_ string, e entry[V]) uint32 { return e.size }
@@ -53,6 +56,14 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 }
 
 func (l *localTier[V]) get(key string) (entry[V], bool) { return l.c.GetIfPresent(key) }
+
+// getNow is get that also returns the time of the read (Unix ns), taken by
+// otter for its own expiry check (its start wall time plus monotonic time
+// elapsed, Unix ns): a local hit reads the clock once.
+func (l *localTier[V]) getNow(key string) (entry[V], int64, bool) {
+	e, ok := l.c.GetEntry(key)
+	return e.Value, e.SnapshotAtNano, ok
+}
 
 // set stores e, capping its lifetime to the local TTL; now is Unix ns.
 func (l *localTier[V]) set(key string, e entry[V], now int64) {
@@ -70,6 +81,12 @@ func (l *localTier[V]) del(key string) { l.c.Invalidate(key) }
 func (l *localTier[V]) clear()         { l.c.InvalidateAll() }
 func (l *localTier[V]) len() int       { return l.c.EstimatedSize() }
 func (l *localTier[V]) close()         { l.c.StopAllGoroutines() }
+
+// funcClock adapts an injected clock to otter.
+type funcClock func() time.Time
+
+func (f funcClock) NowNano() int64                        { return f().UnixNano() }
+func (f funcClock) Tick(d time.Duration) <-chan time.Time { return nil }
 
 type silentLogger struct{}
 

@@ -88,6 +88,7 @@ type config struct {
 	policy      RedisErrorPolicy
 	invalidate  bool
 	now         func() time.Time
+	clockSet    bool
 	errs        []error
 }
 
@@ -312,5 +313,5 @@ func WithInvalidation(enabled bool) Option {
 
 // withClock replaces the clock (tests).
 func withClock(now func() time.Time) Option {
-	return func(c *config) { c.now = now }
+	return func(c *config) { c.now, c.clockSet = now, true }
 }
