@@ -145,6 +145,10 @@ type OverlapPolicy int
 
 const (
 	// Skip skips the tick (recorded as skipped in History). The default.
+	// This includes late ticks that become due together (e.g. after a Redis
+	// outage): one runs, the others are skipped. Catch-ups of abandoned
+	// runs are the exception: they wait for the lease, within the CatchUp
+	// window.
 	Skip OverlapPolicy = iota
 	// Wait waits for the running run to finish, then runs the tick.
 	Wait
