@@ -20,6 +20,7 @@ type delivery struct {
 	// settled (its consumers crashed or stalled), when that exceeds
 	// MaxAttempts: it is dead-lettered without running the handler again.
 	stalled int64
+	ext     *Delivery // set for deliveries of a Driver
 }
 
 // settleKind says how a delivery ends.
