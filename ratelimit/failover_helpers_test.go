@@ -125,14 +125,14 @@ func (r *loadRun) stop() {
 
 // loadSummary counts a run's decisions against the GCRA bound.
 type loadSummary struct {
-	calls, errors            int
-	allowed, allowedRedis    int
-	allowedFallback          int
-	fallback                 int
-	bound                    int // burst + rate × elapsed
-	over, overRedis          int // allowed beyond the bound (total, Redis-decided only)
+	calls, errors              int
+	allowed, allowedRedis      int
+	allowedFallback            int
+	fallback                   int
+	bound                      int // burst + rate × elapsed
+	over, overRedis            int // allowed beyond the bound (total, Redis-decided only)
 	elapsed, recovery, maxCall time.Duration
-	firstErr                 error
+	firstErr                   error
 }
 
 // summarize counts the decisions; faultStart is when the fault began:
