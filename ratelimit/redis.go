@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/outrigger-dev/outrigger/internal/coalesce"
 )
 
 var (
@@ -36,6 +39,7 @@ type RedisLimiter struct {
 	client   redis.UniversalClient
 	specs    []gcra
 	script   *redis.Script
+	group    *coalesce.Group[*evalReq] // shares round trips among concurrent calls
 	static   []any // per-limit script arguments: id, R, P, B
 	prefix   string
 	ridTTLms int64
@@ -126,6 +130,9 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 		l.script, l.suffix = windowScript, ":sw"
 	}
 	l.ridArg, l.lenArg = l.ridTTLms, len(specs)
+	// Redis runs one script at a time: a couple of pipelines in flight keep
+	// it busy, and more would only add connections.
+	l.group = coalesce.New(max(2, runtime.GOMAXPROCS(0)), maxPipeline, l.evalBatch)
 	l.minBurst = int64(specs[0].lim.Burst)
 	for _, g := range specs {
 		l.minBurst = min(l.minBurst, int64(g.lim.Burst))
@@ -170,6 +177,9 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 	})
 	return l, nil
 }
+
+// maxPipeline bounds the decisions sent in one pipeline.
+const maxPipeline = 128
 
 // errCallerDone marks a Redis error caused by the caller's context ending:
 // not Redis' fault, so the breaker ignores it.
@@ -353,17 +363,56 @@ func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result,
 	return res, nil
 }
 
-// eval runs the script: one round trip (EVALSHA, or EVAL after a NOSCRIPT).
+// evalReq is one decision's script call, carried by a shared pipeline.
+type evalReq struct {
+	keys  [2]string
+	args  []any
+	reply string
+	err   error
+}
+
+// eval runs the script for one decision: one script execution in one round
+// trip. Concurrent decisions share round trips: while pipelines are in
+// flight, calls queue and go out together in the next one (see
+// internal/coalesce), so 64 goroutines cost a few pipelines, not 64 round
+// trips, and each still gets its own result.
 func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string, error) {
 	k := l.prefix + "{" + key + "}" + l.suffix
-	keys := [2]string{k, k}
+	r := &evalReq{keys: [2]string{k, k}}
 	if l.ridTTLms > 0 {
-		keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
+		r.keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
 	}
-	args := make([]any, 4, 4+len(l.static))
-	args[0], args[1], args[2], args[3] = n, m, l.ridArg, l.lenArg
-	args = append(args, l.static...)
-	return l.script.Run(ctx, l.client, keys[:], args...).Text()
+	r.args = make([]any, 4, 4+len(l.static))
+	r.args[0], r.args[1], r.args[2], r.args[3] = n, m, l.ridArg, l.lenArg
+	r.args = append(r.args, l.static...)
+	if err := l.group.Do(ctx, r); err != nil {
+		return "", err
+	}
+	return r.reply, r.err
+}
+
+// evalBatch sends a batch of decisions: alone as EVALSHA (EVAL after a
+// NOSCRIPT), or as one pipeline of EVALSHA, re-sending the ones that found
+// the script missing (after SCRIPT FLUSH or a failover) once it is loaded.
+func (l *RedisLimiter) evalBatch(ctx context.Context, reqs []*evalReq) {
+	if len(reqs) == 1 {
+		r := reqs[0]
+		r.reply, r.err = l.script.Run(ctx, l.client, r.keys[:], r.args...).Text()
+		return
+	}
+	cmds := make([]*redis.Cmd, len(reqs))
+	_, _ = l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range reqs {
+			cmds[i] = l.script.EvalSha(ctx, p, r.keys[:], r.args...)
+		}
+		return nil
+	})
+	for i, r := range reqs {
+		r.reply, r.err = cmds[i].Text()
+		if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
+			r.reply, r.err = l.script.Run(ctx, l.client, r.keys[:], r.args...).Text()
+		}
+	}
 }
 
 // fallbackResult answers while Redis cannot.
