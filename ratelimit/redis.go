@@ -40,7 +40,7 @@ type RedisLimiter struct {
 	specs    []gcra
 	script   *redis.Script
 	group    *coalesce.Group[*evalReq] // shares round trips among concurrent calls
-	static   []any // per-limit script arguments: id, R, P, B
+	static   []any                     // per-limit script arguments: id, R, P, B
 	prefix   string
 	ridTTLms int64
 	shadow   bool

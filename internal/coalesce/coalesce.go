@@ -18,9 +18,9 @@ type Group[T any] struct {
 	maxBatch    int
 	flush       func(ctx context.Context, items []T)
 
-	mu       sync.Mutex    // protects pending, inflight and every waiter's state
-	pending  []*waiter[T]  // calls waiting for a batch, oldest first
-	inflight int           // batches being flushed
+	mu       sync.Mutex   // protects pending, inflight and every waiter's state
+	pending  []*waiter[T] // calls waiting for a batch, oldest first
+	inflight int          // batches being flushed
 }
 
 type state uint8
