@@ -41,6 +41,9 @@ func TestNewIsolatesAndCleansUp(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(2), n)
 	})
+	if prefix == "" {
+		t.Skip("no Redis") // the subtest skipped
+	}
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	keys, err := c.Keys(ctx, prefix+"*").Result()
