@@ -307,8 +307,9 @@ type delayQueue struct {
 	declared time.Time // last declaration by this process
 }
 
-// delayTTL rounds d up to at most 1/32 relative precision (and a whole
-// millisecond), so a Backoff with jitter does not make a queue per value.
+// delayTTL rounds d up to whole milliseconds with 5 significant bits (at
+// most 1/16 later), so a Backoff with jitter does not make a queue per
+// value.
 func delayTTL(d time.Duration) int64 {
 	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
 	if ms < 1 {
