@@ -126,7 +126,7 @@ type Queue struct {
 
 	inFlight atomic.Int64 // deliveries held by this process's consumers
 
-	delayMu sync.Mutex              // protects delays
+	delayMu sync.Mutex            // protects delays
 	delays  map[int64]*delayQueue // delay queues by TTL in ms
 
 	mu        sync.Mutex // protects closed and consumers
