@@ -7,7 +7,9 @@
 #
 # Environment: OUTRIGGER_REDIS_ADDR (default 127.0.0.1:6379), DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable), DURATION
-# (default 20s), BURST (default 20000), API_LIMIT (default 50).
+# (default 20s), BURST (default 20000), API_LIMIT (default 50). The replicas
+# run the roll-up every 5 s instead of every minute, so that a short run sees
+# several ticks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +43,7 @@ for i in 1 2 3; do
 	port=$((18080 + i))
 	feed_rate=200; [ "$i" = 3 ] && feed_rate=0 # two replicas receive the feed; all three consume
 	ADDR=127.0.0.1:$port OUTRIGGER_REDIS_ADDR=$redis_addr DATABASE_URL="$db_url${sep}search_path=$schema" \
-		KEY_PREFIX="$run_id:" REPLICA=r$i FEED_RATE=$feed_rate API_LIMIT=$api_limit LOG_LEVEL=warn \
+		KEY_PREFIX="$run_id:" REPLICA=r$i FEED_RATE=$feed_rate API_LIMIT=$api_limit LOG_LEVEL=warn ROLLUP_INTERVAL=5s \
 		"$work/quotes" 2>"$work/r$i.log" &
 	pids+=($!)
 	targets+=("http://127.0.0.1:$port")
@@ -51,4 +53,4 @@ for t in "${targets[@]}"; do
 	curl -fs "$t/readyz" >/dev/null || { echo "replica $t not ready" >&2; cat "$work"/r*.log >&2; exit 1; }
 done
 echo "3 replicas up; running loadgen for $duration" >&2
-"$work/loadgen" -targets "$(IFS=,; echo "${targets[*]}")" -duration "$duration" -burst "$burst" -api-limit "$api_limit"
+"$work/loadgen" -targets "$(IFS=,; echo "${targets[*]}")" -duration "$duration" -burst "$burst" -api-limit "$api_limit" -rollup-interval 5s

@@ -38,6 +38,7 @@ type config struct {
 	apiLimit    int
 	burst       int
 	settle      time.Duration
+	rollupEvery time.Duration
 }
 
 func parseConfig(args []string) (config, error) {
@@ -49,6 +50,7 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.apiKeys, "api-keys", 4, "distinct X-API-Key values the readers use")
 	fs.IntVar(&c.apiLimit, "api-limit", 50, "the replicas' -api-limit (requests/s per key), to judge 429s")
 	fs.IntVar(&c.burst, "burst", 20000, "quotes to ask the first replica's feed to deliver at once (0 = none)")
+	fs.DurationVar(&c.rollupEvery, "rollup-interval", time.Minute, "the replicas' roll-up interval (their -rollup-interval; 1m for the default cron), to count its ticks")
 	fs.DurationVar(&c.settle, "settle", 15*time.Second, "how long to wait after the reads for the queue to drain")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -67,6 +69,8 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("loadgen: -concurrency must be >= 1, got %d", c.concurrency)
 	case c.apiKeys < 1:
 		return c, fmt.Errorf("loadgen: -api-keys must be >= 1, got %d", c.apiKeys)
+	case c.rollupEvery <= 0:
+		return c, fmt.Errorf("loadgen: -rollup-interval must be > 0, got %v", c.rollupEvery)
 	case c.burst < 0:
 		return c, fmt.Errorf("loadgen: -burst must be >= 0, got %d", c.burst)
 	}
@@ -106,7 +110,7 @@ type report struct {
 	quotesPublished float64
 	quotesStored    float64
 	rollupRuns      float64
-	minutes         float64
+	ticks           float64
 }
 
 func run(ctx context.Context, cfg config) (*report, error) {
@@ -204,7 +208,10 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	r.quotesPublished = d("quotes_published_total")
 	r.quotesStored = d("quotes_stored_total")
 	r.rollupRuns = d("rollup_runs_total")
-	r.minutes = float64(int(time.Since(start.Truncate(time.Minute)) / time.Minute))
+	// Ticks fall on multiples of the interval since the epoch: count those
+	// in (start, now].
+	every := int64(r.cfg.rollupEvery)
+	r.ticks = float64(time.Now().UnixNano()/every - start.UnixNano()/every)
 	return r, nil
 }
 
@@ -275,6 +282,6 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(tw, "cache hit ratio\t%s\n", ratio(r.cacheHits, r.cacheLookups))
 	fmt.Fprintf(tw, "db statements per request\t%s\n", ratio(r.dbStatements, float64(r.requests)))
 	fmt.Fprintf(tw, "quotes published / stored\t%.0f / %.0f\n", r.quotesPublished, r.quotesStored)
-	fmt.Fprintf(tw, "roll-up runs / minute ticks\t%.0f / %.0f\n", r.rollupRuns, r.minutes)
+	fmt.Fprintf(tw, "roll-up runs / ticks (every %v)\t%.0f / %.0f\n", r.cfg.rollupEvery, r.rollupRuns, r.ticks)
 	tw.Flush()
 }
