@@ -47,6 +47,8 @@ type queueConfig struct {
 	retryWindow     time.Duration
 	publishPipes    int
 	maxPublishBatch int
+	waitReplicas    int              // WaitReplicas n (0: off)
+	waitTimeout     time.Duration    // WaitReplicas timeout
 	now             func() time.Time // Memory only; tests
 }
 
@@ -67,6 +69,10 @@ func (c *queueConfig) validate() error {
 		return fmt.Errorf("queue: PublishRetryWindow must be > 0, got %v", c.retryWindow)
 	case c.publishPipes < 1:
 		return fmt.Errorf("queue: PublishPipelines must be >= 1, got %d", c.publishPipes)
+	case c.waitReplicas < 0:
+		return fmt.Errorf("queue: WaitReplicas n must be >= 0, got %d", c.waitReplicas)
+	case c.waitReplicas > 0 && c.waitTimeout <= 0:
+		return fmt.Errorf("queue: WaitReplicas timeout must be > 0, got %v", c.waitTimeout)
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -103,6 +109,32 @@ func PublishRetryWindow(d time.Duration) Option { return func(c *queueConfig) { 
 // in flight at once on a [Redis] queue (default 2). Calls that arrive while
 // they are all busy are coalesced into the next pipeline.
 func PublishPipelines(n int) Option { return func(c *queueConfig) { c.publishPipes = n } }
+
+// WaitReplicas makes every publish of a [Redis] queue wait until n replicas
+// of the primary acknowledged it, for at most timeout: the publish pipeline
+// ends with Redis WAIT on the same connection (on a Cluster, on the master
+// of the queue's slot), so one WAIT covers every message of the pipeline.
+// A publish that fewer replicas acknowledged in time fails with an error
+// matching [ErrNotReplicated]. Its outcome is then unknown, not failed: the
+// primary holds the message, which is delivered unless a failover discards
+// it, so retry it with [WithID] to stay exactly once.
+//
+// This narrows the window in which a failover to a lagging replica (Redis
+// replication is asynchronous) loses acknowledged publishes: an
+// acknowledged message is on n replicas as well. It does not close it (a
+// replica that acknowledged may not be the one promoted when n is below the
+// number of replicas, and WAIT does not make the write durable on disk);
+// see docs/reliability/queue.md for measured figures. A publish costs one
+// more command, shared by the coalesced pipeline, plus the replication
+// round trip.
+//
+// timeout must be > 0 and below the client's ReadTimeout, because WAIT is
+// read with the rest of the pipeline. n = 0 (the default) disables it. The
+// client must be a *redis.Client (single node or Sentinel) or a
+// *redis.ClusterClient. [Memory] has no replicas and ignores it.
+func WaitReplicas(n int, timeout time.Duration) Option {
+	return func(c *queueConfig) { c.waitReplicas, c.waitTimeout = n, timeout }
+}
 
 // ConsumeOption configures one Consume call.
 type ConsumeOption func(*consumeConfig)

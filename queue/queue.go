@@ -104,6 +104,11 @@ var (
 	ErrNotFound = errors.New("queue: not found")
 	// ErrInvalidHandler is returned by Consume for a handler of another type.
 	ErrInvalidHandler = errors.New("queue: invalid handler")
+	// ErrNotReplicated is returned by Publish and PublishBatch of a queue
+	// with [WaitReplicas] when fewer replicas than asked acknowledged the
+	// message in time. The primary holds it: it is delivered unless a
+	// failover loses it.
+	ErrNotReplicated = errors.New("queue: publish not acknowledged by enough replicas")
 	// ErrPermanent marks a handler error that must not be retried; see
 	// [Permanent].
 	ErrPermanent = errors.New("queue: permanent failure")

@@ -101,6 +101,9 @@ func NewRedis(client redis.UniversalClient, name string, opts ...Option) (*Redis
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if err := checkWaitClient(client, &cfg); err != nil {
+		return nil, err
+	}
 	base := cfg.prefix + "{" + name + "}:"
 	q := &Redis{
 		client:      client,
@@ -127,6 +130,27 @@ func checkName(name string) error {
 		return errors.New("queue: name must not be empty")
 	case strings.ContainsAny(name, "{}"):
 		return fmt.Errorf("queue: name must not contain '{' or '}', got %q", name)
+	}
+	return nil
+}
+
+// checkWaitClient checks that WaitReplicas can work with client: WAIT must
+// run on the connection of the publishes, and be read within ReadTimeout.
+func checkWaitClient(client redis.UniversalClient, cfg *queueConfig) error {
+	if cfg.waitReplicas == 0 {
+		return nil
+	}
+	var rt time.Duration
+	switch c := client.(type) {
+	case *redis.Client:
+		rt = c.Options().ReadTimeout
+	case *redis.ClusterClient:
+		rt = c.Options().ReadTimeout
+	default:
+		return fmt.Errorf("queue: WaitReplicas needs a *redis.Client or *redis.ClusterClient, got %T", client)
+	}
+	if rt > 0 && cfg.waitTimeout >= rt {
+		return fmt.Errorf("queue: WaitReplicas timeout must be below the client's ReadTimeout %v, got %v", rt, cfg.waitTimeout)
 	}
 	return nil
 }
@@ -303,7 +327,9 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		args []any
 		reqs []*pubReq
 		cmd  *redis.Cmd
+		wait *redis.Cmd // WAIT after cmd (WaitReplicas)
 	}
+	reqs0 := reqs
 	calls := make([]*call, 0, (len(reqs)+maxPerCall-1)/maxPerCall)
 	for len(reqs) > 0 {
 		part := reqs[:min(len(reqs), maxPerCall)]
@@ -329,11 +355,40 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		}
 		calls = append(calls, c)
 	}
-	pipe := q.client.Pipeline()
-	for _, c := range calls {
-		c.cmd = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
+	// With WaitReplicas, WAIT ends each pipeline: it counts the writes of
+	// its own connection, so the pipeline runs on the queue's primary.
+	var node redis.Cmdable = q.client
+	if q.cfg.waitReplicas > 0 {
+		if cc, ok := q.client.(*redis.ClusterClient); ok {
+			n, err := cc.MasterForKey(ctx, q.stream)
+			if err != nil {
+				for _, r := range reqs0 {
+					r.err = fmt.Errorf("queue: publish: %w", err)
+				}
+				return
+			}
+			node = n
+		}
 	}
-	_, _ = pipe.Exec(ctx)
+	run := func(cs []*call, eval bool) {
+		pipe := node.Pipeline()
+		for _, c := range cs {
+			if eval {
+				c.cmd = publishScript.Eval(ctx, pipe, c.keys, c.args...)
+			} else {
+				c.cmd = publishScript.EvalSha(ctx, pipe, c.keys, c.args...)
+			}
+		}
+		var wait *redis.Cmd
+		if q.cfg.waitReplicas > 0 {
+			wait = pipe.Do(ctx, "WAIT", q.cfg.waitReplicas, q.cfg.waitTimeout.Milliseconds())
+		}
+		_, _ = pipe.Exec(ctx)
+		for _, c := range cs {
+			c.wait = wait
+		}
+	}
+	run(calls, false)
 	var retry []*call
 	for _, c := range calls {
 		if isNoScript(c.cmd.Err()) {
@@ -341,25 +396,48 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		}
 	}
 	if len(retry) > 0 {
-		pipe := q.client.Pipeline()
-		for _, c := range retry {
-			c.cmd = publishScript.Eval(ctx, pipe, c.keys, c.args...)
-		}
-		_, _ = pipe.Exec(ctx)
+		run(retry, true)
 	}
+	reload := false
 	for _, c := range calls {
 		res, err := c.cmd.StringSlice()
 		if err == nil && len(res) != len(c.reqs) {
 			err = fmt.Errorf("got %d results for %d messages", len(res), len(c.reqs))
 		}
+		var waitErr error
+		if err == nil && c.wait != nil {
+			waitErr = q.checkWait(c.wait)
+		}
+		if (err != nil || waitErr != nil) && node != q.client {
+			reload = true // the slot's master may have moved
+		}
 		for i, r := range c.reqs {
-			if err != nil {
+			switch {
+			case err != nil:
 				r.err = fmt.Errorf("queue: publish: %w", err)
-				continue
+			case waitErr != nil && res[i] != "full": // "full" wrote nothing
+				r.err = fmt.Errorf("queue: publish: %w", waitErr)
+			default:
+				r.res = res[i]
 			}
-			r.res = res[i]
 		}
 	}
+	if reload {
+		q.client.(*redis.ClusterClient).ReloadState(ctx)
+	}
+}
+
+// checkWait turns a WAIT reply into nil or an error matching
+// ErrNotReplicated.
+func (q *Redis) checkWait(w *redis.Cmd) error {
+	n, err := w.Int64()
+	if err != nil {
+		return fmt.Errorf("waiting for replicas: %w", err)
+	}
+	if n < int64(q.cfg.waitReplicas) {
+		return fmt.Errorf("%w: %d of %d replicas within %v", ErrNotReplicated, n, q.cfg.waitReplicas, q.cfg.waitTimeout)
+	}
+	return nil
 }
 
 func isNoScript(err error) bool {

@@ -16,9 +16,15 @@
 --
 -- Returns one result per message: "ok", "dup:<first message ID>" or "full".
 -- A repeat of the same call returns the first call's results and adds
--- nothing; so does a message whose id key exists (a repeat of WithID).
+-- nothing (it only renews KEYS[4]); so does a message whose id key exists
+-- (a repeat of WithID).
 local prev = redis.call('GET', KEYS[4])
 if prev then
+  -- A write, so that a WAIT after this repeat (WaitReplicas) counts the
+  -- replication offset from here, which covers the first call's writes: a
+  -- repeat that wrote nothing would let WAIT on a fresh connection return
+  -- at once.
+  redis.call('PEXPIRE', KEYS[4], ARGV[1])
   return cmsgpack.unpack(prev)
 end
 local window = ARGV[1]
