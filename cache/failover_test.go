@@ -346,73 +346,100 @@ func TestPausePastReadTimeout(t *testing.T) {
 		})
 	}
 	const keys = 8
-	for run := range repeats() {
-		prefix := redistest.NewPrefix()
-		newCache := func() *cache.Cache[int64] {
-			c, err := cache.New[int64](append(faultCacheOpts(prefix, true), cache.WithRedis(mkClient()))...)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
-			return c
-		}
-		a := newCache()
-		// open the pool's connections, so the copies go out on live ones
-		var wg sync.WaitGroup
-		for i := range 8 {
-			wg.Go(func() { _, _, _ = a.Get(ctx, "warm"+strconv.Itoa(i)) })
-		}
-		wg.Wait()
-
-		require.NoError(t, srv.Pause())
-		var aErrs atomic.Int64
-		for i := range keys {
-			wg.Go(func() {
-				v, err := a.Fetch(ctx, "p"+strconv.Itoa(i), func(context.Context) (int64, error) { return int64(i), nil })
-				if err != nil || v != int64(i) {
-					aErrs.Add(1)
+	// With the breaker on, it opens on the first timeouts and A stops
+	// sending; with it off every Redis call of A is sent, times out and is
+	// re-sent, and the copies (lease requests included) run on resume.
+	for _, breaker := range []bool{true, false} {
+		for run := range repeats() {
+			prefix := redistest.NewPrefix()
+			newCache := func() *cache.Cache[int64] {
+				opts := append(faultCacheOpts(prefix, true), cache.WithRedis(mkClient()))
+				if !breaker {
+					opts = append(opts, cache.WithBreaker(0, 0))
 				}
-			})
-		}
-		wg.Wait()
-		require.NoError(t, srv.Resume())
-		require.Zero(t, aErrs.Load(), "Fetch failed while Redis was paused")
-
-		// The copies A's client sent run now. Count the leases they left.
-		raw := mkClient()
-		leases := 0
-		require.Eventually(t, func() bool { return raw.Ping(ctx).Err() == nil }, 20*time.Second, 10*time.Millisecond)
-		for i := range keys {
-			if b, err := raw.Get(ctx, prefix+"p"+strconv.Itoa(i)).Bytes(); err == nil && len(b) >= 30 && b[1]&4 != 0 {
-				leases++
+				c, err := cache.New[int64](opts...)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = c.Close() })
+				return c
 			}
-		}
+			a := newCache()
+			// open the pool's connections, so the copies go out on live ones
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() { _, _, _ = a.Get(ctx, "warm"+strconv.Itoa(i)) })
+			}
+			wg.Wait()
 
-		b := newCache()
-		var loads [keys]atomic.Int32
-		var bErrs atomic.Int64
-		start := time.Now()
-		for i := range keys {
-			for range 8 {
+			// A takes the leases and loads; Redis is paused mid-load, so
+			// A's writes (value over lease, one script each) time out and
+			// are re-sent on the live connections.
+			var aErrs atomic.Int64
+			var loading sync.WaitGroup
+			loading.Add(keys)
+			paused := make(chan struct{})
+			for i := range keys {
 				wg.Go(func() {
-					v, err := b.Fetch(ctx, "p"+strconv.Itoa(i), func(context.Context) (int64, error) {
-						loads[i].Add(1)
+					v, err := a.Fetch(ctx, "p"+strconv.Itoa(i), func(context.Context) (int64, error) {
+						loading.Done()
+						<-paused
 						return int64(i), nil
 					})
 					if err != nil || v != int64(i) {
-						bErrs.Add(1)
+						aErrs.Add(1)
 					}
 				})
 			}
+			loading.Wait()
+			require.NoError(t, srv.Pause())
+			close(paused)
+			wg.Wait()
+			require.NoError(t, srv.Resume())
+			require.Zero(t, aErrs.Load(), "Fetch failed while Redis was paused")
+
+			// The copies A's client sent run now. Count the leases left
+			// (the writes never reached Redis) and the values written.
+			raw := mkClient()
+			leases, values := 0, 0
+			require.Eventually(t, func() bool { return raw.Ping(ctx).Err() == nil }, 20*time.Second, 10*time.Millisecond)
+			for i := range keys {
+				b, err := raw.Get(ctx, prefix+"p"+strconv.Itoa(i)).Bytes()
+				if err == nil && len(b) >= 30 {
+					if b[1]&4 != 0 {
+						leases++
+					} else {
+						values++
+					}
+				}
+			}
+
+			b := newCache()
+			var loads [keys]atomic.Int32
+			var bErrs atomic.Int64
+			start := time.Now()
+			for i := range keys {
+				for range 8 {
+					wg.Go(func() {
+						v, err := b.Fetch(ctx, "p"+strconv.Itoa(i), func(context.Context) (int64, error) {
+							loads[i].Add(1)
+							return int64(i), nil
+						})
+						if err != nil || v != int64(i) {
+							bErrs.Add(1)
+						}
+					})
+				}
+			}
+			wg.Wait()
+			took := time.Since(start)
+			maxLoads := int32(0)
+			for i := range keys {
+				maxLoads = max(maxLoads, loads[i].Load())
+			}
+			t.Logf("pause breaker=%v run %d: caller-errors=%d (during pause) + %d (after) after-resume: leases-left=%d values-written-by-replayed-copies=%d replica-B lease-waits=%d max-loads-per-key=%d B-took=%v",
+				breaker, run, aErrs.Load(), bErrs.Load(), leases, values, b.Stats().LeaseWaits, maxLoads, took.Round(time.Millisecond))
+			require.Zero(t, bErrs.Load(), "Fetch failed after the pause")
+			require.LessOrEqual(t, maxLoads, int32(1), "more than one load of a key in one replica")
 		}
-		wg.Wait()
-		took := time.Since(start)
-		maxLoads := int32(0)
-		for i := range keys {
-			maxLoads = max(maxLoads, loads[i].Load())
-		}
-		t.Logf("pause run %d: caller-errors=%d (during pause) + %d (after) leases-left-by-replayed-copies=%d replica-B lease-waits=%d max-loads-per-key=%d B-took=%v",
-			run, aErrs.Load(), bErrs.Load(), leases, b.Stats().LeaseWaits, maxLoads, took.Round(time.Millisecond))
-		require.Zero(t, bErrs.Load(), "Fetch failed after the pause")
-		require.LessOrEqual(t, maxLoads, int32(1), "more than one load of a key in one replica")
 	}
 }
 
