@@ -98,7 +98,9 @@ func buildOptions(opts []Option) (options, error) {
 // WithPrefix sets the prefix of every Redis key (default DefaultPrefix).
 // A lock on key k uses the keys <prefix>{k}, <prefix>{k}:fence (the
 // fencing counter, which has no expiry), <prefix>{k}:q and <prefix>{k}:qi
-// (the wait queue) and <prefix>{k}:w:<owner> (a waiter's wake list). The
+// (the wait queue), <prefix>{k}:w:<owner> (a waiter's wake list) and
+// <prefix>{k}:w:<owner>:rel (for 10s after a release, so that a release
+// re-sent after a timeout still reports success). The
 // hash tag keeps them in one Cluster slot. Ignored by NewLocal.
 func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
 

@@ -200,6 +200,11 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 		}
 		msg, err := r.waitWake(ctx, keys, owner, round)
 		if ctx.Err() != nil {
+			if !errors.Is(err, ctx.Err()) {
+				// The round ended (a wake-up, a grant or the BLPOP timeout)
+				// as ctx ended: leave the queue, passing on what we got.
+				r.cancel(ctx, keys, owner)
+			}
 			return nil, ctx.Err()
 		}
 		if err != nil {
@@ -337,8 +342,11 @@ func (r *RedisLocker) waitWake(ctx context.Context, keys []string, owner string,
 	}()
 	select {
 	case x := <-ch:
-		if ctx.Err() != nil && strings.HasPrefix(x.v, "g|") {
-			r.cancel(ctx, keys, owner) // granted, but the caller has gone
+		if ctx.Err() != nil {
+			// The caller has gone: leave the queue (passing on a grant or a
+			// wake-up we got), or the next release hands the lock to us.
+			r.cancel(ctx, keys, owner)
+			return "", ctx.Err()
 		}
 		return x.v, x.err
 	case <-ctx.Done():

@@ -7,7 +7,8 @@
 --   KEYS[2] fence       <prefix>{key}:fence      last token issued, no expiry
 --   KEYS[3] queue       <prefix>{key}:q          zset owner -> arrival (µs)
 --   KEYS[4] queue info  <prefix>{key}:qi         hash owner -> "<deadline µs>|<ttl ms>"
---   KEYS[5] wake prefix <prefix>{key}:w:         + owner = the waiter's wake list
+--   KEYS[5] wake prefix <prefix>{key}:w:         + owner = the waiter's wake list,
+--                                                + owner .. ':rel' = a release tombstone (release.lua)
 --
 -- Tokens are max(last + 1, Redis TIME in µs): strictly increasing while the
 -- counter survives, and still increasing after a restart that lost it, as

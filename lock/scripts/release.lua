@@ -4,11 +4,22 @@
 -- ARGV[1] owner
 -- ARGV[2] our token: the fence counter is raised to it (Redlock; 0 = skip)
 -- ARGV[3] '1' grant directly to the next waiter, '0' wake it only
--- Returns 1 if the lock was ours, 0 if it had expired or been taken.
+-- Returns 1 if the lock was ours (or we released it already: a re-sent
+-- release finds our tombstone), 0 if it had expired or been taken.
+--
+-- The tombstone <prefix>{key}:w:<owner>:rel lives 10 s: long enough for
+-- go-redis (or the caller) to re-send a release whose reply was lost after
+-- a timeout, which would otherwise find the lock gone (freed by its first
+-- run) and report it lost.
 bump(tonumber(ARGV[2]))
 local cur = redis.call('GET', KEYS[1])
+local tomb = KEYS[5] .. ARGV[1] .. ':rel'
 if owned(cur, ARGV[1]) then
   free(ARGV[3])
+  redis.call('SET', tomb, '1', 'PX', 10000)
+  return 1
+end
+if redis.call('EXISTS', tomb) == 1 then
   return 1
 end
 if not cur then
