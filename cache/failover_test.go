@@ -149,7 +149,7 @@ func TestFailoverSentinel(t *testing.T) {
 	t.Run("fault=failover", func(t *testing.T) {
 		var tot cacheTotals
 		for i := range repeats() {
-			sum := cacheFault(t, ctx, mk, redistest.NewPrefix(), func(*workload) error { _, err := s.Failover(ctx); return err })
+			sum := cacheFault(t, ctx, mk, redistest.NewPrefix(), func(*workload) error { _, err := s.Failover(bounded(t, ctx)); return err })
 			t.Logf("failover run %d: %v", i, sum)
 			tot.add(sum)
 		}
@@ -160,7 +160,7 @@ func TestFailoverSentinel(t *testing.T) {
 		for i := range repeats() {
 			var lagWrites int64
 			sum := cacheFault(t, ctx, mk, redistest.NewPrefix(), func(w *workload) error {
-				lag, err := s.BeginLag(ctx)
+				lag, err := s.BeginLag(bounded(t, ctx))
 				if err != nil {
 					return err
 				}
@@ -169,7 +169,7 @@ func TestFailoverSentinel(t *testing.T) {
 				time.Sleep(time.Second) // the writer's Sets of this second are lost
 				w.hold()
 				lagWrites = h.writes.Load() - h.writeErrs.Load() - w0
-				_, err = lag.FailOver(ctx)
+				_, err = lag.FailOver(bounded(t, ctx))
 				return err
 			})
 			t.Logf("forced-lag run %d: %v acked-writes-during-lag=%d", i, sum, lagWrites)
@@ -228,7 +228,7 @@ func cacheZombie(t *testing.T, ctx context.Context, s *redistest.Sentinel, mk fu
 	prefix := redistest.NewPrefix()
 	var acked []int
 	sum := cacheFault(t, ctx, mk, prefix, func(*workload) error {
-		z, err := s.BeginZombie(ctx)
+		z, err := s.BeginZombie(bounded(t, ctx))
 		if err != nil {
 			return err
 		}
@@ -257,7 +257,7 @@ func cacheZombie(t *testing.T, ctx context.Context, s *redistest.Sentinel, mk fu
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
-		err = z.WaitDemoted(ctx)
+		err = z.WaitDemoted(bounded(t, ctx))
 		close(stop)
 		wg.Wait()
 		return err
@@ -291,25 +291,25 @@ func TestFailoverCluster(t *testing.T) {
 		run  func(w *workload) error
 	}
 	faults := []fault{{"takeover", func(*workload) error {
-		if err := c.TakeoverShard(ctx, 0); err != nil {
+		if err := c.TakeoverShard(bounded(t, ctx), 0); err != nil {
 			return err
 		}
-		return c.RejoinNode(ctx, c.Replicas[0][0])
+		return c.RejoinNode(bounded(t, ctx), c.Replicas[0][0])
 	}}}
 	if redistest.Long() {
 		faults = append(faults,
-			fault{"failover", func(*workload) error { return c.FailoverShard(ctx, 0) }},
+			fault{"failover", func(*workload) error { return c.FailoverShard(bounded(t, ctx), 0) }},
 			fault{"forced-lag", func(w *workload) error {
-				lag, err := c.BeginShardLag(ctx, 0)
+				lag, err := c.BeginShardLag(bounded(t, ctx), 0)
 				if err != nil {
 					return err
 				}
 				time.Sleep(time.Second)
 				w.hold()
-				if _, err := lag.FailOver(ctx); err != nil {
+				if _, err := lag.FailOver(bounded(t, ctx)); err != nil {
 					return err
 				}
-				return c.RejoinNode(ctx, c.Replicas[0][0])
+				return c.RejoinNode(bounded(t, ctx), c.Replicas[0][0])
 			}})
 	}
 	mk := func() redis.UniversalClient { return faultClusterClient(t, c) }
@@ -512,4 +512,13 @@ func TestLeaseHolderPartitioned(t *testing.T) {
 		require.NoError(t, b.Close())
 		require.NoError(t, proxy.Close())
 	}
+}
+
+// bounded returns ctx limited to two minutes: every step of a fault is
+// bounded, so a harness step that never converges fails the test instead
+// of hanging it.
+func bounded(t *testing.T, ctx context.Context) context.Context {
+	c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
 }

@@ -125,7 +125,7 @@ func TestFailoverSentinel(t *testing.T) {
 		var tot totals
 		for i := range repeats() {
 			_, sum, _ := limiterFault(t, ctx, clients(), "hot", func(string) error {
-				_, err := s.Failover(ctx)
+				_, err := s.Failover(bounded(t, ctx))
 				return err
 			})
 			t.Logf("failover run %d: %v", i, sum)
@@ -142,7 +142,7 @@ func TestFailoverSentinel(t *testing.T) {
 				// BeginLag pauses the replica once the deployment is
 				// settled: admissions from about here on are lost.
 				lagFrom = time.Now()
-				lag, err := s.BeginLag(ctx)
+				lag, err := s.BeginLag(bounded(t, ctx))
 				if err != nil {
 					return err
 				}
@@ -150,7 +150,7 @@ func TestFailoverSentinel(t *testing.T) {
 				// admission of this second is lost with it.
 				time.Sleep(time.Second)
 				lagTo = time.Now()
-				_, err = lag.FailOver(ctx)
+				_, err = lag.FailOver(bounded(t, ctx))
 				return err
 			})
 			lost := run.allowedBetween(lagFrom, lagTo)
@@ -207,7 +207,7 @@ func zombieRun(t *testing.T, ctx context.Context, s *redistest.Sentinel, clients
 	t.Helper()
 	var zombieAdmitted int
 	_, sum, _ := limiterFault(t, ctx, clients, "hot", func(prefix string) error {
-		z, err := s.BeginZombie(ctx)
+		z, err := s.BeginZombie(bounded(t, ctx))
 		if err != nil {
 			return err
 		}
@@ -237,7 +237,7 @@ func zombieRun(t *testing.T, ctx context.Context, s *redistest.Sentinel, clients
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
-		err = z.WaitDemoted(ctx)
+		err = z.WaitDemoted(bounded(t, ctx))
 		close(stop)
 		wg.Wait()
 		zombieAdmitted = int(admitted.Load())
@@ -262,10 +262,10 @@ func TestFailoverCluster(t *testing.T) {
 		run  func() error
 	}{
 		{"takeover", func() error {
-			if err := c.TakeoverShard(ctx, 0); err != nil {
+			if err := c.TakeoverShard(bounded(t, ctx), 0); err != nil {
 				return err
 			}
-			return c.RejoinNode(ctx, c.Replicas[0][0])
+			return c.RejoinNode(bounded(t, ctx), c.Replicas[0][0])
 		}},
 	}
 	if redistest.Long() {
@@ -273,20 +273,20 @@ func TestFailoverCluster(t *testing.T) {
 			struct {
 				name string
 				run  func() error
-			}{"failover", func() error { return c.FailoverShard(ctx, 0) }},
+			}{"failover", func() error { return c.FailoverShard(bounded(t, ctx), 0) }},
 			struct {
 				name string
 				run  func() error
 			}{"forced-lag", func() error {
-				lag, err := c.BeginShardLag(ctx, 0)
+				lag, err := c.BeginShardLag(bounded(t, ctx), 0)
 				if err != nil {
 					return err
 				}
 				time.Sleep(time.Second)
-				if _, err := lag.FailOver(ctx); err != nil {
+				if _, err := lag.FailOver(bounded(t, ctx)); err != nil {
 					return err
 				}
-				return c.RejoinNode(ctx, c.Replicas[0][0])
+				return c.RejoinNode(bounded(t, ctx), c.Replicas[0][0])
 			}})
 	}
 	for _, f := range faults {
@@ -406,4 +406,13 @@ func retryOnce(t *testing.T, ctx context.Context, c redis.UniversalClient, key s
 		return counted == c1 && counted > 0
 	}, 30*time.Second, 20*time.Millisecond, "the paused request never ran")
 	return counted
+}
+
+// bounded returns ctx limited to two minutes: every step of a fault is
+// bounded, so a harness step that never converges fails the test instead
+// of hanging it.
+func bounded(t *testing.T, ctx context.Context) context.Context {
+	c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
 }
