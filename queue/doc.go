@@ -69,7 +69,10 @@
 //
 // Messages are not ordered across consumers or retries. On Redis, durability is Redis's: with no persistence or an
 // asynchronous replica, a failover or restart can lose acknowledged
-// publishes. All keys of a queue share one hash tag, so one queue lives on
+// publishes. [WaitReplicas] narrows the failover window (a publish is
+// acknowledged only once replicas have it), and min-replicas-to-write on
+// the Redis side makes a stale primary refuse publishes; measured figures
+// per fault are in docs/reliability/queue.md. All keys of a queue share one hash tag, so one queue lives on
 // one Redis Cluster node; spread load over several queues.
 //
 // # Redis layout

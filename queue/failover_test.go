@@ -279,6 +279,9 @@ func TestFaultPause(t *testing.T) {
 		o.MaxRetryBackoff = 100 * time.Millisecond
 	}
 	pc, cc := s.Client(t, opts), s.Client(t, opts)
+	pcnt, ccnt := redistest.NewCounter(), redistest.NewCounter()
+	pc.AddHook(pcnt)
+	cc.AddHook(ccnt)
 	var tot faultTotals
 	for r := range rounds(1, 10) {
 		name := fmt.Sprintf("pause-%d", r)
@@ -292,6 +295,7 @@ func TestFaultPause(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 
 		// Mid-publish and mid-ack.
+		pd, cd := pcnt.Dials(), ccnt.Dials()
 		began := time.Now()
 		require.NoError(t, s.Pause())
 		time.Sleep(400 * time.Millisecond)
@@ -299,6 +303,10 @@ func TestFaultPause(t *testing.T) {
 		f.waitOK(pq, began, 30*time.Second)
 		time.Sleep(100 * time.Millisecond)
 		recovery := f.outage(began)
+		// A timed-out command's connection is dropped and the command
+		// re-sent on a new one: the pause really made both sides retry.
+		require.Greater(t, pcnt.Dials(), pd, "the producers did not time out and re-send")
+		require.Greater(t, ccnt.Dials(), cd, "the consumers did not time out and re-send")
 
 		// Mid-publish with the consumers stopped: every entry stays in the
 		// stream, where a duplicated publish would show.
@@ -407,9 +415,9 @@ func clusterClient(t *testing.T, cl *redistest.Cluster) *redis.ClusterClient {
 //     acknowledged publish is lost (asserted).
 func TestFaultCluster(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
 	cl := redistest.StartCluster(t, redistest.WithReplicas(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	n := rounds(1, 3)
 	// A queue's keys share the hash tag {name}: the queue on shard i is named
 	// after the shard's tag, and runs are told apart by their key prefix.
@@ -435,6 +443,8 @@ func TestFaultCluster(t *testing.T) {
 	t.Run("failover", func(t *testing.T) {
 		var tot faultTotals
 		for r := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+			defer cancel()
 			sq := qname(0, "failover", r)
 			f := newFaultRun(t, sq.prefix)
 			pq, cq := newQueues(sq)
@@ -443,7 +453,19 @@ func TestFaultCluster(t *testing.T) {
 			require.Eventually(t, func() bool { return f.lastDelivery.Load() != 0 }, 30*time.Second, 10*time.Millisecond)
 			time.Sleep(500 * time.Millisecond)
 			began := time.Now()
-			require.NoError(t, cl.FailoverShard(ctx, 0))
+			// A coordinated failover that times out on a loaded machine is
+			// aborted by Redis (the old master carries on): try again.
+			for attempt := 1; ; attempt++ {
+				actx, acancel := context.WithTimeout(ctx, 30*time.Second)
+				err := cl.FailoverShard(actx, 0)
+				acancel()
+				if err == nil || attempt == 3 {
+					require.NoError(t, err)
+					break
+				}
+				t.Logf("CLUSTER FAILOVER attempt %d: %v", attempt, err)
+				require.NoError(t, cl.WaitHealthy(ctx))
+			}
 			f.waitOK(pq, began, 60*time.Second)
 			time.Sleep(300 * time.Millisecond)
 			stop()
@@ -460,6 +482,8 @@ func TestFaultCluster(t *testing.T) {
 	t.Run("takeover", func(t *testing.T) {
 		var tot faultTotals
 		for r := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+			defer cancel()
 			sq := qname(1, "takeover", r)
 			f := newFaultRun(t, sq.prefix)
 			pq, cq := newQueues(sq)
@@ -493,6 +517,8 @@ func TestFaultCluster(t *testing.T) {
 		t.Run(fmt.Sprintf("lag-takeover-empty/wait=%v", wait), func(t *testing.T) {
 			var tot faultTotals
 			for r := range n {
+				ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+				defer cancel()
 				sq := qname(2, fmt.Sprintf("lag-%v", wait), r)
 				f := newFaultRun(t, sq.prefix)
 				var opts []queue.Option
