@@ -186,14 +186,19 @@ type probe struct {
 	ok         bool
 }
 
-func startProber(l lock.Locker) *prober {
-	return startKeyProber(l, func(n int) string { return "probe-" + strconv.Itoa(n) })
+func startProber(t *testing.T, l lock.Locker) *prober {
+	return startKeyProber(t, l, func(n int) string { return "probe-" + strconv.Itoa(n) })
 }
 
-// startKeyProber probes the keys key(0), key(1), ...
-func startKeyProber(l lock.Locker, key func(n int) string) *prober {
+// startKeyProber probes the keys key(0), key(1), ... until stop, or the
+// end of the test.
+func startKeyProber(t *testing.T, l lock.Locker, key func(n int) string) *prober {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &prober{cancel: cancel, done: make(chan struct{})}
+	t.Cleanup(func() {
+		cancel()
+		<-p.done
+	})
 	go func() {
 		defer close(p.done)
 		for n := 0; ctx.Err() == nil; n++ {
@@ -221,13 +226,14 @@ func startKeyProber(l lock.Locker, key func(n int) string) *prober {
 
 // stop waits (at most 30s) until a probe succeeded after the first
 // failure since `from` (the fault), ends the probes, and returns the
-// recovery time: from `from` to the end of that probe. It returns 0 when no
-// probe failed, and an error when none succeeded after the failure.
+// recovery time: from `from` to the end of that probe. When no probe
+// failed, it returns the longest probe (the fault only slowed them down),
+// and an error when none succeeded after the failure.
 func (p *prober) stop(from time.Time) (time.Duration, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		d, failed := p.recovery(from)
-		if d > 0 || !failed || time.Now().After(deadline) {
+		if !failed || d > 0 || time.Now().After(deadline) {
 			p.cancel()
 			<-p.done
 			if d == 0 && failed {
@@ -243,6 +249,7 @@ func (p *prober) recovery(from time.Time) (d time.Duration, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var first *probe
+	var slowest time.Duration // without a failure: the longest probe
 	for i := range p.events {
 		e := &p.events[i]
 		if e.start.Before(from) {
@@ -251,11 +258,17 @@ func (p *prober) recovery(from time.Time) (d time.Duration, failed bool) {
 		if !e.ok && first == nil {
 			first = e
 		}
+		if e.ok {
+			slowest = max(slowest, e.end.Sub(e.start))
+		}
 		if e.ok && first != nil && e.start.After(first.start) {
 			return e.end.Sub(from), true
 		}
 	}
-	return 0, first != nil
+	if first != nil {
+		return 0, true
+	}
+	return slowest, false
 }
 
 // retryNet retries op while it fails with something other than a lock

@@ -53,8 +53,31 @@ func newTickCounter(t *testing.T) *tickCounter {
 	return &tickCounter{c: redistest.StartServer(t).Client(t), key: "runs"}
 }
 
+// job counts the run and records how late after its tick it started.
 func (tc *tickCounter) job(ctx context.Context, run scheduler.Run) error {
-	return tc.c.HIncrBy(context.Background(), tc.key, strconv.FormatInt(run.Tick.UnixMilli(), 10), 1).Err()
+	bg := context.Background()
+	tick := strconv.FormatInt(run.Tick.UnixMilli(), 10)
+	late := time.Since(run.Tick).Milliseconds()
+	_, err := tc.c.TxPipelined(bg, func(p redis.Pipeliner) error {
+		p.HIncrBy(bg, tc.key, tick, 1)
+		p.HSet(bg, tc.key+":late", tick, late)
+		return nil
+	})
+	return err
+}
+
+// maxLate returns the latest start (after its tick) of the ticks in
+// (from, to]: how long the fault delayed runs.
+func (tc *tickCounter) maxLate(t *testing.T, from, to time.Time) time.Duration {
+	t.Helper()
+	_, late := tickCounts(t, tc.c, tc.key+":late")
+	var out time.Duration
+	for tick, ms := range late {
+		if tick > from.UnixMilli() && tick <= to.UnixMilli() {
+			out = max(out, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	return out
 }
 
 // tickReport is what a fault did to the ticks of [from, to].
@@ -112,23 +135,17 @@ func startReplicas(t *testing.T, tc *tickCounter, ns, job string, clients ...red
 
 // settledOnce waits until the last three whole-second ticks before now
 // each ran exactly once: the scheduler works normally again after the
-// fault. It returns how long that took after `since`.
-func (tc *tickCounter) settledOnce(t *testing.T, since time.Time) time.Duration {
+// fault.
+func (tc *tickCounter) settledOnce(t *testing.T, since time.Time) {
 	t.Helper()
-	var took time.Duration
 	waitFor(t, 60*time.Second, "three consecutive ticks run once each after the fault", func() bool {
 		now := time.Now().Add(-1500 * time.Millisecond) // a tick's run takes a moment
 		if now.Add(-3 * time.Second).Before(since) {
 			return false
 		}
 		r := tc.check(t, now.Add(-3*time.Second), now)
-		if r.ran == r.ticks && r.duplicated == 0 {
-			took = time.Since(since)
-			return true
-		}
-		return false
+		return r.ran == r.ticks && r.duplicated == 0
 	})
-	return took
 }
 
 // replicaStats sums the replicas' claim counters.
@@ -152,19 +169,29 @@ func faultLoop(t *testing.T, tc *tickCounter, ss []*scheduler.Scheduler, fault f
 	t.Helper()
 	time.Sleep(3 * time.Second)
 	start := time.Now()
-	var recovery []time.Duration
+	var at []time.Time
 	for round := range faultRounds() {
-		at := time.Now()
+		at = append(at, time.Now())
 		if err := fault(round); err != nil {
 			stopAll(t, ss...)
 			t.Fatalf("round %d: %v", round, err)
 		}
-		recovery = append(recovery, tc.settledOnce(t, at).Round(100*time.Millisecond))
+		tc.settledOnce(t, at[round])
 	}
 	time.Sleep(2 * time.Second)
 	stopAll(t, ss...)
 	end := time.Now()
-	return tc.check(t, start, end.Add(-2*time.Second)), recovery
+	// A round's figure is the latest start of a tick from its fault to the
+	// next round's: the time the fault kept runs waiting.
+	var late []time.Duration
+	for i, from := range at {
+		to := end
+		if i+1 < len(at) {
+			to = at[i+1]
+		}
+		late = append(late, tc.maxLate(t, from.Add(-time.Second), to).Round(10*time.Millisecond))
+	}
+	return tc.check(t, start, end.Add(-2*time.Second)), late
 }
 
 // testSentinelFailover: SENTINEL FAILOVER (the replica is in sync) while
@@ -179,7 +206,7 @@ func testSentinelFailover(t *testing.T) {
 	tc := newTickCounter(t)
 	ss := startReplicas(t, tc, "fo:", "job", s.Client(t, fastSentinel), s.Client(t, fastSentinel), s.Client(t, fastSentinel))
 	rep, rec := faultLoop(t, tc, ss, func(int) error { _, err := s.Failover(ctx); return err })
-	t.Logf("summary: sentinel failover, %d rounds: %s; time to ticks once each again %v; stats %+v", faultRounds(), rep, rec, sumStats(ss))
+	t.Logf("summary: sentinel failover, %d rounds: %s; latest tick start per round %v; stats %+v", faultRounds(), rep, rec, sumStats(ss))
 }
 
 // testSentinelForcedLag: ticks claimed and completed while the replica
@@ -202,7 +229,7 @@ func testSentinelForcedLag(t *testing.T) {
 		_, err = lag.FailOver(ctx)
 		return err
 	})
-	t.Logf("summary: sentinel forced-lag failover, %d rounds: %s; time to ticks once each again %v; stats %+v", faultRounds(), rep, rec, sumStats(ss))
+	t.Logf("summary: sentinel forced-lag failover, %d rounds: %s; latest tick start per round %v; stats %+v", faultRounds(), rep, rec, sumStats(ss))
 }
 
 // testSentinelZombie: the primary is paused until the sentinels promote the
@@ -243,7 +270,7 @@ func testSentinelZombie(t *testing.T) {
 			if mode.opts != nil && rep.extraRuns > 0 {
 				t.Errorf("the zombie refuses writes with min-replicas-to-write, yet ticks ran twice: %s", rep)
 			}
-			t.Logf("summary: sentinel zombie %s (1 of 3 replicas stale): %s; time to ticks once each again %v; stats %+v", mode.name, rep, rec, sumStats(ss))
+			t.Logf("summary: sentinel zombie %s (1 of 3 replicas stale): %s; latest tick start per round %v; stats %+v", mode.name, rep, rec, sumStats(ss))
 		})
 	}
 }
@@ -277,7 +304,7 @@ func testClusterShard(t *testing.T) {
 		}
 		return cl.RejoinNode(ctx, old)
 	})
-	t.Logf("summary: cluster shard failover + takeover, %d rounds: %s; time to ticks once each again %v; stats %+v", faultRounds(), rep, rec, sumStats(ss))
+	t.Logf("summary: cluster shard failover + takeover, %d rounds: %s; latest tick start per round %v; stats %+v", faultRounds(), rep, rec, sumStats(ss))
 }
 
 // jobOnShard returns a job name whose keys (hash tag = the name) land on
@@ -335,7 +362,7 @@ func testPauseRetries(t *testing.T) {
 		d = 60 * time.Second
 	}
 	pauses := 0
-	rep, _ := faultLoop(t, tc, ss, func(round int) error {
+	rep, late := faultLoop(t, tc, ss, func(round int) error {
 		if round > 0 {
 			return nil
 		}
@@ -354,5 +381,5 @@ func testPauseRetries(t *testing.T) {
 	if rep.extraRuns > 0 || rep.missed > 0 {
 		t.Errorf("pauses past the read timeout: %s, want every tick run once", rep)
 	}
-	t.Logf("summary: pause past ReadTimeout, %d pauses of 250ms: %s; stats %+v", pauses, rep, sumStats(ss))
+	t.Logf("summary: pause past ReadTimeout, %d pauses of 250ms: %s; latest tick start %v; stats %+v", pauses, rep, late[0], sumStats(ss))
 }
