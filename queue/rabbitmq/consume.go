@@ -164,8 +164,8 @@ func (d *driver) delivery(del amqp.Delivery) *queue.Delivery {
 	return x
 }
 
-// Settle implements queue.Driver: copies for retries and dead letters are
-// published (pipelined) and confirmed first, then the originals are
+// Settle implements queue.Driver: copies for retries, dead letters (and
+// releases on quorum queues) are published (pipelined) and confirmed first, then the originals are
 // acknowledged, so a crash in between duplicates a message but never loses
 // one. Deliveries whose channel is gone are skipped: the broker has already
 // put them back.
@@ -201,6 +201,11 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 		case queue.OutcomeDeadLetter:
 			m.LastError = s.Err
 			key = d.q.dead
+		case queue.OutcomeRelease:
+			if !d.requeueCounts() {
+				continue // nacked with requeue below
+			}
+			key = d.q.name // a fresh copy: its delivery count starts again
 		default:
 			continue
 		}
@@ -234,7 +239,14 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 		case queue.OutcomeAck:
 			err = h.d.Ack(false)
 		case queue.OutcomeRelease:
-			err = h.d.Nack(false, true)
+			if !d.requeueCounts() {
+				err = h.d.Nack(false, true)
+				break
+			}
+			if !h.copied.Load() {
+				continue
+			}
+			err = h.d.Ack(false)
 		default:
 			if !h.copied.Load() {
 				continue // its copy failed; the whole settle is retried
@@ -250,6 +262,12 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 	}
 	return first
 }
+
+// requeueCounts reports whether the broker counts a requeue as a failed
+// delivery (quorum queues' x-delivery-count): then a release republishes a
+// copy and acks the original instead of nacking it, so that graceful
+// shutdowns do not make a message look like it crashes its consumers.
+func (d *driver) requeueCounts() bool { return d.q.cfg.QueueType == Quorum }
 
 func cmp(first, err error) error {
 	if first != nil {

@@ -56,10 +56,15 @@
 //     but not confirmed fails with [ErrNotConfirmed] (it may or may not be
 //     queued); a publish while the broker is unreachable waits for the
 //     connection until its ctx is done. Nothing is dropped silently.
-//   - On quorum queues, a message redelivered more than MaxAttempts times
-//     without being settled (its consumers keep crashing) is dead-lettered
-//     without running again (x-delivery-count; a release at shutdown counts
-//     too). Classic queues do not count deliveries.
+//   - On quorum queues, a message delivered more than MaxAttempts times
+//     without being settled (its consumers keep crashing, or their
+//     connections keep dying) is dead-lettered without running again
+//     (x-delivery-count). A graceful shutdown does not count: messages it
+//     hands back are republished (confirmed) and acked, not requeued, on
+//     quorum queues; only deliveries the broker pushed in the instant
+//     between the stop and the channel's close are requeued and counted.
+//     Classic queues do not count deliveries (such a message is redelivered
+//     until it succeeds or fails).
 //
 // # Unsupported
 //

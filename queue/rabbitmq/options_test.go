@@ -3,8 +3,11 @@ package rabbitmq
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -121,4 +124,88 @@ func TestReservedHeaders(t *testing.T) {
 	_, err := q.Publish(context.Background(), []byte("x"), queue.WithHeaders(map[string]string{"x-outrigger-attempt": "9"}))
 	require.ErrorContains(t, err, "reserved")
 	require.False(t, errors.Is(err, queue.ErrUnsupported))
+}
+
+// TestStalledQuorum: a message whose consumers keep dying (here: taken and
+// handed back unacked by a raw AMQP channel, as the broker does when a
+// consumer's connection dies) is dead-lettered after MaxAttempts deliveries
+// without running again; graceful shutdowns that release it do not count.
+func TestStalledQuorum(t *testing.T) {
+	ctx := context.Background()
+	q := newTestQueue(t, Config{QueueType: Quorum}, "stalled")
+
+	// Released three times by graceful shutdowns, then still run.
+	id, err := q.Publish(ctx, []byte("released"))
+	require.NoError(t, err)
+	for i := range 3 {
+		started := make(chan struct{})
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- q.Consume(cctx, func(ctx context.Context, m *queue.Message) error {
+				close(started)
+				<-ctx.Done()
+				return ctx.Err()
+			}, queue.MaxAttempts(1), queue.ShutdownTimeout(10*time.Millisecond), queue.Concurrency(1))
+		}()
+		select {
+		case <-started:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: message not delivered", i)
+		}
+		cancel()
+		require.NoError(t, <-done)
+	}
+	ran := make(chan *queue.Message, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, func(_ context.Context, m *queue.Message) error { ran <- m; return nil }, queue.MaxAttempts(1))
+	}()
+	select {
+	case m := <-ran:
+		assert.Equal(t, id, m.ID)
+		assert.Equal(t, 1, m.Attempt, "releases do not count as attempts")
+	case <-time.After(20 * time.Second):
+		t.Fatal("a message released at shutdown three times was not run (dead-lettered?)")
+	}
+	cancel()
+	require.NoError(t, <-done)
+
+	// Handed back unacked three times (crashed consumers): with
+	// MaxAttempts(2) it is dead-lettered without running.
+	id, err = q.Publish(ctx, []byte("crashes"))
+	require.NoError(t, err)
+	conn, err := amqp.Dial(brokerURL())
+	require.NoError(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	require.NoError(t, err)
+	for i := range 3 {
+		require.Eventually(t, func() bool {
+			d, ok, err := ch.Get(q.name, false)
+			require.NoError(t, err)
+			if ok {
+				require.NoError(t, d.Nack(false, true))
+			}
+			return ok
+		}, 20*time.Second, 5*time.Millisecond, "get %d", i)
+	}
+	var calls atomic.Int32
+	cctx, cancel = context.WithCancel(ctx)
+	go func() {
+		done <- q.Consume(cctx, func(context.Context, *queue.Message) error { calls.Add(1); return nil }, queue.MaxAttempts(2))
+	}()
+	require.Eventually(t, func() bool {
+		st, err := q.Stats(ctx)
+		return err == nil && st.Dead == 1 && st.Ready == 0
+	}, 20*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, int32(0), calls.Load(), "the handler must not run again")
+	dead, err := q.DeadLetters(ctx, 0)
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+	assert.Equal(t, id, dead[0].ID)
+	assert.Contains(t, dead[0].LastError, "without finishing")
 }
