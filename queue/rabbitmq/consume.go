@@ -127,28 +127,38 @@ func (d *driver) Fetch(ctx context.Context, max int) ([]*queue.Delivery, error) 
 			return nil, err
 		}
 	}
-	var out []*queue.Delivery
+	var dels []amqp.Delivery
 	select {
 	case del, ok := <-d.deliveries:
 		if !ok {
 			d.reset()
 			return nil, errChannelLost
 		}
-		out = append(out, d.delivery(del))
+		dels = append(dels, del)
 	case <-ctx.Done():
 		return nil, nil
 	}
-	for len(out) < max {
+more:
+	for len(dels) < max {
 		select {
 		case del, ok := <-d.deliveries:
 			if !ok {
-				d.reset()
-				return out, nil
+				break more
 			}
-			out = append(out, d.delivery(del))
+			dels = append(dels, del)
 		default:
-			return out, nil
+			break more
 		}
+	}
+	if d.ch.IsClosed() {
+		// The broker has already taken these back with the channel: running
+		// them would only add duplicates.
+		d.reset()
+		return nil, errChannelLost
+	}
+	out := make([]*queue.Delivery, len(dels))
+	for i := range dels {
+		out[i] = d.delivery(dels[i])
 	}
 	return out, nil
 }
