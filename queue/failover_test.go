@@ -290,9 +290,11 @@ func TestFaultPause(t *testing.T) {
 		cq, err := queue.NewRedis(cc, name, queue.WithPrefix("t:"))
 		require.NoError(t, err)
 		f := newFaultRun(t, name)
-		stopC := f.consume(cq, 0)
+		// Slower than the producers, with messages in hand: handlers keep
+		// finishing during the pause, so acknowledgements are in flight.
+		stopC := f.consume(cq, 10*time.Millisecond, queue.Prefetch(64))
 		stopP := f.produce(pq, 4, time.Millisecond)
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 
 		// Mid-publish and mid-ack.
 		pd, cd := pcnt.Dials(), ccnt.Dials()
@@ -304,11 +306,12 @@ func TestFaultPause(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		recovery := f.outage(began)
 		// A timed-out command's connection is dropped and the command
-		// re-sent on a new one: the pause really made the producers retry.
-		// (Consumers re-send only what was in flight: a blocking read has a
-		// longer timeout of its own, so theirs are counted, not asserted.)
+		// re-sent on a new one: the pause really made the producers and the
+		// consumers (their acknowledgements; a blocking read has a longer
+		// timeout of its own) retry.
 		producerRedials, consumerRedials := pcnt.Dials()-pd, ccnt.Dials()-cd
 		require.Positive(t, producerRedials, "the producers did not time out and re-send")
+		require.Positive(t, consumerRedials, "the consumers did not time out and re-send an acknowledgement")
 
 		// Mid-publish with the consumers stopped: every entry stays in the
 		// stream, where a duplicated publish would show.

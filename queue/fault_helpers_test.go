@@ -134,6 +134,7 @@ func (f *faultRun) consume(q queue.Queue, delay time.Duration, opts ...queue.Con
 			}
 		})
 	}
+	f.stops = append(f.stops, stop)
 	f.t.Cleanup(stop)
 	return stop
 }
@@ -162,7 +163,8 @@ func (f *faultRun) drain(q queue.Queue, limit time.Duration) bool {
 	return false
 }
 
-// check stops producers and consumers, compares the history and logs one
+// check stops producers and consumers (in the order they started),
+// compares the history and logs one
 // summary line. It asserts what the queue always promises: nothing
 // delivered that was not published.
 func (f *faultRun) check(extra string) historytest.QueueReport {

@@ -23,8 +23,9 @@ if prev then
   -- A write, so that a WAIT after this repeat (WaitReplicas) counts the
   -- replication offset from here, which covers the first call's writes: a
   -- repeat that wrote nothing would let WAIT on a fresh connection return
-  -- at once.
-  redis.call('PEXPIRE', KEYS[4], ARGV[1])
+  -- at once. pcall: a refused write (NOREPLICAS, OOM) must not turn the
+  -- first call's success into an error.
+  redis.pcall('PEXPIRE', KEYS[4], ARGV[1])
   return cmsgpack.unpack(prev)
 end
 local window = ARGV[1]
