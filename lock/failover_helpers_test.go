@@ -145,15 +145,25 @@ func (r historyReport) String() string {
 		r.grants, r.resources, r.accepted, r.overlaps, r.nonMonotonic, r.duplicates, r.invalid, r.doubles)
 }
 
-// writer makes fenced writes on behalf of a holder and records each write
-// as a tenure of the resource (accepted or rejected by the fence).
+// writer makes fenced writes on behalf of holders and records each write
+// as a tenure of the resource (accepted or rejected by the fence). Writes
+// are made one at a time, as by a single-threaded resource: two concurrent
+// writes would have overlapping intervals although the store ordered them,
+// which the checker would report as an overlap.
 type writer struct {
-	f *lock.Fence
-	h *histories
+	f  *lock.Fence
+	h  *histories
+	mu *sync.Mutex
+}
+
+func newWriter(t *testing.T) writer {
+	return writer{f: resourceFence(t), h: &histories{}, mu: &sync.Mutex{}}
 }
 
 // write stores value for resource with token; it returns the fence's error.
 func (w writer) write(ctx context.Context, holder, resource string, token uint64, value string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	start := time.Now()
 	err := w.f.Set(ctx, resource, token, value)
 	w.h.record(resource, historytest.Grant{Token: token, Holder: holder, Start: start, End: time.Now(), Accepted: err == nil})

@@ -61,7 +61,7 @@ func testSentinelForcedLag(t *testing.T) {
 				return l
 			}
 			a, b, probe := newLocker(), newLocker(), newLocker()
-			w := writer{f: resourceFence(t), h: &histories{}}
+			w := newWriter(t)
 			var c tally
 			const keys = 5
 			for round := range n {
@@ -171,7 +171,7 @@ func testSentinelZombie(t *testing.T) {
 			require.NoError(t, err)
 			probe, err := lock.New(s.Client(t, fastSentinel), lock.WithPrefix("z:"))
 			require.NoError(t, err)
-			w := writer{f: resourceFence(t), h: &histories{}}
+			w := newWriter(t)
 			var c tally
 			var zombieOK, rounds int
 			const ttl = 10 * time.Second
@@ -302,7 +302,7 @@ func testClusterShard(t *testing.T) {
 	}
 	probe, err := lock.New(client(), lock.WithPrefix("cl:"))
 	require.NoError(t, err)
-	w := writer{f: resourceFence(t), h: &histories{}}
+	w := newWriter(t)
 	counts := map[string]*tally{}
 	faults := []struct {
 		name string
@@ -478,7 +478,7 @@ func testPauseRetries(t *testing.T) {
 		require.NoError(t, err)
 		lockers = append(lockers, l)
 	}
-	w := writer{f: resourceFence(t), h: &histories{}}
+	w := newWriter(t)
 	var tenures histories
 	keys := []string{"k0", "k1", "k2"}
 	var (
@@ -581,7 +581,7 @@ func testRestartEmpty(t *testing.T) {
 		return l
 	}
 	a, b := mk(), mk()
-	w := writer{f: resourceFence(t), h: &histories{}}
+	w := newWriter(t)
 	var c tally
 	for round := range n {
 		held, err := a.Acquire(ctx, "k", time.Minute)
@@ -629,7 +629,7 @@ func testHolderPause(t *testing.T) {
 		require.NoError(t, err)
 		lockers = append(lockers, l)
 	}
-	w := writer{f: resourceFence(t), h: &histories{}}
+	w := newWriter(t)
 	var tenures histories
 	const ttl = 100 * time.Millisecond
 	var mu sync.Mutex
