@@ -227,9 +227,11 @@ func TestContract(t *testing.T) {
 			require.NoError(t, b.Release(ctx))
 		}},
 		{"auto-refresh", []lock.Option{lock.WithAutoRefresh(true)}, func(t *testing.T, l lock.Locker) {
-			a, err := l.TryAcquire(ctx, "k", 400*time.Millisecond)
+			// A TTL roomy enough that a refresh delayed by a loaded machine
+			// (every ttl/3) still lands before the loss deadline.
+			a, err := l.TryAcquire(ctx, "k", time.Second)
 			require.NoError(t, err)
-			time.Sleep(1300 * time.Millisecond) // more than 3 TTLs: must still be held
+			time.Sleep(3100 * time.Millisecond) // more than 3 TTLs: must still be held
 			select {
 			case <-a.Lost():
 				t.Fatal("auto-refreshed lock lost")
