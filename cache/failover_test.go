@@ -29,7 +29,7 @@ import (
 // local-tier flushes. The assertions are the package's promises: Fetch never
 // fails while the loader answers, and invalidation works again after the
 // fault. OUTRIGGER_LONG=1 repeats every scenario and adds variants;
-// docs/reliability/cache.md has the measured figures.
+// RELIABILITY.md has the measured figures.
 
 // cacheFault runs one scenario with caches on clients from mk. fault returns
 // once the deployment is usable again.

@@ -21,7 +21,7 @@ import (
 // TestFailover runs the lock's failover, pause and restart fault tests
 // concurrently (they mostly wait on Redis), then checks for leaks. Each
 // logs a one-line summary of its counts ("summary: ..."), quoted in
-// docs/reliability/lock.md. OUTRIGGER_LONG=1 repeats each fault more often.
+// RELIABILITY.md. OUTRIGGER_LONG=1 repeats each fault more often.
 func TestFailover(t *testing.T) {
 	leakCheck(t)
 	t.Run("SentinelForcedLag", testSentinelForcedLag)

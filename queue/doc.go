@@ -72,7 +72,7 @@
 // publishes. [WaitReplicas] narrows the failover window (a publish is
 // acknowledged only once replicas have it), and min-replicas-to-write on
 // the Redis side makes a stale primary refuse publishes; measured figures
-// per fault are in docs/reliability/queue.md. All keys of a queue share one hash tag, so one queue lives on
+// per fault are in RELIABILITY.md. All keys of a queue share one hash tag, so one queue lives on
 // one Redis Cluster node; spread load over several queues.
 //
 // # Redis layout

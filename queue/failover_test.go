@@ -21,7 +21,7 @@ import (
 // one summary line of counts. They assert only what the queue promises;
 // losses that Redis's asynchronous replication allows are counted, not
 // asserted. OUTRIGGER_LONG=1 repeats each fault more times; the figures in
-// docs/reliability/queue.md come from those runs.
+// RELIABILITY.md come from those runs.
 
 // TestWaitReplicas: WaitReplicas validates its arguments and the client,
 // acknowledges a publish once a replica has it, and fails it with

@@ -124,7 +124,7 @@ func PublishPipelines(n int) Option { return func(c *queueConfig) { c.publishPip
 // acknowledged message is on n replicas as well. It does not close it (a
 // replica that acknowledged may not be the one promoted when n is below the
 // number of replicas, and WAIT does not make the write durable on disk);
-// see docs/reliability/queue.md for measured figures. A publish costs one
+// see RELIABILITY.md for measured figures. A publish costs one
 // more command, shared by the coalesced pipeline, plus the replication
 // round trip.
 //

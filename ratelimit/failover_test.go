@@ -24,7 +24,7 @@ import (
 // and caller errors. The assertions are what the package promises: callers
 // never get an error (the fallback answers), the breaker closes by itself
 // and Redis decides again. OUTRIGGER_LONG=1 repeats every scenario and adds
-// variants; docs/reliability/ratelimit.md has the measured figures.
+// variants; RELIABILITY.md has the measured figures.
 
 // limiterFault runs one scenario: load, fault (returns once the deployment
 // is usable again), recovery, summary.

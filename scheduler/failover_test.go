@@ -19,7 +19,7 @@ import (
 // fault are run rather than skipped) whose runs are counted per tick on a
 // Redis server of their own, which the fault does not touch. Each test
 // logs "summary: ..." with the duplicate runs and missed ticks, quoted in
-// docs/reliability/scheduler.md. OUTRIGGER_LONG=1 repeats each fault.
+// RELIABILITY.md. OUTRIGGER_LONG=1 repeats each fault.
 func TestFailover(t *testing.T) {
 	noLeaks(t)
 	t.Run("SentinelFailover", testSentinelFailover)
