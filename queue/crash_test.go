@@ -20,6 +20,7 @@ import (
 
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 	"github.com/outrigger-dev/outrigger/queue"
+	"github.com/outrigger-dev/outrigger/queue/queuetest"
 )
 
 const crashChildEnv = "OUTRIGGER_QUEUE_CRASH_CHILD"
@@ -144,7 +145,7 @@ func TestCrash(t *testing.T) {
 	require.Eventually(t, func() bool { return processed() == int64(n) }, 120*time.Second, 20*time.Millisecond,
 		"not every message was processed: %d of %d", processed(), n)
 	drained := time.Now()
-	st := waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 1 }, "nothing pending, only the poison dead")
+	st := queuetest.WaitStats(t, q, func(s queue.Stats) bool { return queuetest.Empty(s) && s.Dead == 1 }, "nothing pending, only the poison dead")
 	assert.Equal(t, queue.Stats{Dead: 1}, st)
 	assert.Zero(t, st.Pending)
 	dead, err := q.DeadLetters(ctx, 0)

@@ -2,9 +2,7 @@ package queue_test
 
 import (
 	"context"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -60,81 +58,6 @@ func backends() []backend {
 		{"cluster", redisBackend(redistest.NewCluster), false},
 	}
 }
-
-// consumer runs Consume in the background; stop cancels it and returns its
-// error.
-type consumer struct {
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startConsumer(t *testing.T, q queue.Queue, h any, opts ...queue.ConsumeOption) *consumer {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &consumer{cancel: cancel, done: make(chan error, 1)}
-	go func() { c.done <- q.Consume(ctx, h, opts...) }()
-	t.Cleanup(func() { c.stop(t) })
-	return c
-}
-
-func (c *consumer) stop(t *testing.T) error {
-	t.Helper()
-	c.cancel()
-	select {
-	case err, ok := <-c.done:
-		if ok {
-			close(c.done)
-		}
-		return err
-	case <-time.After(30 * time.Second):
-		t.Fatal("Consume did not return within 30s of its ctx being cancelled")
-		return nil
-	}
-}
-
-// recorder collects handled messages.
-type recorder struct {
-	mu   sync.Mutex
-	seen map[string][]*queue.Message
-}
-
-func newRecorder() *recorder { return &recorder{seen: make(map[string][]*queue.Message)} }
-
-func (r *recorder) add(m *queue.Message) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.seen[m.ID] = append(r.seen[m.ID], m)
-}
-
-func (r *recorder) distinct() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.seen)
-}
-
-func (r *recorder) get(id string) []*queue.Message {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*queue.Message(nil), r.seen[id]...)
-}
-
-func waitStats(t *testing.T, q queue.Queue, want func(queue.Stats) bool, msg string) queue.Stats {
-	t.Helper()
-	var st queue.Stats
-	require.Eventually(t, func() bool {
-		var err error
-		st, err = q.Stats(context.Background())
-		return err == nil && want(st)
-	}, 20*time.Second, 10*time.Millisecond, "%s; last stats %+v", msg, st)
-	return st
-}
-
-func empty(st queue.Stats) bool {
-	return st.Ready == 0 && st.InFlight == 0 && st.Delayed == 0
-}
-
-//lint:ignore U1000 kept for the fault tests in this package
-func fastRetry(int) time.Duration { return 10 * time.Millisecond }
 
 // contractBackends adapts backends to the shared suite in queue/queuetest.
 func contractQueue(b backend) queuetest.NewQueue {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 	"github.com/outrigger-dev/outrigger/queue"
+	"github.com/outrigger-dev/outrigger/queue/queuetest"
 )
 
 // streamKey is where the queue "name" keeps its messages (see queue.Redis).
@@ -65,18 +66,18 @@ func TestRedisReclaim(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(300), st.InFlight)
 
-	rec := newRecorder()
+	rec := queuetest.NewRecorder()
 	start := time.Now()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil },
+	queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil },
 		queue.VisibilityTimeout(500*time.Millisecond), queue.Prefetch(16), queue.Concurrency(4))
-	require.Eventually(t, func() bool { return rec.distinct() == 300 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return rec.Distinct() == 300 }, 30*time.Second, 10*time.Millisecond)
 	t.Logf("300 messages of a dead consumer reclaimed and processed %v after the consumer started (visibility 500ms)", time.Since(start))
 	for _, id := range ids {
-		ms := rec.get(id)
+		ms := rec.Get(id)
 		require.Len(t, ms, 1)
 		assert.Equal(t, 1, ms[0].Attempt, "a reclaim is not a failed attempt")
 	}
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) }, "drained")
+	queuetest.WaitStats(t, q, func(s queue.Stats) bool { return queuetest.Empty(s) }, "drained")
 	require.NoError(t, q.Close())
 }
 
@@ -88,19 +89,19 @@ func TestRedisStableNameResumes(t *testing.T) {
 	require.NoError(t, err)
 	ids := publishN(t, q, 50)
 	ghostRead(t, db.Client, streamKey(db.Prefix, "r"), "pod-1", 50)
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error {
-		rec.add(m)
+	rec := queuetest.NewRecorder()
+	queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+		rec.Add(m)
 		// Uneven handler times: slots free up while others still run, so
 		// the pending list is read in several steps, none of which may
 		// deliver a running message again.
 		time.Sleep(time.Duration(m.Body[len(m.Body)-1]%7) * 3 * time.Millisecond)
 		return nil
 	}, queue.ConsumerName("pod-1"), queue.VisibilityTimeout(time.Hour), queue.Concurrency(10), queue.Prefetch(10))
-	require.Eventually(t, func() bool { return rec.distinct() == 50 }, 20*time.Second, 5*time.Millisecond)
-	waitStats(t, q, empty, "acked")
+	require.Eventually(t, func() bool { return rec.Distinct() == 50 }, 20*time.Second, 5*time.Millisecond)
+	queuetest.WaitStats(t, q, queuetest.Empty, "acked")
 	for _, id := range ids {
-		assert.Len(t, rec.get(id), 1, "message %s delivered twice to the same consumer", id)
+		assert.Len(t, rec.Get(id), 1, "message %s delivered twice to the same consumer", id)
 	}
 }
 
@@ -124,15 +125,15 @@ func TestRedisLeaseRenewal(t *testing.T) {
 	}
 	_, err = q.Publish(context.Background(), []byte("long"))
 	require.NoError(t, err)
-	startConsumer(t, q, h, queue.VisibilityTimeout(vis))
+	queuetest.StartConsumer(t, q, h, queue.VisibilityTimeout(vis))
 	// A second consumer that would steal the message without renewals.
-	startConsumer(t, q, h, queue.VisibilityTimeout(vis))
+	queuetest.StartConsumer(t, q, h, queue.VisibilityTimeout(vis))
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		t.Fatal("handler did not finish")
 	}
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) }, "acked")
+	queuetest.WaitStats(t, q, func(s queue.Stats) bool { return queuetest.Empty(s) }, "acked")
 	assert.Equal(t, int32(1), runs.Load(), "the long handler's message ran again elsewhere: lease not renewed")
 }
 
@@ -144,11 +145,11 @@ func TestRedisLeaveGroup(t *testing.T) {
 	require.NoError(t, err)
 	publishN(t, q, 3)
 	ghostRead(t, db.Client, streamKey(db.Prefix, "r"), "ghost", 1)
-	rec := newRecorder()
-	c := startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil },
+	rec := queuetest.NewRecorder()
+	c := queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil },
 		queue.ConsumerName("worker"), queue.VisibilityTimeout(time.Hour))
-	require.Eventually(t, func() bool { return rec.distinct() == 2 }, 20*time.Second, 5*time.Millisecond)
-	require.NoError(t, c.stop(t))
+	require.Eventually(t, func() bool { return rec.Distinct() == 2 }, 20*time.Second, 5*time.Millisecond)
+	require.NoError(t, c.Stop(t))
 	cs, err := db.Client.XInfoConsumers(context.Background(), streamKey(db.Prefix, "r"), "consumers").Result()
 	require.NoError(t, err)
 	var names []string
@@ -254,7 +255,7 @@ func TestRedisRestart(t *testing.T) {
 
 	var processed sync.Map
 	var nProcessed atomic.Int64
-	startConsumer(t, cq, func(_ context.Context, m *queue.Message) error {
+	queuetest.StartConsumer(t, cq, func(_ context.Context, m *queue.Message) error {
 		if _, dup := processed.LoadOrStore(m.ID, true); !dup {
 			nProcessed.Add(1)
 		}
@@ -293,7 +294,7 @@ func TestRedisRestart(t *testing.T) {
 		_, seen := processed.Load(id)
 		require.True(t, seen, "message %s was published but never processed", id)
 	}
-	waitStats(t, pq, empty, "drained after restart")
+	queuetest.WaitStats(t, pq, queuetest.Empty, "drained after restart")
 }
 
 // TestRedisRestartEmpty: Redis comes back empty (no persistence); the
@@ -303,10 +304,10 @@ func TestRedisRestartEmpty(t *testing.T) {
 	c := s.Client(t, func(o *redis.Options) { o.DialTimeout = 200 * time.Millisecond })
 	q, err := queue.NewRedis(c, "r", queue.WithPrefix("t:"))
 	require.NoError(t, err)
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil })
+	rec := queuetest.NewRecorder()
+	queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil })
 	publishN(t, q, 10)
-	require.Eventually(t, func() bool { return rec.distinct() == 10 }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rec.Distinct() == 10 }, 20*time.Second, 5*time.Millisecond)
 	require.NoError(t, s.Restart())
 	var ids []string
 	require.Eventually(t, func() bool {
@@ -316,7 +317,7 @@ func TestRedisRestartEmpty(t *testing.T) {
 		}
 		return len(ids) == 10
 	}, 20*time.Second, 5*time.Millisecond)
-	require.Eventually(t, func() bool { return rec.distinct() == 20 }, 20*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return rec.Distinct() == 20 }, 20*time.Second, 5*time.Millisecond,
 		"the consumer did not recover its group")
 }
 
@@ -338,11 +339,11 @@ func TestRedisScriptFlush(t *testing.T) {
 	require.NoError(t, c.ScriptFlush(ctx).Err())
 	_, err = q.PublishBatch(ctx, [][]byte{[]byte("c"), []byte("d")})
 	require.NoError(t, err)
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil })
-	require.Eventually(t, func() bool { return rec.distinct() == 4 }, 20*time.Second, 5*time.Millisecond)
+	rec := queuetest.NewRecorder()
+	queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil })
+	require.Eventually(t, func() bool { return rec.Distinct() == 4 }, 20*time.Second, 5*time.Millisecond)
 	require.NoError(t, c.ScriptFlush(ctx).Err())
-	waitStats(t, q, empty, "acked after a flush")
+	queuetest.WaitStats(t, q, queuetest.Empty, "acked after a flush")
 }
 
 // TestRedisStalledMessageDeadLettered: a message whose consumers keep dying
@@ -362,12 +363,12 @@ func TestRedisStalledMessageDeadLettered(t *testing.T) {
 	for _, who := range []string{"crashed-2", "crashed-3"} {
 		require.NoError(t, db.Client.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: "consumers", Consumer: who, Messages: []string{entries[0].ID}}).Err())
 	}
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil },
+	rec := queuetest.NewRecorder()
+	queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil },
 		queue.MaxAttempts(2), queue.VisibilityTimeout(200*time.Millisecond))
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 1 }, "the stalling message is dead, the other done")
-	assert.Empty(t, rec.get(ids[0]), "the stalling message must not run again")
-	assert.Len(t, rec.get(ids[1]), 1, "a message reclaimed once runs normally")
+	queuetest.WaitStats(t, q, func(s queue.Stats) bool { return queuetest.Empty(s) && s.Dead == 1 }, "the stalling message is dead, the other done")
+	assert.Empty(t, rec.Get(ids[0]), "the stalling message must not run again")
+	assert.Len(t, rec.Get(ids[1]), 1, "a message reclaimed once runs normally")
 	dead, err := q.DeadLetters(ctx, 0)
 	require.NoError(t, err)
 	require.Len(t, dead, 1)

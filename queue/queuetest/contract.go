@@ -16,23 +16,26 @@ import (
 	"github.com/outrigger-dev/outrigger/queue"
 )
 
-// consumer runs Consume in the background; stop cancels it and returns its
+// Consumer runs Consume in the background; Stop cancels it and returns its
 // error.
-type consumer struct {
+type Consumer struct {
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func startConsumer(t *testing.T, q queue.Queue, h any, opts ...queue.ConsumeOption) *consumer {
+// StartConsumer runs q.Consume(h, opts...) until Stop or the end of the test.
+func StartConsumer(t *testing.T, q queue.Queue, h any, opts ...queue.ConsumeOption) *Consumer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &consumer{cancel: cancel, done: make(chan error, 1)}
+	c := &Consumer{cancel: cancel, done: make(chan error, 1)}
 	go func() { c.done <- q.Consume(ctx, h, opts...) }()
-	t.Cleanup(func() { c.stop(t) })
+	t.Cleanup(func() { c.Stop(t) })
 	return c
 }
 
-func (c *consumer) stop(t *testing.T) error {
+// Stop cancels Consume and returns its error; it fails the test if Consume
+// does not return within 30s.
+func (c *Consumer) Stop(t *testing.T) error {
 	t.Helper()
 	c.cancel()
 	select {
@@ -47,33 +50,38 @@ func (c *consumer) stop(t *testing.T) error {
 	}
 }
 
-// recorder collects handled messages.
-type recorder struct {
+// Recorder collects handled messages by ID. It is safe for concurrent use.
+type Recorder struct {
 	mu   sync.Mutex
 	seen map[string][]*queue.Message
 }
 
-func newRecorder() *recorder { return &recorder{seen: make(map[string][]*queue.Message)} }
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{seen: make(map[string][]*queue.Message)} }
 
-func (r *recorder) add(m *queue.Message) {
+// Add records a delivery of m.
+func (r *Recorder) Add(m *queue.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seen[m.ID] = append(r.seen[m.ID], m)
 }
 
-func (r *recorder) distinct() int {
+// Distinct returns how many distinct message IDs were recorded.
+func (r *Recorder) Distinct() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.seen)
 }
 
-func (r *recorder) get(id string) []*queue.Message {
+// Get returns the recorded deliveries of the message with ID id.
+func (r *Recorder) Get(id string) []*queue.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]*queue.Message(nil), r.seen[id]...)
 }
 
-func waitStats(t *testing.T, q queue.Queue, want func(queue.Stats) bool, msg string) queue.Stats {
+// WaitStats polls q.Stats until want holds (20s at most) and returns them.
+func WaitStats(t *testing.T, q queue.Queue, want func(queue.Stats) bool, msg string) queue.Stats {
 	t.Helper()
 	var st queue.Stats
 	require.Eventually(t, func() bool {
@@ -84,11 +92,13 @@ func waitStats(t *testing.T, q queue.Queue, want func(queue.Stats) bool, msg str
 	return st
 }
 
-func empty(st queue.Stats) bool {
+// Empty reports whether nothing is ready, in flight or delayed.
+func Empty(st queue.Stats) bool {
 	return st.Ready == 0 && st.InFlight == 0 && st.Delayed == 0
 }
 
-func fastRetry(int) time.Duration { return 10 * time.Millisecond }
+// FastRetry is a Backoff for tests: 10ms whatever the attempt.
+func FastRetry(int) time.Duration { return 10 * time.Millisecond }
 
 func testPublishConsume(t *testing.T, b *suite) {
 	noLeaks(t, b)
@@ -115,14 +125,14 @@ func testPublishConsume(t *testing.T, b *suite) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(n), st.Ready+st.InFlight)
 
-	rec := newRecorder()
-	startConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
-		rec.add(m)
+	rec := NewRecorder()
+	StartConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
+		rec.Add(m)
 		return nil
 	}, queue.Concurrency(4))
-	require.Eventually(t, func() bool { return rec.distinct() == n }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rec.Distinct() == n }, 20*time.Second, 5*time.Millisecond)
 	for id, i := range ids {
-		ms := rec.get(id)
+		ms := rec.Get(id)
 		require.Len(t, ms, 1, "message %s delivered %d times, want 1", id, len(ms))
 		m := ms[0]
 		assert.Equal(t, strconv.Itoa(i), string(m.Body))
@@ -131,7 +141,7 @@ func testPublishConsume(t *testing.T, b *suite) {
 		assert.WithinDuration(t, time.Now(), m.PublishedAt, time.Minute)
 		assert.Empty(t, m.LastError)
 	}
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 0 && s.OldestAge == 0 }, "queue should be empty")
+	WaitStats(t, q, func(s queue.Stats) bool { return Empty(s) && s.Dead == 0 && s.OldestAge == 0 }, "queue should be Empty")
 }
 
 func testPublishBatch(t *testing.T, b *suite) {
@@ -142,7 +152,7 @@ func testPublishBatch(t *testing.T, b *suite) {
 	for i := range bodies {
 		bodies[i] = []byte(fmt.Sprintf("b%d", i))
 	}
-	bodies[7] = []byte{} // empty bodies are allowed
+	bodies[7] = []byte{} // Empty bodies are allowed
 	ids, err := q.PublishBatch(ctx, bodies)
 	require.NoError(t, err)
 	require.Len(t, ids, len(bodies))
@@ -152,18 +162,18 @@ func testPublishBatch(t *testing.T, b *suite) {
 		idx[id] = i
 	}
 	require.Len(t, idx, len(bodies), "IDs must be distinct")
-	rec := newRecorder()
-	startConsumer(t, q, queue.Handler(func(_ context.Context, m *queue.Message) error {
-		rec.add(m)
+	rec := NewRecorder()
+	StartConsumer(t, q, queue.Handler(func(_ context.Context, m *queue.Message) error {
+		rec.Add(m)
 		return nil
 	}))
-	require.Eventually(t, func() bool { return rec.distinct() == len(bodies) }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rec.Distinct() == len(bodies) }, 20*time.Second, 5*time.Millisecond)
 	for id, i := range idx {
-		assert.Equal(t, string(bodies[i]), string(rec.get(id)[0].Body))
+		assert.Equal(t, string(bodies[i]), string(rec.Get(id)[0].Body))
 	}
-	empty, err := q.PublishBatch(ctx, nil)
+	Empty, err := q.PublishBatch(ctx, nil)
 	require.NoError(t, err)
-	assert.Empty(t, empty)
+	assert.Empty(t, Empty)
 }
 
 func testRetry(t *testing.T, b *suite) {
@@ -174,9 +184,9 @@ func testRetry(t *testing.T, b *suite) {
 	require.NoError(t, err)
 	var backoffs []int
 	var mu sync.Mutex
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error {
-		rec.add(m)
+	rec := NewRecorder()
+	StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+		rec.Add(m)
 		if m.Attempt < 3 {
 			return fmt.Errorf("boom %d", m.Attempt)
 		}
@@ -187,8 +197,8 @@ func testRetry(t *testing.T, b *suite) {
 		mu.Unlock()
 		return time.Duration(attempt) * 20 * time.Millisecond
 	}))
-	require.Eventually(t, func() bool { return len(rec.get(id)) == 3 }, 20*time.Second, 5*time.Millisecond)
-	ms := rec.get(id)
+	require.Eventually(t, func() bool { return len(rec.Get(id)) == 3 }, 20*time.Second, 5*time.Millisecond)
+	ms := rec.Get(id)
 	for i, m := range ms {
 		assert.Equal(t, i+1, m.Attempt, "attempt of delivery %d", i)
 		assert.Equal(t, "flaky", string(m.Body))
@@ -201,7 +211,7 @@ func testRetry(t *testing.T, b *suite) {
 	mu.Lock()
 	assert.Equal(t, []int{1, 2}, backoffs)
 	mu.Unlock()
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 0 }, "queue should be empty")
+	WaitStats(t, q, func(s queue.Stats) bool { return Empty(s) && s.Dead == 0 }, "queue should be Empty")
 }
 
 func testDeadLetter(t *testing.T, b *suite) {
@@ -214,17 +224,17 @@ func testDeadLetter(t *testing.T, b *suite) {
 	require.NoError(t, err)
 	var fail atomic.Bool
 	fail.Store(true)
-	rec := newRecorder()
-	c := startConsumer(t, q, func(_ context.Context, m *queue.Message) error {
-		rec.add(m)
+	rec := NewRecorder()
+	c := StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+		rec.Add(m)
 		if string(m.Body) == "poison" && fail.Load() {
 			return errors.New("cannot parse")
 		}
 		return nil
-	}, queue.MaxAttempts(3), queue.Backoff(fastRetry))
-	waitStats(t, q, func(s queue.Stats) bool { return s.Dead == 1 && empty(s) }, "poison message should be dead")
-	assert.Len(t, rec.get(poison), 3, "poison tried MaxAttempts times")
-	assert.Len(t, rec.get(good), 1)
+	}, queue.MaxAttempts(3), queue.Backoff(FastRetry))
+	WaitStats(t, q, func(s queue.Stats) bool { return s.Dead == 1 && Empty(s) }, "poison message should be dead")
+	assert.Len(t, rec.Get(poison), 3, "poison tried MaxAttempts times")
+	assert.Len(t, rec.Get(good), 1)
 
 	dead, err := q.DeadLetters(ctx, 10)
 	require.NoError(t, err)
@@ -240,10 +250,10 @@ func testDeadLetter(t *testing.T, b *suite) {
 
 	fail.Store(false)
 	require.NoError(t, q.Requeue(ctx, poison))
-	require.Eventually(t, func() bool { return len(rec.get(poison)) == 4 }, 20*time.Second, 5*time.Millisecond)
-	assert.Equal(t, 1, rec.get(poison)[3].Attempt, "requeue resets the attempt count")
-	waitStats(t, q, func(s queue.Stats) bool { return s.Dead == 0 && empty(s) }, "requeued message should be done")
-	require.NoError(t, c.stop(t))
+	require.Eventually(t, func() bool { return len(rec.Get(poison)) == 4 }, 20*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 1, rec.Get(poison)[3].Attempt, "requeue resets the attempt count")
+	WaitStats(t, q, func(s queue.Stats) bool { return s.Dead == 0 && Empty(s) }, "requeued message should be done")
+	require.NoError(t, c.Stop(t))
 
 	// Requeue with no IDs brings back every dead letter.
 	for i := range 3 {
@@ -251,14 +261,14 @@ func testDeadLetter(t *testing.T, b *suite) {
 		require.NoError(t, err)
 	}
 	fail.Store(true)
-	c = startConsumer(t, q, func(context.Context, *queue.Message) error { return errors.New("no") }, queue.MaxAttempts(1))
-	waitStats(t, q, func(s queue.Stats) bool { return s.Dead == 3 && empty(s) }, "three dead letters")
-	require.NoError(t, c.stop(t))
+	c = StartConsumer(t, q, func(context.Context, *queue.Message) error { return errors.New("no") }, queue.MaxAttempts(1))
+	WaitStats(t, q, func(s queue.Stats) bool { return s.Dead == 3 && Empty(s) }, "three dead letters")
+	require.NoError(t, c.Stop(t))
 	all, err := q.DeadLetters(ctx, 0)
 	require.NoError(t, err)
 	assert.Len(t, all, 3)
 	require.NoError(t, q.Requeue(ctx))
-	st := waitStats(t, q, func(s queue.Stats) bool { return s.Dead == 0 }, "requeue all")
+	st := WaitStats(t, q, func(s queue.Stats) bool { return s.Dead == 0 }, "requeue all")
 	assert.Equal(t, int64(3), st.Ready)
 }
 
@@ -276,9 +286,9 @@ func testPermanentAndPanic(t *testing.T, b *suite) {
 		require.NoError(t, err)
 		after = append(after, id)
 	}
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error {
-		rec.add(m)
+	rec := NewRecorder()
+	StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+		rec.Add(m)
 		switch string(m.Body) {
 		case "perm":
 			return queue.Permanent(errors.New("bad input"))
@@ -286,12 +296,12 @@ func testPermanentAndPanic(t *testing.T, b *suite) {
 			panic("handler bug")
 		}
 		return nil
-	}, queue.MaxAttempts(2), queue.Backoff(fastRetry), queue.Concurrency(1))
-	waitStats(t, q, func(s queue.Stats) bool { return s.Dead == 2 && empty(s) }, "both dead")
-	assert.Len(t, rec.get(perm), 1, "a permanent error is not retried")
-	assert.Len(t, rec.get(pan), 2, "a panic is a failure, retried")
+	}, queue.MaxAttempts(2), queue.Backoff(FastRetry), queue.Concurrency(1))
+	WaitStats(t, q, func(s queue.Stats) bool { return s.Dead == 2 && Empty(s) }, "both dead")
+	assert.Len(t, rec.Get(perm), 1, "a permanent error is not retried")
+	assert.Len(t, rec.Get(pan), 2, "a panic is a failure, retried")
 	for _, id := range after {
-		assert.Len(t, rec.get(id), 1)
+		assert.Len(t, rec.Get(id), 1)
 	}
 	dead, err := q.DeadLetters(ctx, 0)
 	require.NoError(t, err)
@@ -324,7 +334,7 @@ func testDelay(t *testing.T, b *suite) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), st.Delayed)
 	var got sync.Map
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+	StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
 		got.Store(m.ID, time.Now())
 		return nil
 	})
@@ -334,7 +344,7 @@ func testDelay(t *testing.T, b *suite) {
 	nowAt, ok := got.Load(now)
 	require.True(t, ok)
 	assert.True(t, nowAt.(time.Time).Before(at.(time.Time)), "the undelayed message goes first")
-	waitStats(t, q, empty, "queue should be empty")
+	WaitStats(t, q, Empty, "queue should be Empty")
 }
 
 func testDedup(t *testing.T, b *suite) {
@@ -400,10 +410,10 @@ func testMaxLen(t *testing.T, b *suite) {
 	// Consuming makes room again.
 	done := make(chan struct{})
 	var once sync.Once
-	c := startConsumer(t, q, func(context.Context, *queue.Message) error { once.Do(func() { close(done) }); return nil })
+	c := StartConsumer(t, q, func(context.Context, *queue.Message) error { once.Do(func() { close(done) }); return nil })
 	<-done
-	waitStats(t, q, func(s queue.Stats) bool { return s.Ready == 0 && s.InFlight == 0 }, "drained")
-	require.NoError(t, c.stop(t))
+	WaitStats(t, q, func(s queue.Stats) bool { return s.Ready == 0 && s.InFlight == 0 }, "drained")
+	require.NoError(t, c.Stop(t))
 	_, err = q.Publish(ctx, []byte("z"))
 	require.NoError(t, err)
 	_, err = q.Publish(ctx, []byte("z2"))
@@ -425,7 +435,7 @@ func testMaxLen(t *testing.T, b *suite) {
 		published <- err
 	}()
 	got := make(chan string, 4)
-	startConsumer(t, bq, func(_ context.Context, m *queue.Message) error { got <- string(m.Body); return nil })
+	StartConsumer(t, bq, func(_ context.Context, m *queue.Message) error { got <- string(m.Body); return nil })
 	select {
 	case err := <-published:
 		require.NoError(t, err)
@@ -445,7 +455,7 @@ func testDrain(t *testing.T, b *suite) {
 	_, err := q.Publish(ctx, []byte("slow"))
 	require.NoError(t, err)
 	var finished atomic.Bool
-	c := startConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
+	c := StartConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
 		close(started)
 		<-release
 		finished.Store(true)
@@ -453,7 +463,7 @@ func testDrain(t *testing.T, b *suite) {
 	}, queue.ShutdownTimeout(time.Minute))
 	<-started
 	stopped := make(chan error, 1)
-	go func() { stopped <- c.stop(t) }()
+	go func() { stopped <- c.Stop(t) }()
 	select {
 	case <-stopped:
 		t.Fatal("Consume returned while a handler was still running")
@@ -462,7 +472,7 @@ func testDrain(t *testing.T, b *suite) {
 	close(release)
 	require.NoError(t, <-stopped)
 	assert.True(t, finished.Load())
-	waitStats(t, q, func(st queue.Stats) bool { return empty(st) && st.Dead == 0 }, "the drained message was acked")
+	WaitStats(t, q, func(st queue.Stats) bool { return Empty(st) && st.Dead == 0 }, "the drained message was acked")
 }
 
 func testShutdownTimeout(t *testing.T, b *suite) {
@@ -472,19 +482,19 @@ func testShutdownTimeout(t *testing.T, b *suite) {
 	_, err := q.Publish(ctx, []byte("stuck"))
 	require.NoError(t, err)
 	started := make(chan struct{})
-	c := startConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
+	c := StartConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
 		close(started)
 		<-ctx.Done() // only the shutdown deadline ends it
 		return ctx.Err()
 	}, queue.ShutdownTimeout(50*time.Millisecond))
 	<-started
-	require.NoError(t, c.stop(t))
-	waitStats(t, q, func(st queue.Stats) bool {
+	require.NoError(t, c.Stop(t))
+	WaitStats(t, q, func(st queue.Stats) bool {
 		return st.Ready == 1 && st.InFlight == 0 && st.Delayed == 0 && st.Dead == 0
 	}, "the interrupted message is released, not retried or dead")
-	rec := newRecorder()
-	startConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.add(m); return nil })
-	require.Eventually(t, func() bool { return rec.distinct() == 1 }, 20*time.Second, 5*time.Millisecond)
+	rec := NewRecorder()
+	StartConsumer(t, q, func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil })
+	require.Eventually(t, func() bool { return rec.Distinct() == 1 }, 20*time.Second, 5*time.Millisecond)
 	for _, ms := range rec.seen {
 		assert.Equal(t, 1, ms[0].Attempt, "a release does not count as an attempt")
 	}
@@ -518,8 +528,8 @@ func testBatch(t *testing.T, b *suite) {
 		}
 		return errs
 	}
-	startConsumer(t, q, h, queue.BatchSize(10), queue.BatchWait(50*time.Millisecond), queue.Concurrency(2), queue.Backoff(fastRetry))
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 0 }, "all processed")
+	StartConsumer(t, q, h, queue.BatchSize(10), queue.BatchWait(50*time.Millisecond), queue.Concurrency(2), queue.Backoff(FastRetry))
+	WaitStats(t, q, func(s queue.Stats) bool { return Empty(s) && s.Dead == 0 }, "all processed")
 	require.Eventually(t, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -551,9 +561,9 @@ func testBatch(t *testing.T, b *suite) {
 				panic("first batch panics")
 			}
 			return nil
-		}, queue.BatchSize(5), queue.BatchWait(0), queue.Backoff(fastRetry))
+		}, queue.BatchSize(5), queue.BatchWait(0), queue.Backoff(FastRetry))
 	}()
-	waitStats(t, q2, func(s queue.Stats) bool { return empty(s) && s.Dead == 0 }, "retried after the panic")
+	WaitStats(t, q2, func(s queue.Stats) bool { return Empty(s) && s.Dead == 0 }, "retried after the panic")
 	cancel()
 	require.NoError(t, <-done)
 	assert.GreaterOrEqual(t, calls.Load(), int32(2))
@@ -591,7 +601,7 @@ func testTyped(t *testing.T, b *suite) {
 			return nil
 		})
 	}()
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) && s.Dead == 1 }, "all typed consumed, bad one dead")
+	WaitStats(t, q, func(s queue.Stats) bool { return Empty(s) && s.Dead == 1 }, "all typed consumed, bad one dead")
 	cancel()
 	require.NoError(t, <-done)
 	mu.Lock()
@@ -679,10 +689,10 @@ func testManyConsumers(t *testing.T, b *suite) {
 	q := b.newQueue(t)
 	ctx := context.Background()
 	const n = 2000
-	rec := newRecorder()
-	h := func(_ context.Context, m *queue.Message) error { rec.add(m); return nil }
+	rec := NewRecorder()
+	h := func(_ context.Context, m *queue.Message) error { rec.Add(m); return nil }
 	for range 3 {
-		startConsumer(t, q, h, queue.Concurrency(4), queue.Prefetch(16))
+		StartConsumer(t, q, h, queue.Concurrency(4), queue.Prefetch(16))
 	}
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -696,11 +706,11 @@ func testManyConsumers(t *testing.T, b *suite) {
 		}()
 	}
 	wg.Wait()
-	require.Eventually(t, func() bool { return rec.distinct() == n }, 30*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return rec.Distinct() == n }, 30*time.Second, 5*time.Millisecond)
 	rec.mu.Lock()
 	for id, ms := range rec.seen {
 		assert.Len(t, ms, 1, "message %s delivered more than once without a failure", id)
 	}
 	rec.mu.Unlock()
-	waitStats(t, q, func(s queue.Stats) bool { return empty(s) }, "drained")
+	WaitStats(t, q, func(s queue.Stats) bool { return Empty(s) }, "drained")
 }
