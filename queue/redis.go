@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/coalesce"
 )
 
 var (
@@ -74,8 +76,8 @@ type Redis struct {
 	idSeq  atomic.Uint64 // message ID counter
 
 	cnt       counters
-	pub       coalescer
-	moverWake chan struct{} // pokes a local mover when a delayed message is added
+	pub       *coalesce.Group[*pubReq] // shares publish pipelines among concurrent calls
+	moverWake chan struct{}            // pokes a local mover when a delayed message is added
 
 	mu        sync.Mutex
 	closed    bool                        // protected by mu
@@ -120,7 +122,7 @@ func NewRedis(client redis.UniversalClient, name string, opts ...Option) (*Redis
 		consumers:   make(map[*int]context.CancelFunc),
 		moverWake:   make(chan struct{}, 1),
 	}
-	q.pub = coalescer{max: cfg.publishPipes, maxBatch: cfg.maxPublishBatch, flush: q.flushPublish}
+	q.pub = coalesce.New(cfg.publishPipes, cfg.maxPublishBatch, q.flushPublishCtx)
 	return q, nil
 }
 
@@ -179,16 +181,7 @@ type pubReq struct {
 	headers  map[string]string
 	res      string // "ok", "dup:<id>", "full"
 	err      error
-	state    atomic.Int32
-	wake     chan struct{}
 }
-
-const (
-	pubQueued int32 = iota
-	pubTaken
-	pubLead
-	pubDone
-)
 
 func (q *Redis) buildReq(body []byte, pc *publishConfig) *pubReq {
 	r := &pubReq{id: pc.id, body: body, headers: pc.headers, delayMS: pc.delay.Milliseconds()}
@@ -230,7 +223,7 @@ func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption)
 	wait := 5 * time.Millisecond
 	for {
 		r := q.buildReq(body, &pc)
-		if err := q.pub.do(ctx, r); err != nil {
+		if err := q.pub.Do(ctx, r); err != nil {
 			return "", err
 		}
 		id, err := r.result()
@@ -308,10 +301,6 @@ func (q *Redis) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 		ids[i] = id
 	}
 	return ids, first
-}
-
-func (q *Redis) flushPublish(reqs []*pubReq) {
-	q.flushPublishCtx(context.Background(), reqs)
 }
 
 // maxPerCall bounds the messages of one publish script call, so that one
