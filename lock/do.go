@@ -16,6 +16,10 @@ type Stats struct {
 	// HandedOff counts locks this Locker's waiters received directly from a
 	// release, without another round trip (included in Acquired).
 	HandedOff uint64
+	// LocalHandedOff counts locks passed from one goroutine to another of
+	// the same RedisLocker without any round trip (WithLocalHandoff;
+	// included in Acquired).
+	LocalHandedOff uint64
 	// NotAcquired counts attempts that ended with ErrNotAcquired.
 	NotAcquired uint64
 	// Released counts successful releases.
@@ -27,17 +31,18 @@ type Stats struct {
 }
 
 type stats struct {
-	acquired, handedOff, notAcquired, releases, refreshes, lost atomic.Uint64
+	acquired, handedOff, localHandoffs, notAcquired, releases, refreshes, lost atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
 	return Stats{
-		Acquired:    s.acquired.Load(),
-		HandedOff:   s.handedOff.Load(),
-		NotAcquired: s.notAcquired.Load(),
-		Released:    s.releases.Load(),
-		Refreshed:   s.refreshes.Load(),
-		Lost:        s.lost.Load(),
+		Acquired:       s.acquired.Load(),
+		HandedOff:      s.handedOff.Load(),
+		LocalHandedOff: s.localHandoffs.Load(),
+		NotAcquired:    s.notAcquired.Load(),
+		Released:       s.releases.Load(),
+		Refreshed:      s.refreshes.Load(),
+		Lost:           s.lost.Load(),
 	}
 }
 

@@ -347,13 +347,15 @@ func TestClientRetryIdempotent(t *testing.T) {
 	require.Zero(t, n, "released: not stranded until its TTL")
 }
 
-// TestHandoff checks the queue: FIFO grants, waiters that vanished are
-// skipped or expire, and a waiter's grant costs no extra round trip.
+// TestHandoff checks the queue in Redis: FIFO grants, waiters that vanished
+// are skipped or expire, and a waiter's grant costs no extra round trip.
+// (Its waiters share one Locker, which would otherwise queue them
+// in-process: see TestLocalHandoff.)
 func TestHandoff(t *testing.T) {
 	leakCheck(t)
 	ctx := context.Background()
 	db := redistest.New(t)
-	l, err := lock.New(db.Client, lock.WithPrefix(db.Prefix))
+	l, err := lock.New(db.Client, lock.WithPrefix(db.Prefix), lock.WithLocalHandoff(0))
 	require.NoError(t, err)
 
 	t.Run("fifo", func(t *testing.T) {

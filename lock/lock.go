@@ -90,7 +90,8 @@ type Lock struct {
 	drift  float64
 	margin time.Duration
 	st     *stats
-	rkeys  []string // Redis keys (RedisLocker, Redlock)
+	rkeys  []string  // Redis keys (RedisLocker, Redlock)
+	local  *localKey // in-process queue state (RedisLocker.Acquire)
 
 	mu       sync.Mutex    // protects the fields below
 	lost     chan struct{} // made by the first Lost call (or when lost)
@@ -208,6 +209,15 @@ func (l *Lock) Deadline() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.deadline
+}
+
+// validUntil returns the deadline and whether the lock is still held by
+// the local view (not lost, deadline not passed).
+func (l *Lock) validUntil() (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.checkDeadlineLocked()
+	return l.deadline, !l.isLost && !l.released
 }
 
 // Refresh extends the lock to ttl from now, if it is still ours. It never

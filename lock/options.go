@@ -30,30 +30,32 @@ const (
 type Option func(*options)
 
 type options struct {
-	prefix      string
-	backoffMin  time.Duration
-	backoffMax  time.Duration
-	maxWait     time.Duration
-	autoRefresh bool
-	maxHold     time.Duration
-	drift       float64
-	margin      time.Duration
-	waitN       int
-	waitTimeout time.Duration
-	handoff     bool
-	nodeTimeout time.Duration
-	logger      *slog.Logger
+	prefix       string
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	maxWait      time.Duration
+	autoRefresh  bool
+	maxHold      time.Duration
+	drift        float64
+	margin       time.Duration
+	waitN        int
+	waitTimeout  time.Duration
+	handoff      bool
+	localHandoff int
+	nodeTimeout  time.Duration
+	logger       *slog.Logger
 }
 
 func defaultOptions() options {
 	return options{
-		prefix:      DefaultPrefix,
-		backoffMin:  DefaultBackoffMin,
-		backoffMax:  DefaultBackoffMax,
-		drift:       DefaultDrift,
-		margin:      DefaultMargin,
-		handoff:     true,
-		nodeTimeout: DefaultNodeTimeout,
+		prefix:       DefaultPrefix,
+		backoffMin:   DefaultBackoffMin,
+		backoffMax:   DefaultBackoffMax,
+		drift:        DefaultDrift,
+		margin:       DefaultMargin,
+		handoff:      true,
+		localHandoff: DefaultLocalHandoff,
+		nodeTimeout:  DefaultNodeTimeout,
 	}
 }
 
@@ -88,6 +90,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.waitN > 0 && o.waitTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("lock: WithWaitReplicas timeout must be > 0, got %v", o.waitTimeout))
+	}
+	if o.localHandoff < 0 {
+		errs = append(errs, fmt.Errorf("lock: WithLocalHandoff n must be >= 0, got %d", o.localHandoff))
 	}
 	if o.nodeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("lock: WithNodeTimeout must be > 0, got %v", o.nodeTimeout))
@@ -156,6 +161,27 @@ func WithWaitReplicas(n int, timeout time.Duration) Option {
 // the lock and wakes that waiter, which competes with new arrivals.
 // Ignored by NewRedlock, whose waiters poll.
 func WithHandoff(on bool) Option { return func(o *options) { o.handoff = on } }
+
+// WithLocalHandoff sets how many times in a row a RedisLocker passes a
+// released lock straight to another goroutine of its own that waits in
+// Acquire (or Do) for the same key with the same ttl, without a round trip
+// (default DefaultLocalHandoff; 0 turns it off).
+//
+// Goroutines of one Locker that wait for a key queue in-process behind one
+// of them, which alone waits in Redis. The successor gets the next of the
+// fencing tokens its Locker reserved when the lock was acquired from Redis
+// (one per possible hand-off), so tokens stay strictly increasing across
+// all holders, and inherits the lock's expiry in Redis (its Deadline is the
+// predecessor's; a hand-off happens only while at least 90% of a fresh
+// acquire's validity is left). After n hand-offs in a row, or when the
+// lock is too close to its expiry, Release goes to Redis: it grants the
+// lock to the longest-waiting waiter of another process if there is one,
+// so that a busy replica cannot starve the others, or else keeps it for
+// the next local waiter with a fresh expiry and new tokens.
+//
+// Ignored by NewRedlock and NewLocal, and off with WithHandoff(false) or
+// WithWaitReplicas.
+func WithLocalHandoff(n int) Option { return func(o *options) { o.localHandoff = n } }
 
 // WithNodeTimeout bounds each node's call in Redlock mode (default
 // DefaultNodeTimeout). For the bound to interrupt a hung connection, the

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/coalesce"
 )
 
 // RedisLocker is a Locker on one Redis deployment: a single node, a
@@ -25,7 +28,37 @@ type RedisLocker struct {
 	c     redis.UniversalClient
 	o     options
 	st    stats
-	rtCap time.Duration // longest wake wait that stays under the client's ReadTimeout
+	local localKeys
+	calls *coalesce.Group[*coalesce.Script] // shares round trips among concurrent calls
+	rtCap time.Duration                     // longest wake wait that stays under the client's ReadTimeout
+}
+
+// maxPipeline caps how many concurrent script calls share one pipeline.
+const maxPipeline = 128
+
+// run executes script once. Concurrent calls (of any goroutines of this
+// Locker) share round trips: while pipelines are in flight, calls queue and
+// go out together in the next one (see internal/coalesce). A call still
+// queued when ctx ends is not sent.
+func (r *RedisLocker) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	call := &coalesce.Script{Script: script, Keys: keys, Args: args}
+	if err := r.calls.Do(ctx, call); err != nil {
+		return nil, err
+	}
+	return call.Val, call.Err
+}
+
+// runInt is run for scripts that return an integer.
+func (r *RedisLocker) runInt(ctx context.Context, script *redis.Script, keys []string, args ...any) (int64, error) {
+	v, err := r.run(ctx, script, keys, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("lock: unexpected script reply %v", v)
+	}
+	return n, nil
 }
 
 // queueSlack is added to a waiter's queue-entry lifetime beyond its wait
@@ -47,6 +80,7 @@ func New(client redis.UniversalClient, opts ...Option) (*RedisLocker, error) {
 		return nil, err
 	}
 	r := &RedisLocker{c: client, o: o}
+	r.calls = coalesce.NewScripts(client, max(2, runtime.GOMAXPROCS(0)), maxPipeline)
 	if rt := readTimeout(client); rt > 0 {
 		r.rtCap = rt / 2
 	}
@@ -113,13 +147,36 @@ func (r *RedisLocker) grantArg() string {
 // WithMaxWait bound passed. The waiter is woken (or handed the lock) by the
 // release; it polls with capped, jittered backoff only as a fallback.
 func (r *RedisLocker) Acquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	return r.acquire(ctx, key, ttl, true)
+	if err := checkArgs(ctx, key, ttl); err != nil {
+		return nil, err
+	}
+	var waitUntil time.Time
+	if r.o.maxWait > 0 {
+		waitUntil = time.Now().Add(r.o.maxWait)
+	}
+	if r.localEnabled() {
+		return r.acquireLocal(ctx, key, ttl, waitUntil)
+	}
+	return r.acquire(ctx, key, ttl, true, waitUntil, 1)
 }
 
 // TryAcquire makes one attempt (one round trip) and returns an error
 // wrapping ErrNotAcquired when another owner holds the lock.
 func (r *RedisLocker) TryAcquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	return r.acquire(ctx, key, ttl, false)
+	if err := checkArgs(ctx, key, ttl); err != nil {
+		return nil, err
+	}
+	return r.acquire(ctx, key, ttl, false, time.Time{}, 1)
+}
+
+func checkArgs(ctx context.Context, key string, ttl time.Duration) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := checkTTL(ttl); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // Do acquires the lock (waiting as Acquire does), runs fn with the fencing
@@ -139,23 +196,14 @@ type acqResult struct {
 	nowUs int64         // Redis TIME of the attempt
 }
 
-func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration, wait bool) (*Lock, error) {
-	if err := checkKey(key); err != nil {
-		return nil, err
-	}
-	if err := checkTTL(ttl); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// acquire takes the lock through Redis: once, or (wait) until waitUntil
+// (zero: no bound) or ctx ends. It reserves reserve tokens (see
+// WithLocalHandoff).
+func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration, wait bool, waitUntil time.Time, reserve int) (*Lock, error) {
 	keys := r.keys(key)
 	owner := newOwner()
 	ttlMs := strconv.FormatInt(ttl.Milliseconds(), 10)
-	var waitUntil time.Time
-	if wait && r.o.maxWait > 0 {
-		waitUntil = time.Now().Add(r.o.maxWait)
-	}
+	res1 := strconv.Itoa(reserve)
 	bo := r.o.newBackoff()
 	queued := "0"
 	for {
@@ -172,7 +220,7 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 			life = strconv.FormatInt((round + queueSlack).Milliseconds(), 10)
 		}
 		sent := time.Now()
-		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life, queued)
+		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life, queued, res1)
 		if err != nil {
 			if wait {
 				r.cancel(ctx, keys, owner) // we may be queued, or even hold it
@@ -253,13 +301,17 @@ func (r *RedisLocker) held(key string, keys []string, owner string, token uint64
 	return l
 }
 
-func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string, owner, ttlMs, life, queued string) (acqResult, error) {
+func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string, owner, ttlMs, life, queued, reserve string) (acqResult, error) {
 	if r.o.waitN == 0 {
-		v, err := acquireScript.Run(ctx, r.c, keys, owner, ttlMs, life, queued).Slice()
+		v, err := r.run(ctx, acquireScript, keys, owner, ttlMs, life, queued, reserve)
 		if err != nil {
 			return acqResult{}, err
 		}
-		return parseAcquire(v)
+		s, ok := v.([]any)
+		if !ok {
+			return acqResult{}, fmt.Errorf("lock: unexpected acquire reply %v", v)
+		}
+		return parseAcquire(s)
 	}
 	// WAIT counts the writes of its own connection: pipeline both on the
 	// key's primary.
@@ -383,18 +435,45 @@ func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
 }
 
 func (r *RedisLocker) release(ctx context.Context, l *Lock) error {
-	n, err := releaseScript.Run(ctx, r.c, l.rkeys, l.owner, 0, r.grantArg()).Int()
+	if l.local != nil {
+		return r.releaseLocal(ctx, l)
+	}
+	_, err := r.releaseRedis(ctx, l, 0, 0)
+	return err
+}
+
+// releaseRedis runs the release script. With keep > 0 and no live waiter
+// queued in Redis, the lock is kept for an in-process successor: it then
+// returns the new token (keep tokens reserved) and the lock's ttl in Redis
+// is keepTTL.
+func (r *RedisLocker) releaseRedis(ctx context.Context, l *Lock, keep int, keepTTL time.Duration) (kept uint64, err error) {
+	var v any
+	if keep > 0 {
+		v, err = r.run(ctx, releaseScript, l.rkeys, l.owner, 0, "1", keep, keepTTL.Milliseconds())
+	} else {
+		v, err = r.run(ctx, releaseScript, l.rkeys, l.owner, 0, r.grantArg())
+	}
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if n == 0 {
-		return fmt.Errorf("%w: %q expired or was taken before release", ErrLockLost, l.key)
+	switch x := v.(type) {
+	case int64:
+		if x == 0 {
+			return 0, fmt.Errorf("%w: %q expired or was taken before release", ErrLockLost, l.key)
+		}
+		return 0, nil
+	case []any:
+		if len(x) == 2 {
+			if tok, ok := x[1].(int64); ok && tok > 0 {
+				return uint64(tok), nil
+			}
+		}
 	}
-	return nil
+	return 0, fmt.Errorf("lock: unexpected release reply %v", v)
 }
 
 func (r *RedisLocker) refresh(ctx context.Context, l *Lock, ttl time.Duration) error {
-	n, err := refreshScript.Run(ctx, r.c, l.rkeys, l.owner, 0, ttl.Milliseconds()).Int()
+	n, err := r.runInt(ctx, refreshScript, l.rkeys, l.owner, 0, ttl.Milliseconds())
 	if err != nil {
 		return err
 	}
@@ -405,7 +484,7 @@ func (r *RedisLocker) refresh(ctx context.Context, l *Lock, ttl time.Duration) e
 }
 
 func (r *RedisLocker) pttl(ctx context.Context, l *Lock) (time.Duration, error) {
-	n, err := pttlScript.Run(ctx, r.c, l.rkeys, l.owner).Int64()
+	n, err := r.runInt(ctx, pttlScript, l.rkeys, l.owner)
 	if err != nil {
 		return 0, err
 	}

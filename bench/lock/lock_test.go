@@ -5,6 +5,7 @@ package lockbench
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,6 +122,45 @@ func BenchmarkUncontended(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			cnt.Report(b)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+// BenchmarkUncontendedParallel measures acquire+release of free locks by
+// 64 goroutines at once, each on a key of its own (no contention): the
+// throughput one replica gets when many requests each take their own lock.
+func BenchmarkUncontendedParallel(b *testing.B) {
+	db := redistest.New(b)
+	ctx := context.Background()
+	for _, im := range impls() {
+		if im.name == "redislock-1ms" || im.name == "outrigger-wake" {
+			continue
+		}
+		b.Run("impl="+im.name, func(b *testing.B) {
+			c := db.NewClient(b)
+			cnt := redistest.NewCounter()
+			c.AddHook(cnt)
+			l := im.mk(b, c, db.Prefix+im.name+":")
+			var id atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(32) // × GOMAXPROCS (2 here) = 64 goroutines
+			cnt.Reset()
+			b.RunParallel(func(pb *testing.PB) {
+				key := "k" + strconv.FormatInt(id.Add(1), 10)
+				for pb.Next() {
+					rel, err := l(ctx, key)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if err := rel(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 			cnt.Report(b)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 		})

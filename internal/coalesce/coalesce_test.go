@@ -17,7 +17,7 @@ type call struct {
 }
 
 func TestEveryCallFlushedOnceWithinLimits(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, ignoreHarness)
 	tests := []struct{ inflight, batch, callers int }{
 		{1, 1, 50}, {1, 8, 200}, {2, 32, 500}, {4, 1000, 300},
 	}
@@ -62,7 +62,7 @@ func TestEveryCallFlushedOnceWithinLimits(t *testing.T) {
 }
 
 func TestCancelledWhileQueuedIsNotFlushed(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, ignoreHarness)
 	release := make(chan struct{})
 	var got []int
 	var mu sync.Mutex
@@ -95,7 +95,7 @@ func TestCancelledWhileQueuedIsNotFlushed(t *testing.T) {
 }
 
 func TestFlushContextIgnoresCallerCancellation(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, ignoreHarness)
 	type key struct{}
 	g := New(1, 1, func(ctx context.Context, cs []*call) {
 		if ctx.Err() == nil && ctx.Value(key{}) == "v" {
@@ -111,3 +111,7 @@ func TestFlushContextIgnoresCallerCancellation(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, g.Do(done, &call{}), context.Canceled, "a call whose ctx is done on entry is not flushed")
 }
+
+// ignoreHarness ignores the Redis Cluster that TestScripts starts, which
+// the harness keeps until the test binary exits.
+var ignoreHarness = goleak.IgnoreAnyFunction("github.com/outrigger-dev/outrigger/internal/redistest.(*Server).start.func1")

@@ -7,13 +7,19 @@
 -- ARGV[2] ttl in ms
 -- ARGV[3] queue-entry lifetime in ms; 0 = do not queue (TryAcquire)
 -- ARGV[4] '1' if an earlier attempt of this acquire may have queued us
+-- ARGV[5] tokens to reserve (optional, default 1): see next_token
 -- Returns {1, token, now µs} when held by us, {0, pttl ms of the holder, now µs}.
 local now = now_us()
+local reserve = tonumber(ARGV[5] or '1')
 local tok = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 if now > tok then tok = now end
 local s = string.format('%d', tok)
 if redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'NX', 'PX', ARGV[2]) then
-  redis.call('SET', KEYS[2], s)
+  if reserve > 1 then
+    redis.call('SET', KEYS[2], string.format('%d', tok + reserve - 1))
+  else
+    redis.call('SET', KEYS[2], s)
+  end
   if ARGV[4] == '1' then
     redis.call('ZREM', KEYS[3], ARGV[1])
     redis.call('HDEL', KEYS[4], ARGV[1])
@@ -30,7 +36,7 @@ end
 local life = tonumber(ARGV[3])
 if life > 0 then
   redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
-  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d', now + life * 1000) .. '|' .. ARGV[2])
+  redis.call('HSET', KEYS[4], ARGV[1], string.format('%d|%s|%d', now + life * 1000, ARGV[2], reserve))
   local keep = life + 10000
   if redis.call('PTTL', KEYS[3]) < keep then redis.call('PEXPIRE', KEYS[3], keep) end
   if redis.call('PTTL', KEYS[4]) < keep then redis.call('PEXPIRE', KEYS[4], keep) end

@@ -6,25 +6,31 @@
 --   KEYS[1] lock        <prefix>{key}            value "<owner>|<token>", PX ttl
 --   KEYS[2] fence       <prefix>{key}:fence      last token issued, no expiry
 --   KEYS[3] queue       <prefix>{key}:q          zset owner -> arrival (µs)
---   KEYS[4] queue info  <prefix>{key}:qi         hash owner -> "<deadline µs>|<ttl ms>"
+--   KEYS[4] queue info  <prefix>{key}:qi         hash owner -> "<deadline µs>|<ttl ms>|<reserve>"
 --   KEYS[5] wake prefix <prefix>{key}:w:         + owner = the waiter's wake list,
 --                                                + owner .. ':rel' = a release tombstone (release.lua)
 --
 -- Tokens are max(last + 1, Redis TIME in µs): strictly increasing while the
 -- counter survives, and still increasing after a restart that lost it, as
 -- long as the server clock does not go back. Doubles represent them exactly
--- (µs since 1970 < 2^53).
+-- (µs since 1970 < 2^53). An owner may reserve the tokens after its own
+-- (reserve > 1: the counter is set to token + reserve - 1) to hand them to
+-- in-process successors without a round trip (WithLocalHandoff).
 
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
-local function next_token(now)
+local function next_token(now, reserve)
   local tok = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
   if now > tok then tok = now end
   local s = string.format('%d', tok)
-  redis.call('SET', KEYS[2], s)
+  if reserve > 1 then
+    redis.call('SET', KEYS[2], string.format('%d', tok + reserve - 1))
+  else
+    redis.call('SET', KEYS[2], s)
+  end
   return tok, s
 end
 
@@ -60,10 +66,16 @@ local function handoff(grant)
       local sep = string.find(info, '|', 1, true)
       local dl = tonumber(string.sub(info, 1, sep - 1))
       local ttl = string.sub(info, sep + 1)
+      local reserve = 1
+      local sep2 = string.find(ttl, '|', 1, true)
+      if sep2 then
+        reserve = tonumber(string.sub(ttl, sep2 + 1)) or 1
+        ttl = string.sub(ttl, 1, sep2 - 1)
+      end
       if dl > now then
         local wk = KEYS[5] .. w
         if grant == '1' then
-          local _, s = next_token(now)
+          local _, s = next_token(now, reserve)
           redis.call('SET', KEYS[1], w .. '|' .. s, 'PX', ttl)
           redis.call('RPUSH', wk, 'g|' .. s .. '|' .. string.format('%d', now))
         else

@@ -4,8 +4,13 @@
 -- ARGV[1] owner
 -- ARGV[2] our token: the fence counter is raised to it (Redlock; 0 = skip)
 -- ARGV[3] '1' grant directly to the next waiter, '0' wake it only
+-- ARGV[4] optional, with ARGV[3] = '1': if > 0 and no live waiter is queued,
+--         keep the lock instead (an in-process successor takes it over) with
+--         a new token, reserving ARGV[4] tokens (see next_token)
+-- ARGV[5] with ARGV[4]: the kept lock's ttl in ms
 -- Returns 1 if the lock was ours (or we released it already: a re-sent
--- release finds our tombstone), 0 if it had expired or been taken.
+-- release finds our tombstone), 0 if it had expired or been taken, and
+-- {2, token} when it was kept.
 --
 -- The tombstone <prefix>{key}:w:<owner>:rel lives 10 s: long enough for
 -- go-redis (or the caller) to re-send a release whose reply was lost after
@@ -15,7 +20,16 @@ bump(tonumber(ARGV[2]))
 local cur = redis.call('GET', KEYS[1])
 local tomb = KEYS[5] .. ARGV[1] .. ':rel'
 if owned(cur, ARGV[1]) then
-  free(ARGV[3])
+  local keep = tonumber(ARGV[4] or '0')
+  if keep > 0 then
+    if handoff('1') == 0 then
+      local tok, s = next_token(now_us(), keep)
+      redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'PX', ARGV[5])
+      return {2, tok}
+    end
+  else
+    free(ARGV[3])
+  end
   redis.call('SET', tomb, '1', 'PX', 10000)
   return 1
 end
