@@ -36,6 +36,16 @@
 // lock granted to a waiter that died expires after its TTL. Polling with
 // capped, jittered exponential backoff (WithBackoff) is only the fallback.
 //
+// Goroutines of one RedisLocker that Acquire the same key queue in-process
+// behind one of them, which alone waits in Redis (WithLocalHandoff). A
+// release passes the lock to the next of them without any round trip — up
+// to DefaultLocalHandoff times in a row, while the lock still has 90% of
+// its validity, and with the next of the tokens reserved when the lock was
+// acquired from Redis — and then through Redis, which grants it to the
+// longest-waiting waiter of another process if there is one. Concurrent
+// script calls of one Locker share round trips: while pipelines are in
+// flight, calls queue and go out together in the next one.
+//
 // # What the holder knows
 //
 // Every Lock has a local monotonic deadline: the time the acquire was sent
@@ -94,7 +104,11 @@
 // survives, and still increasing after a restart or failover that lost it,
 // as long as the server's clock does not go backwards (tokens are then at
 // least the current time in µs, and earlier ones at most the time they were
-// issued).
+// issued, plus the few tokens reserved for in-process hand-offs). A lock
+// acquired through Acquire reserves the next WithLocalHandoff tokens (the
+// counter is set past them), which its Locker hands to in-process
+// successors: those are still greater than every token issued before and
+// smaller than every token issued after, by any process.
 //
 // Redlock (NewRedlock): every node issues its own token the same way, and
 // the lock's token is the largest among the nodes that granted it. Refresh

@@ -6,6 +6,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -48,8 +49,21 @@ func impls() []impl {
 				return func() error { return lk.Release(ctx) }, nil
 			}
 		}},
+		{"outrigger-redis-only", func(b *testing.B, c redis.UniversalClient, prefix string) locker {
+			l, err := lock.New(c, lock.WithPrefix(prefix), lock.WithLocalHandoff(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func(ctx context.Context, key string) (func() error, error) {
+				lk, err := l.Acquire(ctx, key, holdTTL)
+				if err != nil {
+					return nil, err
+				}
+				return func() error { return lk.Release(ctx) }, nil
+			}
+		}},
 		{"outrigger-wake", func(b *testing.B, c redis.UniversalClient, prefix string) locker {
-			l, err := lock.New(c, lock.WithPrefix(prefix), lock.WithHandoff(false))
+			l, err := lock.New(c, lock.WithPrefix(prefix), lock.WithHandoff(false), lock.WithLocalHandoff(0))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -103,7 +117,7 @@ func BenchmarkUncontended(b *testing.B) {
 	db := redistest.New(b)
 	ctx := context.Background()
 	for _, im := range impls() {
-		if im.name == "redislock-1ms" || im.name == "outrigger-wake" {
+		if im.name == "redislock-1ms" || strings.HasPrefix(im.name, "outrigger-") {
 			continue // same calls as redislock when uncontended
 		}
 		b.Run("impl="+im.name, func(b *testing.B) {
@@ -135,7 +149,7 @@ func BenchmarkUncontendedParallel(b *testing.B) {
 	db := redistest.New(b)
 	ctx := context.Background()
 	for _, im := range impls() {
-		if im.name == "redislock-1ms" || im.name == "outrigger-wake" {
+		if im.name == "redislock-1ms" || strings.HasPrefix(im.name, "outrigger-") {
 			continue
 		}
 		b.Run("impl="+im.name, func(b *testing.B) {
@@ -177,7 +191,7 @@ func BenchmarkUncontendedInterleaved(b *testing.B) {
 	var names []string
 	var ls []locker
 	for _, im := range impls() {
-		if im.name == "redislock-1ms" || im.name == "outrigger-wake" {
+		if im.name == "redislock-1ms" || strings.HasPrefix(im.name, "outrigger-") {
 			continue
 		}
 		names = append(names, im.name)
