@@ -47,10 +47,14 @@
 // recovery needs no restart. Result.Source tells which path decided, and
 // [Hooks] and [RedisLimiter.Stats] count decisions by source.
 //
-// go-redis re-sends a command after a read timeout. Since the first copy may
-// already have run, each call carries a random request ID; the script stores
-// the reply of an allowed request under it ([WithRequestIDTTL], default 15s)
-// and a re-sent copy returns that reply instead of counting again.
+// go-redis re-sends a command after a read timeout or a broken connection,
+// and the first copy may already have run. Every call's arguments tell the
+// script a re-sent copy from the first (go-redis marshals them on each
+// write), and by default the script refuses a re-sent copy: the call fails
+// with [ErrResent] and the fallback decides, so a request never counts
+// twice and the normal path costs nothing. With [WithRequestIDTTL] each call
+// carries a random request ID instead, the script stores the reply of an
+// allowed request under it, and a re-sent copy returns that reply.
 //
 // # Saving Redis calls
 //

@@ -323,10 +323,12 @@ func TestRetryCountsOnceTopologies(t *testing.T) {
 			o.ReadTimeout, o.PoolSize = read, 4
 		})
 		for i := range repeats() {
-			p := s.Primary()
-			counted := retryOnce(t, ctx, c, "k", p.Pause, p.Resume)
-			t.Logf("sentinel run %d: one request paused past the read timeout counted %d times", i, counted)
-			assert.Equal(t, 1, counted, "a retried request must be counted once")
+			for _, ttl := range []time.Duration{0, 15 * time.Second} {
+				p := s.Primary()
+				counted := retryOnce(t, ctx, c, "k", ttl, p.Pause, p.Resume)
+				t.Logf("sentinel run %d, request-ID TTL %v: one request paused past the read timeout counted %d times", i, ttl, counted)
+				assert.Equal(t, 1, counted, "a retried request must be counted once")
+			}
 		}
 	})
 	t.Run("deploy=cluster", func(t *testing.T) {
@@ -339,24 +341,28 @@ func TestRetryCountsOnceTopologies(t *testing.T) {
 		})
 		key := shardKey(cl, 1)
 		for i := range repeats() {
-			m := cl.Masters[1]
-			counted := retryOnce(t, ctx, c, key, m.Pause, m.Resume)
-			t.Logf("cluster run %d: one request paused past the read timeout counted %d times", i, counted)
-			assert.Equal(t, 1, counted, "a retried request must be counted once")
+			for _, ttl := range []time.Duration{0, 15 * time.Second} {
+				m := cl.Masters[1]
+				counted := retryOnce(t, ctx, c, key, ttl, m.Pause, m.Resume)
+				t.Logf("cluster run %d, request-ID TTL %v: one request paused past the read timeout counted %d times", i, ttl, counted)
+				assert.Equal(t, 1, counted, "a retried request must be counted once")
+			}
 		}
 	})
 }
 
 // retryOnce makes one request while Redis is paused and returns how many
-// times Redis counted it once every queued copy has run.
-func retryOnce(t *testing.T, ctx context.Context, c redis.UniversalClient, key string, pause, resume func() error) int {
+// times Redis counted it once every queued copy has run. ridTTL 0 is the
+// default (re-sent copies refused), > 0 request IDs.
+func retryOnce(t *testing.T, ctx context.Context, c redis.UniversalClient, key string, ridTTL time.Duration, pause, resume func() error) int {
 	t.Helper()
 	prefix := redistest.NewPrefix()
 	lim := ratelimit.PerHour(10)
-	opts := []ratelimit.Option{ratelimit.WithPrefix(prefix), ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0)}
+	opts := []ratelimit.Option{ratelimit.WithPrefix(prefix), ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0),
+		ratelimit.WithRequestIDTTL(ridTTL)}
 	l, err := ratelimit.NewRedis(c, lim, opts...)
 	require.NoError(t, err)
-	require.Positive(t, l.RequestIDTTL(), "the client re-sends: request IDs must be on")
+	require.Equal(t, ridTTL, l.RequestIDTTL())
 	// open connections and load the script, so that the copies are sent on
 	// live connections while the server is paused
 	var wg sync.WaitGroup

@@ -123,15 +123,17 @@ func TestBreakerOpenIsFast(t *testing.T) {
 }
 
 // TestRetryCountsOnce pauses Redis past the client's read timeout so that
-// go-redis re-sends the script; when Redis resumes it runs every copy. With
-// request IDs (the default) the request is counted once; without, more than
-// once (the control shows the test can fail).
+// go-redis re-sends the script; when Redis resumes it runs every copy. By
+// default the re-sent copies are refused, with request IDs they return the
+// first reply: either way the request is counted once. With neither (the
+// control, the guard switched off) it counts more than once, which shows
+// the test can fail.
 func TestRetryCountsOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		ridTTL time.Duration
+		ridTTL time.Duration // -1: the default
 		once   bool
-	}{{"request-ids-auto", -1, true}, {"request-ids", 15 * time.Second, true}, {"control-no-ids", 0, false}} {
+	}{{"default-resend-guard", -1, true}, {"request-ids", 15 * time.Second, true}, {"control-unguarded", 0, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := redistest.StartServer(t)
 			c := s.Client(t, func(o *redis.Options) {
@@ -169,6 +171,9 @@ func TestRetryCountsOnce(t *testing.T) {
 				ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0),
 				ratelimit.WithHooks(ratelimit.Hooks{OnError: func(string, error) { errs.Add(1) }}))
 			require.NoError(t, err)
+			if !tc.once {
+				ratelimit.DisableResendGuard(l2)
+			}
 			res, err := l2.Allow(ctx, "k")
 			require.NoError(t, err)
 			require.Equal(t, ratelimit.SourceFallback, res.Source, "Redis is paused: every attempt times out")
@@ -214,9 +219,10 @@ func TestRetryCountsOnce(t *testing.T) {
 	}
 }
 
-// TestRequestIDTTLFromClient: the default request-ID TTL follows the
-// client's retry settings, and is 0 for a client that never re-sends.
-func TestRequestIDTTLFromClient(t *testing.T) {
+// TestRequestIDTTLFor: the suggested request-ID TTL follows the client's
+// retry settings and is 0 for a client that never re-sends; request IDs are
+// off unless asked for.
+func TestRequestIDTTLFor(t *testing.T) {
 	db := redistest.New(t)
 	tests := []struct {
 		name string
@@ -234,12 +240,67 @@ func TestRequestIDTTLFromClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := ratelimit.NewRedis(db.NewClient(t, tt.mod), ratelimit.PerSecond(1))
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, l.RequestIDTTL())
+			assert.Equal(t, tt.want, ratelimit.RequestIDTTLFor(db.NewClient(t, tt.mod)))
 		})
 	}
-	l, err := ratelimit.NewRedis(db.Client, ratelimit.PerSecond(1), ratelimit.WithRequestIDTTL(3*time.Second))
+	l, err := ratelimit.NewRedis(db.Client, ratelimit.PerSecond(1))
+	require.NoError(t, err)
+	assert.Zero(t, l.RequestIDTTL(), "off by default")
+	l, err = ratelimit.NewRedis(db.Client, ratelimit.PerSecond(1), ratelimit.WithRequestIDTTL(3*time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, 3*time.Second, l.RequestIDTTL())
+}
+
+// TestResentCopyAnswered pauses Redis past one read timeout but not past
+// the client's retries, so that a re-sent copy gets an answer: by default
+// it is refused (the call fails with ErrResent and the fallback decides);
+// with request IDs it returns the first copy's reply. Either way Redis
+// counted the request once.
+func TestResentCopyAnswered(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ridTTL time.Duration
+	}{{"default", 0}, {"request-ids", 15 * time.Second}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := redistest.StartServer(t)
+			c := s.Client(t, func(o *redis.Options) {
+				o.MaxRetries = 3
+				o.MinRetryBackoff = time.Millisecond
+				o.MaxRetryBackoff = 2 * time.Millisecond
+				o.ReadTimeout = 400 * time.Millisecond
+				o.PoolSize = 4
+			})
+			ctx := ctxT(t, 60*time.Second)
+			var hookErr atomic.Value
+			l, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ratelimit.WithRequestIDTTL(tc.ridTTL),
+				ratelimit.WithFallback(ratelimit.FailClosed), ratelimit.WithDenyCache(0),
+				ratelimit.WithHooks(ratelimit.Hooks{OnError: func(_ string, err error) { hookErr.Store(err) }}))
+			require.NoError(t, err)
+			_, err = l.AllowN(ctx, "warm", 0) // load the script
+			require.NoError(t, err)
+
+			require.NoError(t, s.Pause())
+			resumed := make(chan error, 1)
+			go func() {
+				time.Sleep(600 * time.Millisecond) // past the first read timeout
+				resumed <- s.Resume()
+			}()
+			res, err := l.Allow(ctx, "k")
+			require.NoError(t, <-resumed)
+			require.NoError(t, err)
+			if tc.ridTTL == 0 {
+				require.Equal(t, ratelimit.SourceFallback, res.Source)
+				require.False(t, res.Allowed, "FailClosed decided")
+				e, _ := hookErr.Load().(error)
+				require.ErrorIs(t, e, ratelimit.ErrResent)
+			} else {
+				require.Equal(t, ratelimit.SourceRedis, res.Source, "the re-sent copy returned the first reply")
+				require.True(t, res.Allowed)
+				require.Equal(t, 9, res.Remaining)
+			}
+			peek, err := l.AllowN(ctx, "k", 0)
+			require.NoError(t, err)
+			require.Equal(t, 9, peek.Remaining, "counted once")
+		})
+	}
 }

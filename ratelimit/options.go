@@ -61,7 +61,6 @@ func defaultConfig() config {
 		breakerFails: 5,
 		breakerOpen:  5 * time.Second,
 		denyCache:    10000,
-		requestIDTTL: -1, // auto: from the client's retry settings
 		maxKeys:      100000,
 		now:          time.Now,
 	}
@@ -159,18 +158,23 @@ func WithBatch(size int, maxAge time.Duration) Option {
 	}
 }
 
-// WithRequestIDTTL sets how long the Redis script remembers each allowed
-// request's ID (0 turns idempotency off). go-redis re-sends a command after a
-// read timeout or a broken connection, and the first copy may already have
-// run; with an ID the script finds it and returns the first reply instead of
-// counting the request again. The TTL must cover the client's whole retry
-// window. The default is computed from the client's options:
-// attempts × (ReadTimeout + WriteTimeout + MaxRetryBackoff) + 1s, where
-// attempts is MaxRetries+1 (for a cluster client, also times MaxRedirects+1);
-// it is 0, and costs nothing, when the client never re-sends (MaxRetries: -1),
-// and 30s for client types it cannot inspect. Each allowed request costs one
-// small key for the TTL, so at high rates a client without retries is the
-// cheaper way to be exact. Redis only.
+// WithRequestIDTTL chooses how a Redis limiter keeps a re-sent command from
+// counting a request twice. go-redis re-sends a command after a read
+// timeout or a broken connection, and the first copy may already have run.
+//
+// With d = 0 (the default) every call carries a mark that tells the script
+// a re-sent copy from the first; a re-sent copy is refused, so the call
+// fails with an error wrapping ErrResent and the fallback decides (like any
+// Redis failure). This costs nothing on the normal path.
+//
+// With d > 0 every call carries a random request ID and the script stores
+// the reply of an allowed request under it for d; a re-sent copy returns
+// that reply instead of counting again, so the call succeeds with the first
+// decision. d must cover the client's whole retry window (RequestIDTTLFor
+// computes one from the client's options). Each allowed request then costs
+// one small key for d, about 10% more per call sequentially.
+//
+// A client that never re-sends (MaxRetries: -1) needs neither. Redis only.
 func WithRequestIDTTL(d time.Duration) Option {
 	return func(c *config) {
 		if d < 0 {

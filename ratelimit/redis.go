@@ -61,7 +61,8 @@ type RedisLimiter struct {
 
 	minBurst int64
 	suffix   string // "" for GCRA, ":sw" for the sliding window
-	ridArg   any    // ridTTLms, boxed once
+	ridFirst []byte // ridTTLms as sent first (see sendMark)
+	ridAgain []byte // and as re-sent
 	lenArg   any    // len(specs), boxed once
 
 	stats stats
@@ -114,10 +115,6 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 		fallback:    cfg.fallback,
 		breakerOpen: cfg.breakerOpen,
 	}
-	if cfg.requestIDTTL < 0 {
-		cfg.requestIDTTL = autoRequestIDTTL(client)
-		l.ridTTLms = cfg.requestIDTTL.Milliseconds()
-	}
 	if cfg.requestIDTTL > 0 && l.ridTTLms == 0 {
 		l.ridTTLms = 1
 	}
@@ -129,7 +126,9 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 		// other's state
 		l.script, l.suffix = windowScript, ":sw"
 	}
-	l.ridArg, l.lenArg = l.ridTTLms, len(specs)
+	l.ridFirst = []byte(strconv.FormatInt(l.ridTTLms, 10))
+	l.ridAgain = append([]byte("r"), l.ridFirst...)
+	l.lenArg = len(specs)
 	// Redis runs one script at a time: a couple of pipelines in flight keep
 	// it busy, and more would only add connections.
 	l.group = coalesce.New(max(2, runtime.GOMAXPROCS(0)), maxPipeline, l.evalBatch)
@@ -367,6 +366,7 @@ func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result,
 type evalReq struct {
 	keys  [2]string
 	args  []any
+	mark  sendMark
 	reply string
 	err   error
 }
@@ -383,12 +383,13 @@ func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string
 		r.keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
 	}
 	r.args = make([]any, 4, 4+len(l.static))
-	r.args[0], r.args[1], r.args[2], r.args[3] = n, m, l.ridArg, l.lenArg
+	r.mark.lim = l
+	r.args[0], r.args[1], r.args[2], r.args[3] = n, m, &r.mark, l.lenArg
 	r.args = append(r.args, l.static...)
 	if err := l.group.Do(ctx, r); err != nil {
 		return "", err
 	}
-	return r.reply, r.err
+	return r.reply, resentErr(r.err)
 }
 
 // evalBatch sends a batch of decisions: alone as EVALSHA (EVAL after a
@@ -396,8 +397,7 @@ func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string
 // the script missing (after SCRIPT FLUSH or a failover) once it is loaded.
 func (l *RedisLimiter) evalBatch(ctx context.Context, reqs []*evalReq) {
 	if len(reqs) == 1 {
-		r := reqs[0]
-		r.reply, r.err = l.script.Run(ctx, l.client, r.keys[:], r.args...).Text()
+		l.evalOne(ctx, reqs[0])
 		return
 	}
 	cmds := make([]*redis.Cmd, len(reqs))
@@ -410,8 +410,19 @@ func (l *RedisLimiter) evalBatch(ctx context.Context, reqs []*evalReq) {
 	for i, r := range reqs {
 		r.reply, r.err = cmds[i].Text()
 		if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
-			r.reply, r.err = l.script.Run(ctx, l.client, r.keys[:], r.args...).Text()
+			r.mark.notRun()
+			l.evalOne(ctx, r)
 		}
+	}
+}
+
+// evalOne sends one decision as EVALSHA, and as EVAL after a NOSCRIPT
+// (which did not run it: the EVAL is a first copy, see sendMark).
+func (l *RedisLimiter) evalOne(ctx context.Context, r *evalReq) {
+	r.reply, r.err = l.script.EvalSha(ctx, l.client, r.keys[:], r.args...).Text()
+	if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
+		r.mark.notRun()
+		r.reply, r.err = l.script.Eval(ctx, l.client, r.keys[:], r.args...).Text()
 	}
 }
 

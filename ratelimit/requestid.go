@@ -1,16 +1,21 @@
 package ratelimit
 
 import (
+	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// autoRequestIDTTL is the default request-ID TTL for client: long enough to
-// cover every copy go-redis may send of one command, or 0 when the client
-// never re-sends (MaxRetries disabled), in which case request IDs are not
-// needed and cost nothing.
-func autoRequestIDTTL(client redis.UniversalClient) time.Duration {
+// RequestIDTTLFor returns a request-ID TTL (WithRequestIDTTL) that covers
+// every copy client may send of one command: attempts × (ReadTimeout +
+// WriteTimeout + MaxRetryBackoff) + 1s, where attempts is MaxRetries+1 (for
+// a cluster client, also times MaxRedirects+1), between 1s and 5 minutes;
+// 0 when the client never re-sends (MaxRetries: -1), and 30s for client
+// types it cannot inspect.
+func RequestIDTTLFor(client redis.UniversalClient) time.Duration {
 	var attempts int
 	var read, write, backoff time.Duration
 	switch c := client.(type) {
@@ -33,4 +38,45 @@ func autoRequestIDTTL(client redis.UniversalClient) time.Duration {
 	per := max(read, 0) + max(write, 0) + max(backoff, 0)
 	ttl := time.Duration(attempts)*per + time.Second
 	return min(max(ttl, time.Second), 5*time.Minute)
+}
+
+// sendMark is the request-ID TTL argument of one script call. go-redis
+// marshals a command's arguments each time it writes them, so the mark
+// knows a re-sent copy (a retry after a timeout or a broken connection)
+// from the first: it writes the TTL, and "r" + the TTL on every later
+// write. The script refuses a re-sent copy when request IDs are off, since
+// the first copy may have run.
+type sendMark struct {
+	lim    *RedisLimiter
+	writes atomic.Int32
+}
+
+// MarshalBinary implements encoding.BinaryMarshaler for go-redis.
+func (m *sendMark) MarshalBinary() ([]byte, error) {
+	if m.writes.Add(1) == 1 {
+		return m.lim.ridFirst, nil
+	}
+	return m.lim.ridAgain, nil
+}
+
+// String returns the TTL argument as first sent (for logging hooks).
+func (m *sendMark) String() string { return string(m.lim.ridFirst) }
+
+// notRun is called when Redis answered NOSCRIPT: if that was the only
+// copy written, the script did not run and the next send is a first one.
+func (m *sendMark) notRun() { m.writes.CompareAndSwap(1, 0) }
+
+// ErrResent is returned (wrapped) by a Redis limiter call whose script
+// go-redis re-sent after a timeout or a broken connection, when request IDs
+// are off (WithRequestIDTTL(0), the default): the re-sent copy is refused,
+// because the first may already have counted. Like any Redis failure, the
+// decision then comes from the fallback.
+var ErrResent = errors.New("ratelimit: go-redis re-sent the script and the copy was refused, so that the request does not count twice")
+
+// resentErr maps the script's refusal to ErrResent.
+func resentErr(err error) error {
+	if err != nil && redis.HasErrorPrefix(err, "OUTRIGGER_RESENT") {
+		return fmt.Errorf("%w (%v)", ErrResent, err)
+	}
+	return err
 }

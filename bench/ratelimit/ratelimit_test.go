@@ -83,9 +83,10 @@ func newClient(b *testing.B, db *redistest.DB) (redis.UniversalClient, *redistes
 // where each event leaves 100ms of debt, so keys in use keep their state as
 // in production (with an unreachable rate the state would expire within
 // microseconds and every call would create a key).
-// impl=outrigger is the default configuration (GCRA, request IDs on, deny
-// cache on); outrigger-noid turns request IDs off (no retry protection, like
-// redis_rate); outrigger-batch32 takes tokens in batches of 32.
+// impl=outrigger is the default configuration (GCRA, re-sent copies
+// refused, deny cache on); outrigger-rid turns request IDs on (a re-sent
+// copy returns the first reply: one small key per allowed request);
+// outrigger-batch32 takes tokens in batches of 32.
 func BenchmarkRedisAllow(b *testing.B) {
 	db := redistest.New(b)
 	lim := ratelimit.Limit{Rate: 10, Period: time.Second, Burst: 1_000_000}
@@ -98,8 +99,8 @@ func BenchmarkRedisAllow(b *testing.B) {
 			{"outrigger", func(c redis.UniversalClient) allowFunc {
 				return outrigger(b, c, lim, ratelimit.WithPrefix(prefix))
 			}},
-			{"outrigger-noid", func(c redis.UniversalClient) allowFunc {
-				return outrigger(b, c, lim, ratelimit.WithPrefix(prefix), ratelimit.WithRequestIDTTL(0))
+			{"outrigger-rid", func(c redis.UniversalClient) allowFunc {
+				return outrigger(b, c, lim, ratelimit.WithPrefix(prefix), ratelimit.WithRequestIDTTL(15*time.Second))
 			}},
 			{"outrigger-window", func(c redis.UniversalClient) allowFunc {
 				// the window ignores Burst: give it room to never deny
@@ -319,7 +320,7 @@ func BenchmarkRedisAllowInterleaved(b *testing.B) {
 			pre := db.Prefix + "il" + strconv.Itoa(conc) + ":"
 			impls := []allowFunc{
 				outrigger(b, c, lim, ratelimit.WithPrefix(pre+"o:")),
-				outrigger(b, c, lim, ratelimit.WithPrefix(pre+"n:"), ratelimit.WithRequestIDTTL(0)),
+				outrigger(b, c, lim, ratelimit.WithPrefix(pre+"n:"), ratelimit.WithRequestIDTTL(15*time.Second)),
 			}
 			rl := redis_rate.NewLimiter(c)
 			rlim := redis_rate.Limit{Rate: lim.Rate, Burst: lim.Burst, Period: lim.Period}
@@ -330,7 +331,7 @@ func BenchmarkRedisAllowInterleaved(b *testing.B) {
 				}
 				return res.Allowed > 0
 			})
-			names := []string{"outrigger", "outrigger-noid", "redis_rate"}
+			names := []string{"outrigger", "outrigger-rid", "redis_rate"}
 			var total [3]atomic.Int64 // ns
 			ctx := context.Background()
 			one := func(i int) {

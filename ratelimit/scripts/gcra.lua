@@ -10,10 +10,12 @@
 -- ARGV[1]  n: cost (>= 0). 0 records nothing and reports the state.
 -- ARGV[2]  m: most events to take (>= n): token batching takes up to m when
 --          at least n fit; otherwise m = n.
--- ARGV[3]  request-id TTL in ms; 0 disables idempotency. When > 0, the reply
---          to an allowed request is stored under KEYS[2], and a copy of the
---          same request (a client retry) returns that reply and counts
---          nothing.
+-- ARGV[3]  request-id TTL in ms, prefixed with 'r' when go-redis re-sent
+--          the command (a retry after a timeout or a broken connection). When
+--          > 0, the reply to an allowed request is stored under KEYS[2], and a
+--          copy of the same request returns that reply and counts nothing.
+--          When 0, a re-sent copy is refused with an OUTRIGGER_RESENT error
+--          (the first copy may have run), so nothing counts twice.
 -- ARGV[4]  L: number of limits.
 -- ARGV[5+4(i-1) .. 8+4(i-1)] for limit i: id (unused here), R (Rate),
 --          P (Period in µs), B (Burst). U = (TAT - now) × R is the used quota
@@ -26,7 +28,14 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
-local ridttl = tonumber(ARGV[3])
+local a3 = ARGV[3]
+local resent = string.byte(a3, 1) == 114 -- 'r': a copy go-redis re-sent
+if resent then a3 = string.sub(a3, 2) end
+local ridttl = tonumber(a3)
+if resent and ridttl == 0 then
+  -- without request IDs nothing tells whether the first copy ran: refuse
+  return redis.error_reply('OUTRIGGER_RESENT re-sent copy refused: the first may have counted')
+end
 local L = tonumber(ARGV[4])
 
 local state = redis.call('GET', KEYS[1])

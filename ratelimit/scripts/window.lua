@@ -13,14 +13,22 @@
 -- KEYS[2]  request-id key (see gcra.lua); used only when ARGV[3] > 0.
 -- ARGV[1]  n: cost (>= 0); 0 records nothing.
 -- ARGV[2]  m: most events to take (>= n), for token batching.
--- ARGV[3]  request-id TTL in ms, 0 = off.
+-- ARGV[3]  request-id TTL in ms, 0 = off; 'r'-prefixed on a re-sent copy
+--          (see gcra.lua).
 -- ARGV[4]  L: number of limits.
 -- ARGV[5+4(i-1) .. 8+4(i-1)] for limit i: id, R (Rate), P (Period in µs),
 --          B (Burst, unused by this algorithm).
 --
 -- Returns "allowed remaining retry_us reset_us limit_index taken" like
 -- gcra.lua.
-local ridttl = tonumber(ARGV[3])
+local a3 = ARGV[3]
+local resent = string.byte(a3, 1) == 114 -- 'r': a copy go-redis re-sent
+if resent then a3 = string.sub(a3, 2) end
+local ridttl = tonumber(a3)
+if resent and ridttl == 0 then
+  -- without request IDs nothing tells whether the first copy ran: refuse
+  return redis.error_reply('OUTRIGGER_RESENT re-sent copy refused: the first may have counted')
+end
 if ridttl > 0 then
   local prev = redis.call('GET', KEYS[2])
   if prev then return prev end
