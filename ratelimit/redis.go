@@ -18,13 +18,16 @@ import (
 )
 
 var (
+	//go:embed scripts/resend.lua
+	resendSrc string
+
 	//go:embed scripts/gcra.lua
 	gcraSrc    string
-	gcraScript = redis.NewScript(gcraSrc)
+	gcraScript = redis.NewScript(resendSrc + gcraSrc)
 
 	//go:embed scripts/window.lua
 	windowSrc    string
-	windowScript = redis.NewScript(windowSrc)
+	windowScript = redis.NewScript(resendSrc + windowSrc)
 )
 
 // RedisLimiter enforces one or more limits per key across every replica that

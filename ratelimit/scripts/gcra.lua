@@ -1,6 +1,9 @@
 -- gcra.lua: GCRA for one key under one or more limits, all-or-nothing, in
 -- integer microseconds from Redis TIME.
 --
+-- resend.lua is prepended: it sets ridttl (from ARGV[3]) and refuses a
+-- re-sent copy when request IDs are off.
+--
 -- KEYS[1]  state "<prefix>{<key>}": a string of one "q:r" pair per limit,
 --          space-separated; limit i's theoretical arrival time (TAT) is
 --          q + r/R µs. Missing pairs (a new key, or a limit added in a
@@ -28,14 +31,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
-local a3 = ARGV[3]
-local resent = string.byte(a3, 1) == 114 -- 'r': a copy go-redis re-sent
-if resent then a3 = string.sub(a3, 2) end
-local ridttl = tonumber(a3)
-if resent and ridttl == 0 then
-  -- without request IDs nothing tells whether the first copy ran: refuse
-  return redis.error_reply('OUTRIGGER_RESENT re-sent copy refused: the first may have counted')
-end
 local L = tonumber(ARGV[4])
 
 local state = redis.call('GET', KEYS[1])

@@ -8,6 +8,9 @@
 -- All comparisons are multiplied by P, so they stay integers (Rate × P < 2^53,
 -- checked by the caller).
 --
+-- resend.lua is prepended: it sets ridttl (from ARGV[3]) and refuses a
+-- re-sent copy when request IDs are off.
+--
 -- KEYS[1]  state hash "<prefix>{<key>}:sw"; field <id_i>:<window index> holds a
 --          window's count.
 -- KEYS[2]  request-id key (see gcra.lua); used only when ARGV[3] > 0.
@@ -21,14 +24,6 @@
 --
 -- Returns "allowed remaining retry_us reset_us limit_index taken" like
 -- gcra.lua.
-local a3 = ARGV[3]
-local resent = string.byte(a3, 1) == 114 -- 'r': a copy go-redis re-sent
-if resent then a3 = string.sub(a3, 2) end
-local ridttl = tonumber(a3)
-if resent and ridttl == 0 then
-  -- without request IDs nothing tells whether the first copy ran: refuse
-  return redis.error_reply('OUTRIGGER_RESENT re-sent copy refused: the first may have counted')
-end
 if ridttl > 0 then
   local prev = redis.call('GET', KEYS[2])
   if prev then return prev end
