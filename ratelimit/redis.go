@@ -533,8 +533,8 @@ func forget[V any](s *shards[V], key string) {
 	sh.mu.Unlock()
 }
 
-// RequestIDTTL returns how long request IDs are kept (0: idempotency off);
-// see [WithRequestIDTTL].
+// RequestIDTTL returns how long request IDs are kept; 0 (the default) means
+// re-sent copies are refused instead. See [WithRequestIDTTL].
 func (l *RedisLimiter) RequestIDTTL() time.Duration {
 	return time.Duration(l.ridTTLms) * time.Millisecond
 }
