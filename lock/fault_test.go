@@ -230,7 +230,10 @@ func TestRedlockMinorityDown(t *testing.T) {
 			o.DialTimeout = 200 * time.Millisecond
 		}))
 	}
-	l, err := lock.NewRedlock(cs, lock.WithPrefix("rl:"))
+	// A node timeout well above the default, so that a live node slowed by
+	// a loaded machine is not counted as down (the stopped ones fail at
+	// once: connection refused).
+	l, err := lock.NewRedlock(cs, lock.WithPrefix("rl:"), lock.WithNodeTimeout(time.Second))
 	require.NoError(t, err)
 
 	a, err := l.TryAcquire(ctx, "k", 10*time.Second)

@@ -27,7 +27,9 @@ func TestReleaseRetryIdempotent(t *testing.T) {
 	s := redistest.StartServer(t)
 	c := s.Client(t, func(o *redis.Options) {
 		o.ReadTimeout = 100 * time.Millisecond
-		o.MaxRetries = 5
+		// enough re-sends to outlast the pause even when a loaded machine
+		// lets a few more copies time out after the resume
+		o.MaxRetries = 20
 		o.MinRetryBackoff = 20 * time.Millisecond
 		o.MaxRetryBackoff = 20 * time.Millisecond
 		o.PoolSize = 8
