@@ -32,17 +32,22 @@ func TestReleaseRetryIdempotent(t *testing.T) {
 		o.MaxRetries = 20
 		o.MinRetryBackoff = 20 * time.Millisecond
 		o.MaxRetryBackoff = 20 * time.Millisecond
-		o.PoolSize = 8
+		o.PoolSize = 16
 	})
 	l, err := lock.New(c, lock.WithPrefix("relretry:"))
 	require.NoError(t, err)
-	// Warm the pool and load the scripts (see TestClientRetryIdempotent).
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() { _ = c.Do(ctx, "DEBUG", "SLEEP", "0.05").Err() })
+	// Fill the pool with live connections before each pause: every copy
+	// that times out closes its connection, and go-redis does not re-send
+	// after a timeout while setting up a new one (dialled during the pause).
+	warm := func() {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() { _ = c.Do(ctx, "DEBUG", "SLEEP", "0.05").Err() })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	for round := range 3 {
+		warm()
 		lk, err := l.Acquire(ctx, "k", time.Minute)
 		require.NoError(t, err)
 		require.NoError(t, lk.Release(ctx)) // loads the release script
@@ -67,6 +72,7 @@ func TestReleaseRetryIdempotent(t *testing.T) {
 	}
 
 	// Do does not report the lock lost either when its release is re-sent.
+	warm()
 	resumed := make(chan error, 1)
 	err = l.Do(ctx, "k", time.Minute, func(ctx context.Context, _ uint64) error {
 		if err := s.Pause(); err != nil {

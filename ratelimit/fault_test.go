@@ -276,8 +276,17 @@ func TestResentCopyAnswered(t *testing.T) {
 				ratelimit.WithFallback(ratelimit.FailClosed), ratelimit.WithDenyCache(0),
 				ratelimit.WithHooks(ratelimit.Hooks{OnError: func(_ string, err error) { hookErr.Store(err) }}))
 			require.NoError(t, err)
-			_, err = l.AllowN(ctx, "warm", 0) // load the script
-			require.NoError(t, err)
+			// load the script and open every connection, so that re-sent
+			// copies go out on live connections (go-redis does not re-send
+			// after a timeout while dialling one)
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					_, _ = l.AllowN(ctx, "warm", 0)
+					_ = c.Do(ctx, "DEBUG", "SLEEP", "0.05").Err()
+				})
+			}
+			wg.Wait()
 
 			require.NoError(t, s.Pause())
 			resumed := make(chan error, 1)
