@@ -562,8 +562,8 @@ func testPauseRetries(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, stranded, "locks left behind after every worker released")
 	require.Zero(t, spuriousLost, "a re-sent release of a lock we held reported it lost")
-	t.Logf("summary: pause past ReadTimeout, %d pauses in %ds: %d acquires (%d failed), %d tenures, overlapping tenures %d, non-monotonic %d, stranded locks %d, release retries reporting ErrLockLost %d, locks lost mid-tenure %d",
-		pauses, d, ops, errs, rep.grants, rep.overlaps, rep.nonMonotonic, len(stranded), spuriousLost, lostInTerms)
+	t.Logf("summary: pause past ReadTimeout, %d pauses in %ds: %d acquires (%d failed, %d handed on in-process), %d tenures, overlapping tenures %d, non-monotonic %d, stranded locks %d, release retries reporting ErrLockLost %d, locks lost mid-tenure %d",
+		pauses, d, ops, errs, localHandoffs(lockers), rep.grants, rep.overlaps, rep.nonMonotonic, len(stranded), spuriousLost, lostInTerms)
 }
 
 // testRestartEmpty: the server restarts without persistence while a holder
@@ -676,6 +676,15 @@ func testHolderPause(t *testing.T) {
 	require.NoError(t, wrep.Err())
 	trep := tenures.check()
 	require.NoError(t, trep.Err())
-	t.Logf("summary: holder paused past TTL, %ds: %d tenures, %d stalled, %d stale writes rejected, double grants (overlapping tenures) %d, accepted overlaps %d, non-monotonic %d",
-		d, acquired, stalls, rejected, trep.doubles, wrep.overlaps, wrep.nonMonotonic)
+	t.Logf("summary: holder paused past TTL, %ds: %d tenures (%d handed on in-process), %d stalled, %d stale writes rejected, double grants (overlapping tenures) %d, accepted overlaps %d, non-monotonic %d",
+		d, acquired, localHandoffs(lockers), stalls, rejected, trep.doubles, wrep.overlaps, wrep.nonMonotonic)
+}
+
+// localHandoffs sums the Lockers' in-process hand-offs (WithLocalHandoff).
+func localHandoffs(ls []*lock.RedisLocker) uint64 {
+	var n uint64
+	for _, l := range ls {
+		n += l.Stats().LocalHandedOff
+	}
+	return n
 }
