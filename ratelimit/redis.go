@@ -42,8 +42,8 @@ type RedisLimiter struct {
 	client   redis.UniversalClient
 	specs    []gcra
 	script   *redis.Script
-	group    *coalesce.Group[*evalReq] // shares round trips among concurrent calls
-	static   []any                     // per-limit script arguments: id, R, P, B
+	group    *coalesce.Group[*coalesce.Script] // shares round trips among concurrent calls
+	static   []any                             // per-limit script arguments: id, R, P, B
 	prefix   string
 	ridTTLms int64
 	shadow   bool
@@ -134,7 +134,7 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 	l.lenArg = len(specs)
 	// Redis runs one script at a time: a couple of pipelines in flight keep
 	// it busy, and more would only add connections.
-	l.group = coalesce.New(max(2, runtime.GOMAXPROCS(0)), maxPipeline, l.evalBatch)
+	l.group = coalesce.NewScripts(client, max(2, runtime.GOMAXPROCS(0)), maxPipeline)
 	l.minBurst = int64(specs[0].lim.Burst)
 	for _, g := range specs {
 		l.minBurst = min(l.minBurst, int64(g.lim.Burst))
@@ -367,11 +367,9 @@ func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result,
 
 // evalReq is one decision's script call, carried by a shared pipeline.
 type evalReq struct {
-	keys  [2]string
-	args  []any
-	mark  sendMark
-	reply string
-	err   error
+	call coalesce.Script
+	keys [2]string
+	mark sendMark
 }
 
 // eval runs the script for one decision: one script execution in one round
@@ -385,48 +383,22 @@ func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string
 	if l.ridTTLms > 0 {
 		r.keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
 	}
-	r.args = make([]any, 4, 4+len(l.static))
+	args := make([]any, 4, 4+len(l.static))
 	r.mark.lim = l
-	r.args[0], r.args[1], r.args[2], r.args[3] = n, m, &r.mark, l.lenArg
-	r.args = append(r.args, l.static...)
-	if err := l.group.Do(ctx, r); err != nil {
+	args[0], args[1], args[2], args[3] = n, m, &r.mark, l.lenArg
+	r.call = coalesce.Script{Script: l.script, Keys: r.keys[:], Args: append(args, l.static...),
+		NoScript: r.mark.notRun} // a NOSCRIPT did not run it: the next copy is a first one
+	if err := l.group.Do(ctx, &r.call); err != nil {
 		return "", err
 	}
-	return r.reply, resentErr(r.err)
-}
-
-// evalBatch sends a batch of decisions: alone as EVALSHA (EVAL after a
-// NOSCRIPT), or as one pipeline of EVALSHA, re-sending the ones that found
-// the script missing (after SCRIPT FLUSH or a failover) once it is loaded.
-func (l *RedisLimiter) evalBatch(ctx context.Context, reqs []*evalReq) {
-	if len(reqs) == 1 {
-		l.evalOne(ctx, reqs[0])
-		return
+	if r.call.Err != nil {
+		return "", resentErr(r.call.Err)
 	}
-	cmds := make([]*redis.Cmd, len(reqs))
-	_, _ = l.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range reqs {
-			cmds[i] = l.script.EvalSha(ctx, p, r.keys[:], r.args...)
-		}
-		return nil
-	})
-	for i, r := range reqs {
-		r.reply, r.err = cmds[i].Text()
-		if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
-			r.mark.notRun()
-			l.evalOne(ctx, r)
-		}
+	reply, ok := r.call.Val.(string)
+	if !ok {
+		return "", fmt.Errorf("ratelimit: unexpected script reply %v", r.call.Val)
 	}
-}
-
-// evalOne sends one decision as EVALSHA, and as EVAL after a NOSCRIPT
-// (which did not run it: the EVAL is a first copy, see sendMark).
-func (l *RedisLimiter) evalOne(ctx context.Context, r *evalReq) {
-	r.reply, r.err = l.script.EvalSha(ctx, l.client, r.keys[:], r.args...).Text()
-	if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
-		r.mark.notRun()
-		r.reply, r.err = l.script.Eval(ctx, l.client, r.keys[:], r.args...).Text()
-	}
+	return reply, nil
 }
 
 // fallbackResult answers while Redis cannot.

@@ -7,14 +7,17 @@ import (
 )
 
 // Script is one script execution for a Group made by NewScripts: the
-// caller sets Script, Keys and Args; the flush sets Val and Err (as
-// redis.Cmd.Result would return them).
+// caller sets Script, Keys, Args and optionally NoScript; the flush sets
+// Val and Err (as redis.Cmd.Result would return them).
 type Script struct {
 	Script *redis.Script
 	Keys   []string
 	Args   []any
-	Val    any
-	Err    error
+	// NoScript, if set, is called each time Redis answers NOSCRIPT (the
+	// script did not run), before the call is sent again.
+	NoScript func()
+	Val      any
+	Err      error
 }
 
 // NewScripts returns a Group that runs scripts on c: a lone call as
@@ -25,8 +28,7 @@ type Script struct {
 func NewScripts(c redis.UniversalClient, maxInFlight, maxBatch int) *Group[*Script] {
 	return New(maxInFlight, maxBatch, func(ctx context.Context, calls []*Script) {
 		if len(calls) == 1 {
-			s := calls[0]
-			s.Val, s.Err = s.Script.Run(ctx, c, s.Keys, s.Args...).Result()
+			calls[0].run(ctx, c)
 			return
 		}
 		cmds := make([]*redis.Cmd, len(calls))
@@ -38,9 +40,28 @@ func NewScripts(c redis.UniversalClient, maxInFlight, maxBatch int) *Group[*Scri
 		})
 		for i, s := range calls {
 			s.Val, s.Err = cmds[i].Result()
-			if s.Err != nil && redis.HasErrorPrefix(s.Err, "NOSCRIPT") {
-				s.Val, s.Err = s.Script.Run(ctx, c, s.Keys, s.Args...).Result()
+			if s.noScript() {
+				s.run(ctx, c)
 			}
 		}
 	})
+}
+
+// run sends s alone: EVALSHA, and EVAL after a NOSCRIPT.
+func (s *Script) run(ctx context.Context, c redis.UniversalClient) {
+	s.Val, s.Err = s.Script.EvalSha(ctx, c, s.Keys, s.Args...).Result()
+	if s.noScript() {
+		s.Val, s.Err = s.Script.Eval(ctx, c, s.Keys, s.Args...).Result()
+	}
+}
+
+// noScript reports whether s's reply was NOSCRIPT, calling the hook if so.
+func (s *Script) noScript() bool {
+	if s.Err == nil || !redis.HasErrorPrefix(s.Err, "NOSCRIPT") {
+		return false
+	}
+	if s.NoScript != nil {
+		s.NoScript()
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -39,11 +40,13 @@ func TestScripts(t *testing.T) {
 			}
 			g := coalesce.NewScripts(db.Client, 1, 16) // one pipeline at a time: calls batch up
 			const callers, keys = 200, 20
+			var noScript atomic.Int64
 			var wg sync.WaitGroup
 			for i := range callers {
 				wg.Go(func() {
 					k := db.Prefix + "{" + strconv.Itoa(i%keys) + "}"
-					s := &coalesce.Script{Script: script, Keys: []string{k}, Args: []any{1}}
+					s := &coalesce.Script{Script: script, Keys: []string{k}, Args: []any{1},
+						NoScript: func() { noScript.Add(1) }}
 					if err := g.Do(ctx, s); err != nil {
 						t.Error(err)
 						return
@@ -58,6 +61,7 @@ func TestScripts(t *testing.T) {
 				})
 			}
 			wg.Wait()
+			require.Positive(t, noScript.Load(), "the flushed script was reported missing")
 			for k := range keys {
 				n, err := db.Client.Get(ctx, db.Prefix+"{"+strconv.Itoa(k)+"}").Int()
 				require.NoError(t, err)
