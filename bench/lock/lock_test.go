@@ -34,47 +34,28 @@ type impl struct {
 	mk   func(b *testing.B, c redis.UniversalClient, prefix string) locker
 }
 
+// outrigger builds outrigger's lock with opts on top of the prefix.
+func outrigger(opts ...lock.Option) func(b *testing.B, c redis.UniversalClient, prefix string) locker {
+	return func(b *testing.B, c redis.UniversalClient, prefix string) locker {
+		l, err := lock.New(c, append([]lock.Option{lock.WithPrefix(prefix)}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return func(ctx context.Context, key string) (func() error, error) {
+			lk, err := l.Acquire(ctx, key, holdTTL)
+			if err != nil {
+				return nil, err
+			}
+			return func() error { return lk.Release(ctx) }, nil
+		}
+	}
+}
+
 func impls() []impl {
 	return []impl{
-		{"outrigger", func(b *testing.B, c redis.UniversalClient, prefix string) locker {
-			l, err := lock.New(c, lock.WithPrefix(prefix))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return func(ctx context.Context, key string) (func() error, error) {
-				lk, err := l.Acquire(ctx, key, holdTTL)
-				if err != nil {
-					return nil, err
-				}
-				return func() error { return lk.Release(ctx) }, nil
-			}
-		}},
-		{"outrigger-redis-only", func(b *testing.B, c redis.UniversalClient, prefix string) locker {
-			l, err := lock.New(c, lock.WithPrefix(prefix), lock.WithLocalHandoff(0))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return func(ctx context.Context, key string) (func() error, error) {
-				lk, err := l.Acquire(ctx, key, holdTTL)
-				if err != nil {
-					return nil, err
-				}
-				return func() error { return lk.Release(ctx) }, nil
-			}
-		}},
-		{"outrigger-wake", func(b *testing.B, c redis.UniversalClient, prefix string) locker {
-			l, err := lock.New(c, lock.WithPrefix(prefix), lock.WithHandoff(false), lock.WithLocalHandoff(0))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return func(ctx context.Context, key string) (func() error, error) {
-				lk, err := l.Acquire(ctx, key, holdTTL)
-				if err != nil {
-					return nil, err
-				}
-				return func() error { return lk.Release(ctx) }, nil
-			}
-		}},
+		{"outrigger", outrigger()},
+		{"outrigger-redis-only", outrigger(lock.WithLocalHandoff(0))},
+		{"outrigger-wake", outrigger(lock.WithHandoff(false), lock.WithLocalHandoff(0))},
 		{"redislock", func(b *testing.B, c redis.UniversalClient, prefix string) locker {
 			l := redislock.New(c)
 			opt := &redislock.Options{RetryStrategy: redislock.LinearBackoff(10 * time.Millisecond)}
