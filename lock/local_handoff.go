@@ -236,26 +236,22 @@ func (r *RedisLocker) releaseLocal(ctx context.Context, l *Lock) error {
 		_, err := r.releaseRedis(ctx, l, 0, 0)
 		return err
 	}
-	if w, ok := r.nextLocal(k, l); ok {
-		dl, _ := l.validUntil()
+	if w, dl, ok := r.nextLocal(k, l); ok {
 		r.handOn(k, l, w, k.next, dl, true)
 		k.next++
 		k.streak++
 		lq.mu.Unlock()
 		return nil
 	}
-	keep := len(k.waiters) > 0 && k.waiters[0].ttl == k.ttl
+	keep := 0 // tokens to reserve if Redis keeps the lock for a waiter here
+	if len(k.waiters) > 0 && k.waiters[0].ttl == k.ttl {
+		keep = r.reserve()
+	}
 	keepTTL := k.ttl
 	lq.mu.Unlock()
 
 	start := time.Now()
-	var kept uint64
-	var err error
-	if keep {
-		kept, err = r.releaseRedis(ctx, l, r.reserve(), keepTTL)
-	} else {
-		_, err = r.releaseRedis(ctx, l, 0, 0)
-	}
+	kept, err := r.releaseRedis(ctx, l, keep, keepTTL)
 	if err != nil && !errors.Is(err, ErrLockLost) {
 		return err // still held: Release may be retried
 	}
@@ -296,23 +292,24 @@ func (r *RedisLocker) releaseLocal(ctx context.Context, l *Lock) error {
 	return err
 }
 
-// nextLocal returns the waiter l can be handed to without a round trip.
+// nextLocal returns the waiter l can be handed to without a round trip,
+// taken off the queue, and l's deadline, which it inherits.
 // r.local.mu must be held.
-func (r *RedisLocker) nextLocal(k *localKey, l *Lock) (*localWaiter, bool) {
+func (r *RedisLocker) nextLocal(k *localKey, l *Lock) (*localWaiter, time.Time, bool) {
 	if len(k.waiters) == 0 || k.streak >= r.o.localHandoff || k.next > k.last {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	w := k.waiters[0]
 	if w.ttl != k.ttl {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	dl, ok := l.validUntil()
 	full := time.Duration(float64(k.ttl)*(1-r.o.drift)) - r.o.margin
 	if !ok || time.Until(dl) < time.Duration(float64(full)*localMinValid) {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	k.popWaiter()
-	return w, true
+	return w, dl, true
 }
 
 // handOn gives the lock held by l (same owner value in Redis) to w with
