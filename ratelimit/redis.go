@@ -379,15 +379,17 @@ type evalReq struct {
 // trips, and each still gets its own result.
 func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string, error) {
 	k := l.prefix + "{" + key + "}" + l.suffix
-	r := &evalReq{keys: [2]string{k, k}}
+	r := &evalReq{keys: [2]string{k}}
+	keys := r.keys[:1]
 	if l.ridTTLms > 0 {
 		r.keys[1] = k + ":rid:" + strconv.FormatUint(rand.Uint64(), 36)
+		keys = r.keys[:]
 	}
 	args := make([]any, 4, 4+len(l.static))
 	r.mark.lim = l
 	args[0], args[1], args[2], args[3] = n, m, &r.mark, l.lenArg
-	r.call = coalesce.Script{Script: l.script, Keys: r.keys[:], Args: append(args, l.static...),
-		NoScript: r.mark.notRun} // a NOSCRIPT did not run it: the next copy is a first one
+	r.call = coalesce.Script{Script: l.script, Keys: keys, Args: append(args, l.static...),
+		OnNoScript: &r.mark} // a NOSCRIPT did not run it: the next copy is a first one
 	if err := l.group.Do(ctx, &r.call); err != nil {
 		return "", err
 	}

@@ -62,9 +62,9 @@ func (m *sendMark) MarshalBinary() ([]byte, error) {
 // String returns the TTL argument as first sent (for logging hooks).
 func (m *sendMark) String() string { return string(m.lim.ridFirst) }
 
-// notRun is called when Redis answered NOSCRIPT: if that was the only
+// NoScript is called when Redis answered NOSCRIPT: if that was the only
 // copy written, the script did not run and the next send is a first one.
-func (m *sendMark) notRun() { m.writes.CompareAndSwap(1, 0) }
+func (m *sendMark) NoScript() { m.writes.CompareAndSwap(1, 0) }
 
 // ErrResent is returned (wrapped) by a Redis limiter call whose script
 // go-redis re-sent after a timeout or a broken connection, when request IDs

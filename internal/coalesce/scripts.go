@@ -7,18 +7,21 @@ import (
 )
 
 // Script is one script execution for a Group made by NewScripts: the
-// caller sets Script, Keys, Args and optionally NoScript; the flush sets
+// caller sets Script, Keys, Args and optionally OnNoScript; the flush sets
 // Val and Err (as redis.Cmd.Result would return them).
 type Script struct {
 	Script *redis.Script
 	Keys   []string
 	Args   []any
-	// NoScript, if set, is called each time Redis answers NOSCRIPT (the
+	// OnNoScript, if set, is told each time Redis answers NOSCRIPT (the
 	// script did not run), before the call is sent again.
-	NoScript func()
-	Val      any
-	Err      error
+	OnNoScript NoScripter
+	Val        any
+	Err        error
 }
+
+// NoScripter is told that Redis answered NOSCRIPT: the script did not run.
+type NoScripter interface{ NoScript() }
 
 // NewScripts returns a Group that runs scripts on c: a lone call as
 // EVALSHA (EVAL after NOSCRIPT), concurrent calls as one pipeline of
@@ -60,8 +63,8 @@ func (s *Script) noScript() bool {
 	if s.Err == nil || !redis.HasErrorPrefix(s.Err, "NOSCRIPT") {
 		return false
 	}
-	if s.NoScript != nil {
-		s.NoScript()
+	if s.OnNoScript != nil {
+		s.OnNoScript.NoScript()
 	}
 	return true
 }

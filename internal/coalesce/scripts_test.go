@@ -46,7 +46,7 @@ func TestScripts(t *testing.T) {
 				wg.Go(func() {
 					k := db.Prefix + "{" + strconv.Itoa(i%keys) + "}"
 					s := &coalesce.Script{Script: script, Keys: []string{k}, Args: []any{1},
-						NoScript: func() { noScript.Add(1) }}
+						OnNoScript: (*counter)(&noScript)}
 					if err := g.Do(ctx, s); err != nil {
 						t.Error(err)
 						return
@@ -70,3 +70,8 @@ func TestScripts(t *testing.T) {
 		})
 	}
 }
+
+// counter counts NOSCRIPT replies.
+type counter atomic.Int64
+
+func (c *counter) NoScript() { (*atomic.Int64)(c).Add(1) }

@@ -8,7 +8,7 @@
 --          space-separated; limit i's theoretical arrival time (TAT) is
 --          q + r/R µs. Missing pairs (a new key, or a limit added in a
 --          deploy) count as "no debt".
--- KEYS[2]  request-id key "<prefix>{<key>}:rid:<id>" (same slot); used only
+-- KEYS[2]  request-id key "<prefix>{<key>}:rid:<id>" (same slot); passed only
 --          when ARGV[3] > 0.
 -- ARGV[1]  n: cost (>= 0). 0 records nothing and reports the state.
 -- ARGV[2]  m: most events to take (>= n): token batching takes up to m when

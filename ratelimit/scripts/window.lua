@@ -13,7 +13,7 @@
 --
 -- KEYS[1]  state hash "<prefix>{<key>}:sw"; field <id_i>:<window index> holds a
 --          window's count.
--- KEYS[2]  request-id key (see gcra.lua); used only when ARGV[3] > 0.
+-- KEYS[2]  request-id key (see gcra.lua); passed only when ARGV[3] > 0.
 -- ARGV[1]  n: cost (>= 0); 0 records nothing.
 -- ARGV[2]  m: most events to take (>= n), for token batching.
 -- ARGV[3]  request-id TTL in ms, 0 = off; 'r'-prefixed on a re-sent copy
