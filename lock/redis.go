@@ -222,8 +222,14 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 		sent := time.Now()
 		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life, queued, res1)
 		if err != nil {
+			// The script may have run with its reply lost (go-redis gave up
+			// re-sending, or ctx ended): we may be queued, or even hold the
+			// lock. Undo both, so our own failed call does not leave the lock
+			// held until its ttl.
 			if wait {
-				r.cancel(ctx, keys, owner) // we may be queued, or even hold it
+				r.cancel(ctx, keys, owner)
+			} else {
+				r.undo(ctx, keys, owner)
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -430,6 +436,19 @@ func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
 	if err := cancelScript.Run(cctx, r.c, keys, owner, r.grantArg()).Err(); err != nil {
 		if lf := r.o.logf(); lf != nil {
 			lf("lock: leaving the wait queue failed", "key", keys[0], "err", err)
+		}
+	}
+}
+
+// undo releases the lock if it holds owner: the clean-up after a
+// TryAcquire whose reply never came. It never queued, so it has nothing to
+// leave.
+func (r *RedisLocker) undo(ctx context.Context, keys []string, owner string) {
+	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer stop()
+	if err := releaseScript.Run(cctx, r.c, keys, owner, 0, r.grantArg()).Err(); err != nil {
+		if lf := r.o.logf(); lf != nil {
+			lf("lock: undoing a failed try-acquire failed", "key", keys[0], "err", err)
 		}
 	}
 }

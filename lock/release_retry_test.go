@@ -2,9 +2,11 @@ package lock_test
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,4 +88,61 @@ func TestReleaseRetryIdempotent(t *testing.T) {
 	})
 	require.NoError(t, <-resumed)
 	require.NoError(t, err, "Do whose release was re-sent")
+}
+
+// lostReply is a go-redis hook that, once armed, lets the next EVALSHA run
+// on the server and then replaces its reply with a network error: the
+// client's view when go-redis gave up re-sending a script that did run.
+type lostReply struct{ armed atomic.Bool }
+
+func (h *lostReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lostReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "evalsha" && h.armed.CompareAndSwap(true, false) {
+			cmd.SetErr(errLostReply)
+			return errLostReply
+		}
+		return err
+	}
+}
+
+func (h *lostReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+var errLostReply = errors.New("i/o timeout (injected after the script ran)")
+
+// TestTryAcquireLostReplyUndone: a TryAcquire whose script took the lock
+// but whose reply never came back fails, and releases what it took, so the
+// lock is not held by nobody until its ttl.
+func TestTryAcquireLostReplyUndone(t *testing.T) {
+	leakCheck(t)
+	ctx := context.Background()
+	db := redistest.New(t)
+	c := db.NewClient(t)
+	h := &lostReply{}
+	c.AddHook(h)
+	prefix := db.Prefix + "tryundo:"
+	l, err := lock.New(c, lock.WithPrefix(prefix))
+	require.NoError(t, err)
+	other, err := lock.New(db.NewClient(t), lock.WithPrefix(prefix))
+	require.NoError(t, err)
+
+	lk, err := l.TryAcquire(ctx, "k", time.Minute) // loads the scripts
+	require.NoError(t, err)
+	require.NoError(t, lk.Release(ctx))
+
+	h.armed.Store(true)
+	_, err = l.TryAcquire(ctx, "k", time.Minute)
+	require.ErrorIs(t, err, errLostReply)
+	require.False(t, h.armed.Load(), "the hook did not fire")
+
+	n, err := c.Exists(ctx, prefix+"{k}").Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "the lock taken by the lost call is still held")
+	lk, err = other.TryAcquire(ctx, "k", time.Minute)
+	require.NoError(t, err, "another owner cannot take the lock")
+	require.NoError(t, lk.Release(ctx))
 }
