@@ -16,15 +16,17 @@
 //
 // # How it works on Redis
 //
-// A lock on key k is the string <prefix>{k} holding "<owner>|<token>" with
-// a PX expiry. Acquire is one script (one round trip): SET NX PX plus a
-// fencing token; Release is one compare-and-delete script, Refresh one
-// compare-and-pexpire script that never re-creates an expired key. The
-// scripts run with EVALSHA and fall back to EVAL, so they survive SCRIPT
-// FLUSH, restarts and failovers. All keys of a lock share the hash tag {k},
-// hence one Cluster slot. An acquire whose owner value is already in the
-// key (go-redis re-sent the script after a timeout) counts as acquired, so a
-// client retry never strands a lock until its TTL.
+// A lock on key k is the string <prefix>{k} holding a random owner value
+// with a PX expiry; the last token issued is kept in <prefix>{k}:fence.
+// Acquire is one script (one round trip): SET NX PX plus a fencing token;
+// Release is one compare-and-delete script, Refresh one compare-and-pexpire
+// script that never re-creates an expired key. The scripts run with EVALSHA
+// and fall back to EVAL, so they survive SCRIPT FLUSH, restarts and
+// failovers. All keys of a lock share the hash tag {k}, hence one Cluster
+// slot. An acquire whose owner value is already in the key (go-redis re-sent
+// the script after a timeout) counts as acquired, with a new token, so a
+// client retry never strands a lock until its TTL; a TryAcquire that fails
+// after its script may have run releases what it may have taken.
 //
 // A waiting Acquire queues itself in Redis in the same round trip and blocks
 // (BLPOP, one pooled connection per blocked waiter: size PoolSize for the

@@ -464,7 +464,7 @@ func TestWaitReplicas(t *testing.T) {
 	rc := replica.Client(t)
 	v, err := rc.Get(ctx, lock.DefaultPrefix+"{k}").Result()
 	require.NoError(t, err, "the acquire reached the replica before Acquire returned")
-	require.Contains(t, v, "|")
+	require.NotEmpty(t, v)
 	require.NoError(t, a.Release(ctx))
 
 	l2, err := lock.New(c, lock.WithWaitReplicas(2, 100*time.Millisecond))

@@ -135,6 +135,15 @@ func lockKeys(prefix, key string) []string {
 	return keys
 }
 
+// releaseKeys returns a lock's keys (see lockKeys) followed by owner's
+// release tombstone, as release.lua takes them.
+func releaseKeys(keys []string, owner string) []string {
+	rk := make([]string, len(keys)+1)
+	copy(rk, keys)
+	rk[len(keys)] = keys[len(keys)-1] + owner + ":rel"
+	return rk
+}
+
 func (r *RedisLocker) grantArg() string {
 	if r.o.handoff && r.o.waitN == 0 {
 		return "1"
@@ -360,7 +369,7 @@ func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string,
 	if acks, _ := w.Int64(); acks < int64(r.o.waitN) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		_ = releaseScript.Run(rctx, r.c, keys, owner, 0, "0").Err()
+		_ = releaseScript.Run(rctx, r.c, releaseKeys(keys, owner), owner, 0, "0").Err()
 		return acqResult{}, fmt.Errorf("%w: %w: %d of %d replicas acknowledged %q within %v",
 			ErrNotAcquired, ErrReplicas, acks, r.o.waitN, key, r.o.waitTimeout)
 	}
@@ -446,7 +455,7 @@ func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
 func (r *RedisLocker) undo(ctx context.Context, keys []string, owner string) {
 	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer stop()
-	if err := releaseScript.Run(cctx, r.c, keys, owner, 0, r.grantArg()).Err(); err != nil {
+	if err := releaseScript.Run(cctx, r.c, releaseKeys(keys, owner), owner, 0, r.grantArg()).Err(); err != nil {
 		if lf := r.o.logf(); lf != nil {
 			lf("lock: undoing a failed try-acquire failed", "key", keys[0], "err", err)
 		}
@@ -467,10 +476,11 @@ func (r *RedisLocker) release(ctx context.Context, l *Lock) error {
 // is keepTTL.
 func (r *RedisLocker) releaseRedis(ctx context.Context, l *Lock, keep int, keepTTL time.Duration) (kept uint64, err error) {
 	var v any
+	keys := releaseKeys(l.rkeys, l.owner)
 	if keep > 0 {
-		v, err = r.run(ctx, releaseScript, l.rkeys, l.owner, 0, "1", keep, keepTTL.Milliseconds())
+		v, err = r.run(ctx, releaseScript, keys, l.owner, 0, "1", keep, keepTTL.Milliseconds())
 	} else {
-		v, err = r.run(ctx, releaseScript, l.rkeys, l.owner, 0, r.grantArg())
+		v, err = r.run(ctx, releaseScript, keys, l.owner, 0, r.grantArg())
 	}
 	if err != nil {
 		return 0, err

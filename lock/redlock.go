@@ -204,7 +204,7 @@ func (rl *Redlock) attempt(ctx context.Context, key string, keys []string, owner
 	if granted > 0 || failed > 0 { // undo partial grants (and grants hidden by a timeout)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rl.o.nodeTimeout)
 		rl.each(cctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-			return 0, releaseScript.Run(ctx, c, keys, owner, token, "0").Err()
+			return 0, releaseScript.Run(ctx, c, releaseKeys(keys, owner), owner, token, "0").Err()
 		})
 		cancel()
 	}
@@ -240,8 +240,9 @@ func (rl *Redlock) tally(l *Lock, op string, vals []int64, errs []error) error {
 }
 
 func (rl *Redlock) release(ctx context.Context, l *Lock) error {
+	keys := releaseKeys(l.rkeys, l.owner)
 	vals, errs := rl.each(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-		return releaseScript.Run(ctx, c, l.rkeys, l.owner, l.token, "0").Int64()
+		return releaseScript.Run(ctx, c, keys, l.owner, l.token, "0").Int64()
 	})
 	return rl.tally(l, "release", vals, errs)
 }

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"embed"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,25 +13,30 @@ var scriptFS embed.FS
 // Scripts run with EVALSHA and fall back to EVAL (redis.Script), so they
 // survive SCRIPT FLUSH, restarts and failovers.
 var (
-	acquireScript = loadScript("acquire.lua", true)
-	releaseScript = loadScript("release.lua", true)
-	refreshScript = loadScript("refresh.lua", true)
-	pttlScript    = loadScript("pttl.lua", true)
-	cancelScript  = loadScript("cancel.lua", true)
-	fenceScript   = loadScript("fence.lua", false)
+	acquireScript = loadScript("acquire.lua")
+	releaseScript = loadScript("release.lua")
+	refreshScript = loadScript("refresh.lua")
+	pttlScript    = loadScript("pttl.lua")
+	cancelScript  = loadScript("cancel.lua")
+	fenceScript   = loadScript("fence.lua")
 )
 
-func loadScript(name string, common bool) *redis.Script {
+// commonMarker is the line of a script where common.lua's helpers go: after
+// its fast path, so that a call that returns early does not pay for
+// defining them.
+const commonMarker = "\n-- @common\n"
+
+func loadScript(name string) *redis.Script {
 	src, err := scriptFS.ReadFile("scripts/" + name)
 	if err != nil {
 		panic("lock: missing embedded script " + name) // build defect, not user input
 	}
-	if common {
+	if before, after, ok := strings.Cut(string(src), commonMarker); ok {
 		c, err := scriptFS.ReadFile("scripts/common.lua")
 		if err != nil {
 			panic("lock: missing embedded script common.lua")
 		}
-		src = append(append(c, '\n'), src...)
+		return redis.NewScript(before + "\n" + string(c) + "\n" + after)
 	}
 	return redis.NewScript(string(src))
 }

@@ -93,7 +93,9 @@ func impls() []impl {
 }
 
 // BenchmarkUncontended measures acquire+release of a free lock, one
-// goroutine, on the same Redis for every implementation.
+// goroutine, on the same Redis for every implementation. redis-µs/op is
+// the time Redis spent executing the commands (INFO commandstats), which
+// includes the INFO calls themselves once per run.
 func BenchmarkUncontended(b *testing.B) {
 	db := redistest.New(b)
 	ctx := context.Background()
@@ -108,6 +110,7 @@ func BenchmarkUncontended(b *testing.B) {
 			l := im.mk(b, c, db.Prefix+im.name+":")
 			b.ReportAllocs()
 			cnt.Reset()
+			before := redisUsec(b, c)
 			for b.Loop() {
 				rel, err := l(ctx, "k")
 				if err != nil {
@@ -119,8 +122,32 @@ func BenchmarkUncontended(b *testing.B) {
 			}
 			cnt.Report(b)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			b.ReportMetric((redisUsec(b, c)-before)/float64(b.N), "redis-µs/op")
 		})
 	}
+}
+
+// redisUsec returns the total time Redis spent executing commands since its
+// statistics were last reset, in µs (INFO commandstats).
+func redisUsec(b *testing.B, c redis.UniversalClient) float64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\n") {
+		_, rest, ok := strings.Cut(line, "usec=")
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(rest, ",")
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			b.Fatalf("commandstats line %q: %v", line, err)
+		}
+		total += n
+	}
+	return total
 }
 
 // BenchmarkUncontendedParallel measures acquire+release of free locks by

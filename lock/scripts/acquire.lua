@@ -1,37 +1,38 @@
 -- acquire.lua: take the lock if it is free (SET NX PX) with a new fencing
 -- token; if it already holds our owner value (go-redis re-sent the script
--- after a timeout, or a release handed it to us) keep it, extend it to ttl
--- and return its token; otherwise, if asked, queue us as a waiter.
--- KEYS: see common.lua.
+-- after a timeout, or a release handed it to us and we did not read the
+-- grant) keep it, extend it to ttl and issue it a new token; otherwise, if
+-- asked, queue us as a waiter.
+-- KEYS: see common.lua (KEYS[1..4]).
 -- ARGV[1] owner (random, unique per acquire call)
 -- ARGV[2] ttl in ms
 -- ARGV[3] queue-entry lifetime in ms; 0 = do not queue (TryAcquire)
 -- ARGV[4] '1' if an earlier attempt of this acquire may have queued us
--- ARGV[5] tokens to reserve (optional, default 1): see next_token
+-- ARGV[5] tokens to reserve (optional, default 1): the counter is set to
+--         token + reserve - 1 (see common.lua)
 -- Returns {1, token, now µs} when held by us, {0, pttl ms of the holder, now µs}.
-local now = now_us()
+--
+-- Tokens are max(last + 1, Redis TIME in µs), as in common.lua. It needs
+-- none of common.lua's helpers.
+local t = redis.call('TIME')
+local now = t[1] * 1000000 + t[2]
 local reserve = tonumber(ARGV[5] or '1')
 local tok = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
 if now > tok then tok = now end
-local s = string.format('%d', tok)
-if redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'NX', 'PX', ARGV[2]) then
-  if reserve > 1 then
-    redis.call('SET', KEYS[2], string.format('%d', tok + reserve - 1))
-  else
-    redis.call('SET', KEYS[2], s)
-  end
+local mine = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+if not mine and redis.call('GET', KEYS[1]) == ARGV[1] then
+  -- Ours already. The token of the first copy (or of the grant) was never
+  -- returned to the caller, so a new one is as good, and keeps the reserve.
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  mine = true
+end
+if mine then
+  redis.call('SET', KEYS[2], string.format('%d', tok + reserve - 1))
   if ARGV[4] == '1' then
     redis.call('ZREM', KEYS[3], ARGV[1])
     redis.call('HDEL', KEYS[4], ARGV[1])
   end
   return {1, tok, now}
-end
-local cur = redis.call('GET', KEYS[1])
-if owned(cur, ARGV[1]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('HDEL', KEYS[4], ARGV[1])
-  return {1, tonumber(string.sub(cur, #ARGV[1] + 2)), now}
 end
 local life = tonumber(ARGV[3])
 if life > 0 then

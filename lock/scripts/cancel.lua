@@ -6,11 +6,12 @@
 -- ARGV[1] owner
 -- ARGV[2] '1' grant directly to the next waiter, '0' wake it only
 -- Returns 1 if we held the lock and released it, else 0.
+-- @common
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])
 local cur = redis.call('GET', KEYS[1])
 local had = 0
-if owned(cur, ARGV[1]) then
+if cur == ARGV[1] then
   free(ARGV[2])
   had = 1
 elseif not cur then

@@ -1,14 +1,16 @@
--- common.lua: helpers prepended to acquire, release, refresh, pttl and
--- cancel. It is not a script on its own.
+-- common.lua: helpers for the slow paths of release and cancel. It is not
+-- a script on its own: loadScript inserts it at a script's "-- @common"
+-- line, after the fast path, so that a call taking the fast path does not
+-- pay for defining them.
 --
--- Keys shared by those scripts (all carry the hash tag {key}, so they live
--- in one Cluster slot):
---   KEYS[1] lock        <prefix>{key}            value "<owner>|<token>", PX ttl
+-- Keys shared by the lock's scripts (all carry the hash tag {key}, so they
+-- live in one Cluster slot):
+--   KEYS[1] lock        <prefix>{key}            value <owner>, PX ttl
 --   KEYS[2] fence       <prefix>{key}:fence      last token issued, no expiry
 --   KEYS[3] queue       <prefix>{key}:q          zset owner -> arrival (µs)
 --   KEYS[4] queue info  <prefix>{key}:qi         hash owner -> "<deadline µs>|<ttl ms>|<reserve>"
---   KEYS[5] wake prefix <prefix>{key}:w:         + owner = the waiter's wake list,
---                                                + owner .. ':rel' = a release tombstone (release.lua)
+--   KEYS[5] wake prefix <prefix>{key}:w:         + owner = the waiter's wake list
+--   KEYS[6] tombstone   <prefix>{key}:w:<owner>:rel (release.lua only)
 --
 -- Tokens are max(last + 1, Redis TIME in µs): strictly increasing while the
 -- counter survives, and still increasing after a restart that lost it, as
@@ -34,18 +36,14 @@ local function next_token(now, reserve)
   return tok, s
 end
 
--- bump keeps the fence counter >= tok (Redlock: a token issued by a quorum
--- is propagated to every node at refresh and release). tok 0 is a no-op.
-local function bump(tok)
+-- bump keeps the fence counter >= the token s, a decimal string (Redlock:
+-- a token issued by a quorum is propagated to every node at refresh and
+-- release). '0' is a no-op.
+local function bump(s)
+  local tok = tonumber(s)
   if tok and tok > 0 and tok > tonumber(redis.call('GET', KEYS[2]) or '0') then
-    redis.call('SET', KEYS[2], string.format('%d', tok))
+    redis.call('SET', KEYS[2], s)
   end
-end
-
-local function owned(v, owner)
-  if not v then return false end
-  local p = owner .. '|'
-  return string.sub(v, 1, #p) == p
 end
 
 -- handoff gives the lock to the longest-waiting live waiter (grant == '1':
@@ -63,6 +61,11 @@ local function handoff(grant)
     local info = redis.call('HGET', KEYS[4], w)
     if info then
       redis.call('HDEL', KEYS[4], w)
+    end
+    if w == ARGV[1] then
+      info = nil -- our own entry, left by a re-sent acquire: not a waiter
+    end
+    if info then
       local sep = string.find(info, '|', 1, true)
       local dl = tonumber(string.sub(info, 1, sep - 1))
       local ttl = string.sub(info, sep + 1)
@@ -76,7 +79,7 @@ local function handoff(grant)
         local wk = KEYS[5] .. w
         if grant == '1' then
           local _, s = next_token(now, reserve)
-          redis.call('SET', KEYS[1], w .. '|' .. s, 'PX', ttl)
+          redis.call('SET', KEYS[1], w, 'PX', ttl)
           redis.call('RPUSH', wk, 'g|' .. s .. '|' .. string.format('%d', now))
         else
           redis.call('RPUSH', wk, 'n')

@@ -1,8 +1,8 @@
 -- pttl.lua: the lock's remaining time, if it is ours.
--- KEYS: see common.lua.
+-- KEYS: see common.lua (KEYS[1]).
 -- ARGV[1] owner
 -- Returns the PTTL in ms, or -3 if the lock is not ours.
-if owned(redis.call('GET', KEYS[1]), ARGV[1]) then
+if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PTTL', KEYS[1])
 end
 return -3

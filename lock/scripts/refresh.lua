@@ -1,11 +1,14 @@
 -- refresh.lua: compare-and-pexpire; never re-creates an expired lock.
--- KEYS: see common.lua.
+-- KEYS: see common.lua (KEYS[1..2]).
 -- ARGV[1] owner
 -- ARGV[2] our token: the fence counter is raised to it (Redlock; 0 = skip)
 -- ARGV[3] new ttl in ms
 -- Returns 1 if extended, 0 if the lock is no longer ours.
-bump(tonumber(ARGV[2]))
-if owned(redis.call('GET', KEYS[1]), ARGV[1]) then
+local tok = tonumber(ARGV[2])
+if tok > 0 and tok > tonumber(redis.call('GET', KEYS[2]) or '0') then
+  redis.call('SET', KEYS[2], ARGV[2]) -- as bump in common.lua
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return 1
 end

@@ -1,6 +1,6 @@
 -- release.lua: compare-and-delete. If the lock holds our owner value, hand
 -- it to the next live waiter (or delete it and wake that waiter).
--- KEYS: see common.lua.
+-- KEYS: see common.lua (KEYS[1..6]).
 -- ARGV[1] owner
 -- ARGV[2] our token: the fence counter is raised to it (Redlock; 0 = skip)
 -- ARGV[3] '1' grant directly to the next waiter, '0' wake it only
@@ -12,28 +12,37 @@
 -- release finds our tombstone), 0 if it had expired or been taken, and
 -- {2, token} when it was kept.
 --
--- The tombstone <prefix>{key}:w:<owner>:rel lives 10 s: long enough for
--- go-redis (or the caller) to re-send a release whose reply was lost after
--- a timeout, which would otherwise find the lock gone (freed by its first
--- run) and report it lost.
-bump(tonumber(ARGV[2]))
+-- The tombstone KEYS[6] lives 10 s: long enough for go-redis (or the
+-- caller) to re-send a release whose reply was lost after a timeout, which
+-- would otherwise find the lock gone (freed by its first run) and report it
+-- lost.
+
+-- Fast path, before common.lua's helpers: ours, nobody queued, nothing to
+-- propagate or keep.
+if ARGV[2] == '0' and not ARGV[4] and redis.call('GET', KEYS[1]) == ARGV[1]
+    and redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[6], '1', 'PX', 10000)
+  return 1
+end
+-- @common
+bump(ARGV[2])
 local cur = redis.call('GET', KEYS[1])
-local tomb = KEYS[5] .. ARGV[1] .. ':rel'
-if owned(cur, ARGV[1]) then
+if cur == ARGV[1] then
   local keep = tonumber(ARGV[4] or '0')
   if keep > 0 then
     if handoff('1') == 0 then
       local tok, s = next_token(now_us(), keep)
-      redis.call('SET', KEYS[1], ARGV[1] .. '|' .. s, 'PX', ARGV[5])
+      redis.call('PEXPIRE', KEYS[1], ARGV[5])
       return {2, tok}
     end
   else
     free(ARGV[3])
   end
-  redis.call('SET', tomb, '1', 'PX', 10000)
+  redis.call('SET', KEYS[6], '1', 'PX', 10000)
   return 1
 end
-if redis.call('EXISTS', tomb) == 1 then
+if redis.call('EXISTS', KEYS[6]) == 1 then
   return 1
 end
 if not cur then
