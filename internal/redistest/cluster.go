@@ -263,7 +263,8 @@ func (c *Cluster) shutdown() {
 	wg.Wait()
 }
 
-// poll calls f every 50ms until it returns nil or ctx is done.
+// poll calls f every 50ms until it returns nil or ctx is done. Its error
+// wraps both ctx's and f's last one.
 func poll(ctx context.Context, f func() error) error {
 	for {
 		err := f()
@@ -272,7 +273,7 @@ func poll(ctx context.Context, f func() error) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: last: %v", ctx.Err(), err)
+			return fmt.Errorf("%w: last: %w", ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

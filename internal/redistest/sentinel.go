@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,7 +89,8 @@ type Sentinel struct {
 // StartSentinel starts a primary, its replicas (1 by default) and three
 // sentinels, and stops them all when the test ends. It returns once the
 // replicas are in sync and every sentinel sees the primary, every replica
-// and the other sentinels. It skips the test (fails it in CI) when
+// and the other sentinels; sentinels that do not within 20s are replaced by
+// new ones, all within 60s. It skips the test (fails it in CI) when
 // redis-server is not installed.
 //
 // The sentinels use down-after-milliseconds 1000, failover-timeout 4000,
@@ -172,30 +174,111 @@ func startSentinel(opts ...SentinelOption) (*Sentinel, error) {
 		"sentinel failover-timeout %[1]s %[5]d\n"+
 		"sentinel parallel-syncs %[1]s 1\n",
 		SentinelMasterName, p.port, cfg.quorum, cfg.downAfter.Milliseconds(), cfg.failoverTimeout.Milliseconds())
-	s.sentinels = make([]*Server, cfg.sentinels)
-	errs = make([]error, cfg.sentinels)
-	for i := range s.sentinels {
+	if err := s.startSentinels(ctx, conf); err != nil {
+		return s, err
+	}
+	if err := s.settleSentinels(ctx, conf); err != nil {
+		return s, fmt.Errorf("sentinels did not settle: %w", err)
+	}
+	return s, nil
+}
+
+// settleRound bounds each wait of [Sentinel.settleSentinels] before it
+// replaces the sentinels. Discovery takes about a second, and some five
+// more when a stalled sentinel enters TILT mode.
+const settleRound = 20 * time.Second
+
+// startSentinels starts s.cfg.sentinels new sentinels with the config conf
+// and shortens their periods with SENTINEL DEBUG.
+func (s *Sentinel) startSentinels(ctx context.Context, conf string) error {
+	sentinels := make([]*Server, s.cfg.sentinels)
+	errs := make([]error, s.cfg.sentinels)
+	var wg sync.WaitGroup
+	for i := range sentinels {
 		wg.Go(func() {
-			s.sentinels[i], errs[i] = startServer(func(c *serverConfig) { c.sentinelConf = conf })
+			sentinels[i], errs[i] = startServer(func(c *serverConfig) { c.sentinelConf = conf })
 		})
 	}
 	wg.Wait()
-	s.sentinels = slices.DeleteFunc(s.sentinels, func(x *Server) bool { return x == nil })
+	s.sentinels = slices.DeleteFunc(sentinels, func(x *Server) bool { return x == nil })
 	if err := errors.Join(errs...); err != nil {
-		return s, err
+		return err
 	}
 	for _, sn := range s.sentinels {
 		c := adminClient(sn.Addr())
 		err := c.Do(ctx, "SENTINEL", "DEBUG", "info-period", 1000, "publish-period", 1000, "tilt-period", 5000).Err()
 		c.Close()
 		if err != nil {
-			return s, fmt.Errorf("SENTINEL DEBUG on %s: %w", sn.Addr(), err)
+			return fmt.Errorf("SENTINEL DEBUG on %s: %w", sn.Addr(), err)
 		}
 	}
-	if err := poll(ctx, s.sentinelsSettled); err != nil {
-		return s, fmt.Errorf("sentinels did not settle: %w", err)
+	return nil
+}
+
+// settleSentinels waits until the sentinels have settled
+// ([Sentinel.sentinelsSettled]). Sentinels that have not settled within
+// [settleRound] are replaced by new ones (new ports, IDs and configs, same
+// conf), until ctx is done. Sentinel does not repair every discovery that
+// went wrong: a peer it knows under a stale or a foreign identity, or an
+// address that changed hands, stays in its tables; new sentinels start
+// clean. The error names each round's lagging sentinel with its log tail.
+func (s *Sentinel) settleSentinels(ctx context.Context, conf string) error {
+	var rounds []error
+	for {
+		rctx, cancel := context.WithTimeout(ctx, settleRound)
+		err := poll(rctx, s.sentinelsSettled)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		rounds = append(rounds, withSentinelLog(err))
+		if ctx.Err() != nil {
+			break
+		}
+		s.stopSentinels()
+		if err := s.startSentinels(ctx, conf); err != nil {
+			rounds = append(rounds, fmt.Errorf("replace sentinels: %w", err))
+			break
+		}
 	}
-	return s, nil
+	if len(rounds) == 1 {
+		return rounds[0]
+	}
+	for i, err := range rounds {
+		rounds[i] = fmt.Errorf("sentinel set %d of %d: %w", i+1, len(rounds), err)
+	}
+	return errors.Join(rounds...)
+}
+
+// stopSentinels stops the sentinels for good and forgets them.
+func (s *Sentinel) stopSentinels() {
+	var wg sync.WaitGroup
+	for _, sn := range s.sentinels {
+		wg.Go(sn.shutdown)
+	}
+	wg.Wait()
+	s.sentinels = nil
+}
+
+// sentinelError is a sentinel's view that keeps a deployment unsettled.
+type sentinelError struct {
+	sn  *Server
+	err error
+}
+
+func (e *sentinelError) Error() string { return fmt.Sprintf("sentinel %s: %v", e.sn.Addr(), e.err) }
+
+func (e *sentinelError) Unwrap() error { return e.err }
+
+// withSentinelLog adds to err the log tail of the sentinel it is about, if
+// any: its discovery events (+sentinel, +sentinel-address-switch,
+// +sentinel-invalid-addr, +tilt) tell why it lags.
+func withSentinelLog(err error) error {
+	var se *sentinelError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return fmt.Errorf("%w (log of %s: %s)", err, se.sn.Addr(), tailBytes(filepath.Join(se.sn.Dir(), "redis.log"), 1500))
 }
 
 // sentinelsSettled reports nil when every running sentinel sees the primary
@@ -223,7 +306,7 @@ func (s *Sentinel) sentinelsSettled() error {
 				return err
 			}
 			if got := net.JoinHostPort(m["ip"], m["port"]); got != primary.Addr() || m["flags"] != "master" {
-				return fmt.Errorf("sentinel %s: master %s flags %q, want %s flags \"master\"", sn.Addr(), got, m["flags"], primary.Addr())
+				return fmt.Errorf("master %s flags %q, want %s flags \"master\"", got, m["flags"], primary.Addr())
 			}
 			reps, err := c.Replicas(ctx, SentinelMasterName).Result()
 			if err != nil {
@@ -238,7 +321,7 @@ func (s *Sentinel) sentinelsSettled() error {
 			slices.Sort(up)
 			for _, w := range wantReplicas {
 				if _, ok := slices.BinarySearch(up, w); !ok {
-					return fmt.Errorf("sentinel %s: sees replicas %v up, want %v", sn.Addr(), up, wantReplicas)
+					return fmt.Errorf("sees replicas %v up, want %v", up, wantReplicas)
 				}
 			}
 			others, err := c.Sentinels(ctx, SentinelMasterName).Result()
@@ -246,12 +329,12 @@ func (s *Sentinel) sentinelsSettled() error {
 				return err
 			}
 			if len(others) != len(s.sentinels)-1 {
-				return fmt.Errorf("sentinel %s: knows %d other sentinels, want %d", sn.Addr(), len(others), len(s.sentinels)-1)
+				return fmt.Errorf("knows %d other sentinels, want %d", len(others), len(s.sentinels)-1)
 			}
 			return nil
 		}()
 		if err != nil {
-			return err
+			return &sentinelError{sn: sn, err: err}
 		}
 	}
 	return nil
@@ -285,7 +368,7 @@ func (s *Sentinel) WaitSettled(ctx context.Context) error {
 		return s.sentinelsSettled()
 	})
 	if err != nil {
-		return fmt.Errorf("redistest: sentinel deployment not settled: %w", err)
+		return fmt.Errorf("redistest: sentinel deployment not settled: %w", withSentinelLog(err))
 	}
 	return nil
 }

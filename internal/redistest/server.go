@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -111,32 +112,44 @@ func startServer(opts ...ServerOption) (*Server, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	dir, err := os.MkdirTemp("", "outrigger-redis-*")
-	if err != nil {
-		return nil, err
-	}
-	if cfg.sentinelConf != "" {
-		if err := os.WriteFile(filepath.Join(dir, "sentinel.conf"), []byte(cfg.sentinelConf), 0o600); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-	}
 	// A free port can be taken by someone else between probing and binding:
 	// try a few.
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &Server{port: port, dir: dir, cfg: cfg}
-		if lastErr = s.start(); lastErr == nil {
+		var s *Server
+		if s, lastErr = tryStartServer(cfg); lastErr == nil {
 			register(s)
 			return s, nil
 		}
 	}
-	os.RemoveAll(dir)
 	return nil, lastErr
+}
+
+// tryStartServer starts a server on a free port in a new directory, which
+// it removes again if the start fails. A fresh directory per attempt means a
+// fresh sentinel.conf: a sentinel never inherits the ID (and the peers) that
+// a failed attempt wrote there.
+func tryStartServer(cfg serverConfig) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "outrigger-redis-*")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{port: port, dir: dir, cfg: cfg}
+	if cfg.sentinelConf != "" {
+		err = os.WriteFile(filepath.Join(dir, "sentinel.conf"), []byte(cfg.sentinelConf), 0o600)
+	}
+	if err == nil {
+		err = s.start()
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
 }
 
 func freePort() (int, error) {
@@ -189,7 +202,7 @@ func (s *Server) start() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	if err := waitReady(s.Addr(), exited); err != nil {
+	if err := waitReady(s.Addr(), cmd.Process.Pid, exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("%w (log: %s)", err, tail(filepath.Join(s.dir, "redis.log")))
@@ -198,7 +211,11 @@ func (s *Server) start() error {
 	return nil
 }
 
-func waitReady(addr string, exited <-chan struct{}) error {
+// waitReady waits until the server on addr answers and is the process pid.
+// The port can be taken by another server between freePort and the bind:
+// ours then exits, but the other one answers PING, and a PING alone would
+// pass it off as ours (two sentinels of a deployment on one address).
+func waitReady(addr string, pid int, exited <-chan struct{}) error {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: time.Second})
 	defer c.Close()
 	deadline := time.Now().Add(startTimeout)
@@ -209,7 +226,7 @@ func waitReady(addr string, exited <-chan struct{}) error {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
+		err := isProcess(ctx, c, pid)
 		cancel()
 		if err == nil {
 			return nil
@@ -221,13 +238,35 @@ func waitReady(addr string, exited <-chan struct{}) error {
 	}
 }
 
-func tail(path string) string {
+// isProcess returns nil when the server c talks to answers PING and is the
+// process pid.
+func isProcess(ctx context.Context, c *redis.Client, pid int) error {
+	if err := c.Ping(ctx).Err(); err != nil {
+		return err
+	}
+	info, err := c.Info(ctx, "server").Result()
+	if err != nil {
+		return err
+	}
+	want := "process_id:" + strconv.Itoa(pid)
+	for line := range strings.Lines(info) {
+		if strings.TrimSpace(line) == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("another process answers (INFO has no %s)", want)
+}
+
+func tail(path string) string { return tailBytes(path, 600) }
+
+// tailBytes returns the last n bytes of the file at path (or why it cannot).
+func tailBytes(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
-	if len(b) > 600 {
-		b = b[len(b)-600:]
+	if len(b) > n {
+		b = b[len(b)-n:]
 	}
 	return string(b)
 }
