@@ -309,16 +309,7 @@ func TestClientRetryIdempotent(t *testing.T) {
 	warm, err := l.TryAcquire(ctx, "k", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, warm.Release(ctx))
-	// Concurrent slow commands open connections; on a loaded machine the
-	// goroutines may start too far apart to overlap, so repeat until they did.
-	require.Eventually(t, func() bool {
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() { _ = c.Do(ctx, "DEBUG", "SLEEP", "0.05").Err() })
-		}
-		wg.Wait()
-		return c.PoolStats().IdleConns >= 6
-	}, 20*time.Second, time.Millisecond, "the pool did not warm up")
+	require.NoError(t, redistest.FillPool(ctx, c, "retry:{k}", 6))
 	require.NoError(t, c.ConfigResetStat(ctx).Err())
 
 	require.NoError(t, s.Pause())

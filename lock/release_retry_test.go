@@ -5,7 +5,6 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,13 +40,7 @@ func TestReleaseRetryIdempotent(t *testing.T) {
 	// Fill the pool with live connections before each pause: every copy
 	// that times out closes its connection, and go-redis does not re-send
 	// after a timeout while setting up a new one (dialled during the pause).
-	warm := func() {
-		var wg sync.WaitGroup
-		for range 16 {
-			wg.Go(func() { _ = c.Do(ctx, "DEBUG", "SLEEP", "0.05").Err() })
-		}
-		wg.Wait()
-	}
+	warm := func() { require.NoError(t, redistest.FillPool(ctx, c, "relretry:{k}", 16)) }
 	for round := range 3 {
 		warm()
 		lk, err := l.Acquire(ctx, "k", time.Minute)

@@ -151,18 +151,11 @@ func TestRetryCountsOnce(t *testing.T) {
 			l, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ridOpt,
 				ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0))
 			require.NoError(t, err)
-			// open 4 connections and load the script, so that retries are
-			// sent on live connections while the server is stopped
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, _ = l.AllowN(ctx, "warm", 0)
-					_ = c.Ping(ctx).Err()
-				}()
-			}
-			wg.Wait()
+			// load the script and open 4 connections, so that retries are
+			// sent on live connections while the server is paused
+			_, err = l.AllowN(ctx, "warm", 0)
+			require.NoError(t, err)
+			require.NoError(t, redistest.FillPool(ctx, c, l.Key("k"), 4))
 
 			require.NoError(t, s.Pause())
 			t.Cleanup(func() { _ = s.Resume() })
@@ -279,14 +272,9 @@ func TestResentCopyAnswered(t *testing.T) {
 			// load the script and open every connection, so that re-sent
 			// copies go out on live connections (go-redis does not re-send
 			// after a timeout while dialling one)
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Go(func() {
-					_, _ = l.AllowN(ctx, "warm", 0)
-					_ = c.Do(ctx, "DEBUG", "SLEEP", "0.05").Err()
-				})
-			}
-			wg.Wait()
+			_, err = l.AllowN(ctx, "warm", 0)
+			require.NoError(t, err)
+			require.NoError(t, redistest.FillPool(ctx, c, l.Key("k"), 4))
 
 			require.NoError(t, s.Pause())
 			resumed := make(chan error, 1)

@@ -261,3 +261,20 @@ func TestRequired(t *testing.T) {
 		})
 	}
 }
+
+func TestFillPool(t *testing.T) {
+	ctx := context.Background()
+	s := StartServer(t)
+	c := s.Client(t, func(o *redis.Options) { o.PoolSize = 8 })
+	require.NoError(t, FillPool(ctx, c, "any{tag}key", 6))
+	if got := c.PoolStats().IdleConns; got < 6 {
+		t.Fatalf("got %d idle connections, want >= 6", got)
+	}
+	for _, tc := range []struct{ key, want string }{
+		{"plain", "plain"}, {"p:{k}:s", "k"}, {"{}x", "{}x"}, {"a{b}{c}", "b"}, {"a{", "a{"},
+	} {
+		if got := hashTag(tc.key); got != tc.want {
+			t.Errorf("hashTag(%q) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
