@@ -52,7 +52,11 @@
 // script a re-sent copy from the first (go-redis marshals them on each
 // write), and by default the script refuses a re-sent copy: the call fails
 // with [ErrResent] and the fallback decides, so a request never counts
-// twice and the normal path costs nothing. With [WithRequestIDTTL] each call
+// twice and the normal path costs nothing. A copy that Redis refused
+// without running it (a Cluster MOVED or ASK redirect, TRYAGAIN, LOADING,
+// CLUSTERDOWN) is not a re-send: the one go-redis sends next counts as a
+// first copy, so a Cluster failover does not send callers to the fallback.
+// With [WithRequestIDTTL] each call
 // carries a random request ID instead, the script stores the reply of an
 // allowed request under it, and a re-sent copy returns that reply.
 //

@@ -165,7 +165,9 @@ func WithBatch(size int, maxAge time.Duration) Option {
 // With d = 0 (the default) every call carries a mark that tells the script
 // a re-sent copy from the first; a re-sent copy is refused, so the call
 // fails with an error wrapping ErrResent and the fallback decides (like any
-// Redis failure). This costs nothing on the normal path.
+// Redis failure). This costs nothing on the normal path. A copy sent after
+// Redis refused the previous one without running it (MOVED, ASK, TRYAGAIN,
+// LOADING, CLUSTERDOWN, READONLY, MASTERDOWN) is not a re-send.
 //
 // With d > 0 every call carries a random request ID and the script stores
 // the reply of an allowed request under it for d; a re-sent copy returns

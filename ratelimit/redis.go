@@ -389,7 +389,8 @@ func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string
 	r.mark.lim = l
 	args[0], args[1], args[2], args[3] = n, m, &r.mark, l.lenArg
 	r.call = coalesce.Script{Script: l.script, Keys: keys, Args: append(args, l.static...),
-		OnNoScript: &r.mark} // a NOSCRIPT did not run it: the next copy is a first one
+		OnNoScript: &r.mark, // a NOSCRIPT did not run it: the next copy is a first one
+		OnCmd:      &r.mark} // a MOVED (…) did not run it either
 	if err := l.group.Do(ctx, &r.call); err != nil {
 		return "", err
 	}

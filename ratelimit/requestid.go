@@ -46,25 +46,64 @@ func RequestIDTTLFor(client redis.UniversalClient) time.Duration {
 // from the first: it writes the TTL, and "r" + the TTL on every later
 // write. The script refuses a re-sent copy when request IDs are off, since
 // the first copy may have run.
+//
+// A copy that the server refused without running it (a Cluster MOVED or
+// ASK redirect, TRYAGAIN, CLUSTERDOWN, LOADING, READONLY, MASTERDOWN, or
+// NOSCRIPT) does not make the next one a re-send: the mark watches the
+// command (Watch) and, at each write, looks at the error the previous write
+// got. go-redis sets that error only between the attempts on different
+// nodes, not between the retries on one node, so an error already seen at
+// the previous write means nothing new is known, and the copy counts as
+// re-sent. The mark errs on the side of refusing: the fallback then decides.
 type sendMark struct {
 	lim    *RedisLimiter
 	writes atomic.Int32
+	cmd    *redis.Cmd // the EVALSHA command, when watched
+	last   error      // cmd.Err() at the previous write
+	resent bool       // a copy may have run: every later write is marked
 }
 
 // MarshalBinary implements encoding.BinaryMarshaler for go-redis.
 func (m *sendMark) MarshalBinary() ([]byte, error) {
-	if m.writes.Add(1) == 1 {
-		return m.lim.ridFirst, nil
+	var err error
+	if m.cmd != nil {
+		err = m.cmd.Err()
 	}
-	return m.lim.ridAgain, nil
+	if m.writes.Add(1) > 1 && !m.resent && (err == nil || err == m.last || !notRun(err)) {
+		m.resent = true
+	}
+	m.last = err
+	if m.resent {
+		return m.lim.ridAgain, nil
+	}
+	return m.lim.ridFirst, nil
+}
+
+// Watch implements coalesce.CmdWatcher.
+func (m *sendMark) Watch(cmd *redis.Cmd) { m.cmd = cmd }
+
+// notRun reports whether err is a reply with which Redis refused a command
+// without running it, and after which go-redis sends it again.
+func notRun(err error) bool {
+	for _, p := range [...]string{"MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "READONLY", "MASTERDOWN"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // String returns the TTL argument as first sent (for logging hooks).
 func (m *sendMark) String() string { return string(m.lim.ridFirst) }
 
-// NoScript is called when Redis answered NOSCRIPT: if that was the only
-// copy written, the script did not run and the next send is a first one.
-func (m *sendMark) NoScript() { m.writes.CompareAndSwap(1, 0) }
+// NoScript is called when Redis answered NOSCRIPT: if no copy that may
+// have run was written, the next send is a first one.
+func (m *sendMark) NoScript() {
+	if !m.resent {
+		m.writes.Store(0)
+		m.last = nil
+	}
+}
 
 // ErrResent is returned (wrapped) by a Redis limiter call whose script
 // go-redis re-sent after a timeout or a broken connection, when request IDs

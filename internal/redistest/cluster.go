@@ -48,6 +48,9 @@ func WithServerOptions(opts ...ServerOption) ClusterOption {
 type Cluster struct {
 	Masters  []*Server
 	Replicas [][]*Server
+
+	nodeTimeout  time.Duration
+	lastFailover map[int]time.Time // per shard: when FailoverShard's last failover ended
 }
 
 // Addrs returns the masters' addresses, the seeds for a cluster client.
@@ -120,7 +123,7 @@ func startCluster(opts ...ClusterOption) (*Cluster, error) {
 		wg.Go(func() { servers[i], errs[i] = startServer(sopts...) })
 	}
 	wg.Wait()
-	c := &Cluster{Masters: servers[:cfg.masters], Replicas: make([][]*Server, cfg.masters)}
+	c := &Cluster{Masters: servers[:cfg.masters], Replicas: make([][]*Server, cfg.masters), nodeTimeout: cfg.nodeTimeout}
 	for i := range cfg.masters {
 		for r := range cfg.replicas {
 			c.Replicas[i] = append(c.Replicas[i], servers[cfg.masters+i*cfg.replicas+r])

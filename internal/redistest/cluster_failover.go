@@ -68,18 +68,32 @@ func (c *Cluster) checkShard(i int) error {
 // client writes to the shard, the old master replicates the new one and the
 // cluster is healthy. It then swaps Masters[i] and Replicas[i][0], so that
 // Masters[i] is still the shard's master; calling it again fails back.
-// FailoverShard must not run concurrently with other uses of c's fields.
+// A failover of a shard that FailoverShard failed over less than
+// 2*cluster-node-timeout + 1s ago first waits that long (masters refuse to
+// vote again sooner). FailoverShard must not run concurrently with other
+// uses of c's fields.
 func (c *Cluster) FailoverShard(ctx context.Context, i int) error {
 	if err := c.checkShard(i); err != nil {
 		return err
 	}
 	old, rep := c.Masters[i], c.Replicas[i][0]
+	// A master refuses to vote twice for replicas of the same master within
+	// 2*cluster-node-timeout: a failover of the shard right after the last
+	// one would go without votes. Let that window pass first.
+	if last, ok := c.lastFailover[i]; ok {
+		t := time.NewTimer(time.Until(last.Add(2*c.nodeTimeout + time.Second)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
 	if err := WaitInSync(ctx, old, rep); err != nil {
 		return err
 	}
-	// A master refuses to vote twice for replicas of the same master within
-	// 2*cluster-node-timeout, and a manual failover that gets no votes gives
-	// up after 5s: ask again until the replica is master.
+	// A manual failover that gets no votes gives up after 5s: ask again
+	// until the replica is master.
 	err := poll(ctx, func() error {
 		if err := clusterFailover(ctx, rep); err != nil {
 			return err
@@ -95,6 +109,10 @@ func (c *Cluster) FailoverShard(ctx context.Context, i int) error {
 		return err
 	}
 	c.Masters[i], c.Replicas[i][0] = rep, old
+	if c.lastFailover == nil {
+		c.lastFailover = map[int]time.Time{}
+	}
+	c.lastFailover[i] = time.Now()
 	if err := WaitInSync(ctx, rep, old); err != nil {
 		return err
 	}
