@@ -199,6 +199,16 @@ func shardKey(c *redistest.Cluster, i int) string {
 	return strings.Trim(c.ShardTag(i), "{}")
 }
 
+// warmForPause loads l's script and opens 4 connections to the node serving
+// key, so that copies go-redis re-sends while that node is paused go out on
+// live connections (it does not re-send after a timeout while dialling one).
+func warmForPause(t *testing.T, ctx context.Context, c redis.UniversalClient, l *ratelimit.RedisLimiter, key string) {
+	t.Helper()
+	_, err := l.AllowN(ctx, key, 0)
+	require.NoError(t, err)
+	require.NoError(t, redistest.FillPool(ctx, c, l.Key(key), 4))
+}
+
 // repeats is how many times a long fault test repeats its scenario.
 func repeats() int {
 	if redistest.Long() {

@@ -363,11 +363,7 @@ func retryOnce(t *testing.T, ctx context.Context, c redis.UniversalClient, key s
 	l, err := ratelimit.NewRedis(c, lim, opts...)
 	require.NoError(t, err)
 	require.Equal(t, ridTTL, l.RequestIDTTL())
-	// load the script and open connections, so that the copies are sent on
-	// live connections while the server is paused
-	_, err = l.AllowN(ctx, key, 0)
-	require.NoError(t, err)
-	require.NoError(t, redistest.FillPool(ctx, c, l.Key(key), 4))
+	warmForPause(t, ctx, c, l, key)
 	var errs atomic.Int64
 	l2, err := ratelimit.NewRedis(c, lim, append(opts,
 		ratelimit.WithHooks(ratelimit.Hooks{OnError: func(string, error) { errs.Add(1) }}))...)

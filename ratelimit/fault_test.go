@@ -151,11 +151,7 @@ func TestRetryCountsOnce(t *testing.T) {
 			l, err := ratelimit.NewRedis(c, ratelimit.PerHour(10), ridOpt,
 				ratelimit.WithFallback(ratelimit.FailOpen), ratelimit.WithDenyCache(0))
 			require.NoError(t, err)
-			// load the script and open 4 connections, so that retries are
-			// sent on live connections while the server is paused
-			_, err = l.AllowN(ctx, "warm", 0)
-			require.NoError(t, err)
-			require.NoError(t, redistest.FillPool(ctx, c, l.Key("k"), 4))
+			warmForPause(t, ctx, c, l, "k")
 
 			require.NoError(t, s.Pause())
 			t.Cleanup(func() { _ = s.Resume() })
@@ -269,12 +265,7 @@ func TestResentCopyAnswered(t *testing.T) {
 				ratelimit.WithFallback(ratelimit.FailClosed), ratelimit.WithDenyCache(0),
 				ratelimit.WithHooks(ratelimit.Hooks{OnError: func(_ string, err error) { hookErr.Store(err) }}))
 			require.NoError(t, err)
-			// load the script and open every connection, so that re-sent
-			// copies go out on live connections (go-redis does not re-send
-			// after a timeout while dialling one)
-			_, err = l.AllowN(ctx, "warm", 0)
-			require.NoError(t, err)
-			require.NoError(t, redistest.FillPool(ctx, c, l.Key("k"), 4))
+			warmForPause(t, ctx, c, l, "k")
 
 			require.NoError(t, s.Pause())
 			resumed := make(chan error, 1)

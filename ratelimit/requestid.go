@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,12 +54,15 @@ func RequestIDTTLFor(client redis.UniversalClient) time.Duration {
 // nodes, not between the retries on one node, so an error already seen at
 // the previous write means nothing new is known, and the copy counts as
 // re-sent. The mark errs on the side of refusing: the fallback then decides.
+//
+// One command's writes are sequential (go-redis writes, waits for the
+// reply, then writes again), so the fields need no lock.
 type sendMark struct {
-	lim    *RedisLimiter
-	writes atomic.Int32
-	cmd    *redis.Cmd // the EVALSHA command, when watched
-	last   error      // cmd.Err() at the previous write
-	resent bool       // a copy may have run: every later write is marked
+	lim     *RedisLimiter
+	cmd     *redis.Cmd // the EVALSHA command, when watched
+	written bool       // a copy was written since the start (or a NOSCRIPT)
+	last    error      // cmd.Err() at the previous write
+	resent  bool       // a copy may have run: every later write is marked
 }
 
 // MarshalBinary implements encoding.BinaryMarshaler for go-redis.
@@ -69,10 +71,10 @@ func (m *sendMark) MarshalBinary() ([]byte, error) {
 	if m.cmd != nil {
 		err = m.cmd.Err()
 	}
-	if m.writes.Add(1) > 1 && !m.resent && (err == nil || err == m.last || !notRun(err)) {
+	if m.written && !m.resent && (err == nil || err == m.last || !notRun(err)) {
 		m.resent = true
 	}
-	m.last = err
+	m.written, m.last = true, err
 	if m.resent {
 		return m.lim.ridAgain, nil
 	}
@@ -100,8 +102,7 @@ func (m *sendMark) String() string { return string(m.lim.ridFirst) }
 // have run was written, the next send is a first one.
 func (m *sendMark) NoScript() {
 	if !m.resent {
-		m.writes.Store(0)
-		m.last = nil
+		m.written, m.last = false, nil
 	}
 }
 
