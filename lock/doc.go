@@ -21,8 +21,8 @@
 // Acquire is one script (one round trip): SET NX PX plus a fencing token;
 // Release is one compare-and-delete script, Refresh one compare-and-pexpire
 // script that never re-creates an expired key. The scripts run with EVALSHA
-// and fall back to EVAL, so they survive SCRIPT FLUSH, restarts and
-// failovers. All keys of a lock share the hash tag {k}, hence one Cluster
+// and are loaded again after a NOSCRIPT (EVAL if that fails), so they
+// survive SCRIPT FLUSH, restarts and failovers. All keys of a lock share the hash tag {k}, hence one Cluster
 // slot. An acquire whose owner value is already in the key (go-redis re-sent
 // the script after a timeout) counts as acquired, with a new token, so a
 // client retry never strands a lock until its TTL; a TryAcquire that fails

@@ -10,8 +10,8 @@ import (
 //go:embed scripts/*.lua
 var scriptFS embed.FS
 
-// Scripts run with EVALSHA and fall back to EVAL (redis.Script), so they
-// survive SCRIPT FLUSH, restarts and failovers.
+// Scripts run with EVALSHA; after a NOSCRIPT they are loaded again (EVAL if
+// that fails), so they survive SCRIPT FLUSH, restarts and failovers.
 var (
 	acquireScript = loadScript("acquire.lua")
 	releaseScript = loadScript("release.lua")

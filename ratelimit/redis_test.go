@@ -96,8 +96,8 @@ func scanAll(ctx context.Context, db *redistest.DB, pattern string) ([]string, e
 	return keys, scan(ctx, db.Client)
 }
 
-// TestRedisScriptFlush: the script is reloaded after SCRIPT FLUSH (EVALSHA
-// falls back to EVAL). On a private server so others' scripts are untouched.
+// TestRedisScriptFlush: the script is reloaded after SCRIPT FLUSH and the
+// call sent again. On a private server so others' scripts are untouched.
 func TestRedisScriptFlush(t *testing.T) {
 	s := redistest.StartServer(t)
 	c := s.Client(t)

@@ -2,6 +2,7 @@ package coalesce
 
 import (
 	"context"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -34,9 +35,9 @@ type NoScripter interface{ NoScript() }
 type CmdWatcher interface{ Watch(cmd *redis.Cmd) }
 
 // NewScripts returns a Group that runs scripts on c: a lone call as
-// EVALSHA (EVAL after NOSCRIPT), concurrent calls as one pipeline of
-// EVALSHA, re-sending the ones that found their script missing (after
-// SCRIPT FLUSH or a failover) once it is loaded. On a Cluster client the
+// EVALSHA, concurrent calls as one pipeline of EVALSHA; a call that found
+// its script missing (after SCRIPT FLUSH or a failover) loads it and is
+// sent again (EVAL if loading fails). On a Cluster client the
 // pipeline is split by node, as go-redis does for every pipeline.
 func NewScripts(c redis.UniversalClient, maxInFlight, maxBatch int) *Group[*Script] {
 	return New(maxInFlight, maxBatch, func(ctx context.Context, calls []*Script) {
@@ -52,10 +53,11 @@ func NewScripts(c redis.UniversalClient, maxInFlight, maxBatch int) *Group[*Scri
 			}
 			return nil
 		})
+		var loaded []*redis.Script // by this flush: load each once
 		for i, s := range calls {
 			s.Val, s.Err = cmds[i].Result()
 			if s.noScript() {
-				s.run(ctx, c)
+				loaded = s.reload(ctx, c, loaded)
 			}
 		}
 	})
@@ -78,14 +80,37 @@ func (s *Script) evalSha(ctx context.Context) *redis.Cmd {
 	return cmd
 }
 
-// run sends s alone: EVALSHA, and EVAL after a NOSCRIPT.
+// run sends s alone as EVALSHA, and again after a NOSCRIPT (see reload).
 func (s *Script) run(ctx context.Context, c redis.UniversalClient) {
+	s.send(ctx, c)
+	if s.noScript() {
+		s.reload(ctx, c, nil)
+	}
+}
+
+// send sends s's EVALSHA command on c and sets s's result.
+func (s *Script) send(ctx context.Context, c redis.UniversalClient) {
 	cmd := s.evalSha(ctx)
 	_ = c.Process(ctx, cmd)
 	s.Val, s.Err = cmd.Result()
-	if s.noScript() {
-		s.Val, s.Err = s.Script.Eval(ctx, c, s.Keys, s.Args...).Result()
+}
+
+// reload loads s's script (on every master of a Cluster) unless it is in
+// loaded, and sends s again as EVALSHA, so that the command is still one
+// OnCmd watches; it falls back to EVAL if the script cannot be loaded or is
+// missing again. It returns loaded with s's script added once loaded.
+func (s *Script) reload(ctx context.Context, c redis.UniversalClient, loaded []*redis.Script) []*redis.Script {
+	if !slices.Contains(loaded, s.Script) && s.Script.Load(ctx, c).Err() == nil {
+		loaded = append(loaded, s.Script)
 	}
+	if slices.Contains(loaded, s.Script) {
+		s.send(ctx, c)
+		if !s.noScript() {
+			return loaded
+		}
+	}
+	s.Val, s.Err = s.Script.Eval(ctx, c, s.Keys, s.Args...).Result()
+	return loaded
 }
 
 // noScript reports whether s's reply was NOSCRIPT, calling the hook if so.
