@@ -106,6 +106,29 @@ if state then
   end
 end
 
+local R, P, TOL, U, B = {}, {}, {}, {}, {}
+local avail, tight = -1, 1
+local never = false
+for i = 1, L do
+  local b = 5 + 4 * (i - 1)
+  local r = tonumber(ARGV[b + 1])
+  local p = tonumber(ARGV[b + 2])
+  local burst = tonumber(ARGV[b + 3])
+  R[i], P[i], TOL[i], B[i] = r, p, burst * p, burst
+  local u = 0
+  local tq = TQ[i]
+  if tq and tq >= now then u = (tq - now) * r + TR[i] end
+  U[i] = u
+  local a = 0
+  if u < TOL[i] then
+    a = math.floor((TOL[i] - u) / p)
+    -- correct a rounding of the division up to the next integer
+    if a * p > TOL[i] - u then a = a - 1 end
+  end
+  if avail < 0 or a < avail then avail, tight = a, i end
+  if n > burst then never = true end
+end
+
 local allowed, take = 0, 0
 if n == 0 then
   allowed = 1
