@@ -49,18 +49,28 @@ func backends() []backend {
 				t.Helper()
 				db := d.mk(t)
 				opts = append([]ratelimit.Option{ratelimit.WithPrefix(db.Prefix)}, opts...)
-				if len(limits) == 1 {
-					l, err := ratelimit.NewRedis(db.Client, limits[0], opts...)
-					require.NoError(t, err)
-					return l
-				}
 				l, err := ratelimit.NewMulti(db.Client, limits, opts...)
 				require.NoError(t, err)
+				t.Cleanup(func() { requireRedisDecided(t, l) })
 				return l
 			},
 		})
 	}
 	return bs
+}
+
+// requireRedisDecided fails t unless Redis made every decision l did not
+// answer locally: a limiter that silently degrades to its fallback must fail
+// its own contract suite.
+func requireRedisDecided(t *testing.T, l *ratelimit.RedisLimiter) {
+	t.Helper()
+	st := l.Stats()
+	assert.Zerof(t, st.Fallback, "%d decisions came from the fallback, want 0 (stats %+v)", st.Fallback, st)
+	assert.Zerof(t, st.Invalid, "%d calls failed with an invalid reply, want 0 (stats %+v)", st.Invalid, st)
+	assert.Zerof(t, st.Errors, "%d Redis errors, want 0 (stats %+v)", st.Errors, st)
+	if st.RedisCalls > 0 {
+		assert.NotZero(t, st.Redis, "no decision came from Redis")
+	}
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {

@@ -47,6 +47,21 @@
 // recovery needs no restart. Result.Source tells which path decided, and
 // [Hooks] and [RedisLimiter.Stats] count decisions by source.
 //
+// Only errors that mean Redis cannot answer now reach the fallback and count
+// towards the breaker: network errors and timeouts (connection refused or
+// reset, EOF, i/o timeout, a pool timeout, unreachable sentinels), and the
+// replies LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY,
+// NOREPLICAS, MISCONF, OOM, "max number of clients reached" and a MOVED or
+// ASK left after the client's redirects, plus a re-sent copy refused
+// ([ErrResent]). An answer that means the limiter's script or the key's data
+// is wrong (ERR user_script…, ERR Error running script, WRONGTYPE, an
+// unknown command, NOAUTH or NOPERM, a reply that does not parse) is
+// returned by AllowN as an error, wrapped ("ratelimit: allow "k": …"): it
+// is counted in Stats.Invalid, passed to Hooks.OnError, logged once per
+// kind at Error level when a logger is set, and does not open the breaker.
+// A fallback that answered for a broken script would enforce each limit per
+// replica, silently.
+//
 // go-redis re-sends a command after a read timeout or a broken connection,
 // and the first copy may already have run. Every call's arguments tell the
 // script a re-sent copy from the first (go-redis marshals them on each

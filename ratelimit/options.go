@@ -224,7 +224,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 type Hooks struct {
 	// OnDecision is called with every result returned without error.
 	OnDecision func(key string, res Result)
-	// OnError is called when Redis fails and the fallback answers.
+	// OnError is called when a Redis call fails: when Redis is unavailable
+	// and the fallback answers, and when Redis' answer means a bug or bad
+	// data and the call returns err (see [RedisLimiter.AllowN]).
 	OnError func(key string, err error)
 	// OnBreakerChange is called when the circuit breaker changes state
 	// ("closed", "half-open", "open").

@@ -15,6 +15,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/outrigger-dev/outrigger/internal/coalesce"
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 var (
@@ -68,7 +69,8 @@ type RedisLimiter struct {
 	ridAgain []byte // and as re-sent
 	lenArg   any    // len(specs), boxed once
 
-	stats stats
+	stats  stats
+	faults rediserr.Reporter // logs each kind of invalid reply once
 }
 
 var _ Limiter = (*RedisLimiter)(nil)
@@ -167,7 +169,9 @@ func NewMulti(client redis.UniversalClient, limits []Limit, opts ...Option) (*Re
 		MaxRequests: 1,
 		Timeout:     cfg.breakerOpen,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= fails },
-		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerDone) },
+		// Redis answered: it is up, whatever the answer says
+		IsSuccessful: func(err error) bool { return err == nil || rediserr.IsInvalid(err) },
+		IsExcluded:   func(err error) bool { return errors.Is(err, errCallerDone) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if l.logger != nil {
 				l.logger.Warn("ratelimit: circuit breaker state change", "from", from.String(), "to", to.String())
@@ -230,9 +234,16 @@ func (l *RedisLimiter) Allow(ctx context.Context, key string) (Result, error) {
 // AllowN reports whether n events may happen now for key across all
 // replicas and records them if so; see [Limiter]. It makes at most one Redis
 // round trip, and none when the deny cache or a token batch answers or the
-// circuit breaker is open. When Redis fails it answers from the fallback
-// (Source = SourceFallback) and returns no error; it returns an error only for
-// bad arguments or when ctx ends before Redis answers.
+// circuit breaker is open.
+//
+// When Redis is unavailable (a network error or timeout, LOADING, BUSY,
+// CLUSTERDOWN, TRYAGAIN, MASTERDOWN, READONLY, a re-sent copy refused, the
+// breaker open) it answers from the fallback (Source = SourceFallback) and
+// returns no error. When Redis answers with an error that means the code or
+// the key's data is wrong (a script error, WRONGTYPE, NOAUTH, a reply that
+// does not parse), it returns that error, wrapped: the fallback never hides
+// a bug, and the breaker does not open (Redis is up). It also returns an
+// error for bad arguments and when ctx ends before Redis answers.
 func (l *RedisLimiter) AllowN(ctx context.Context, key string, n int) (Result, error) {
 	if err := checkArgs(key, n); err != nil {
 		return Result{}, err
@@ -315,16 +326,40 @@ func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result,
 		}
 		return s, err
 	})
-	if err != nil {
-		if errors.Is(err, errCallerDone) {
-			return Result{}, ctx.Err()
+	if err == nil {
+		var d decision
+		if d, err = parseReply(reply); err == nil && (d.tight < 0 || d.tight >= len(l.specs)) {
+			err = rediserr.BadReply("limit index %d of %d", d.tight, len(l.specs))
 		}
-		return l.fallbackResult(key, n, err), nil
+		if err == nil {
+			return l.redisResult(key, n, d), nil
+		}
+		err = fmt.Errorf("script reply %q: %w", reply, err)
 	}
-	d, err := parseReply(reply)
-	if err != nil || d.tight < 0 || d.tight >= len(l.specs) {
-		return l.fallbackResult(key, n, fmt.Errorf("ratelimit: bad script reply %q: %v", reply, err)), nil
+	switch {
+	case errors.Is(err, errCallerDone):
+		return Result{}, ctx.Err()
+	case rediserr.IsInvalid(err):
+		return Result{}, l.fault(key, err)
 	}
+	return l.fallbackResult(key, n, err), nil
+}
+
+// fault counts, reports and wraps an error that means the code or the data
+// is wrong.
+func (l *RedisLimiter) fault(key string, err error) error {
+	l.stats.invalid.Add(1)
+	l.faults.Report(l.logger, "ratelimit: redis refused the limiter's script: not a redis outage, no fallback", "allow", err, "key", key)
+	if l.hooks.OnError != nil {
+		l.hooks.OnError(key, err)
+	}
+	return fmt.Errorf("ratelimit: allow %q: %w", key, err)
+}
+
+// redisResult turns Redis' decision into a Result, taking a token batch and
+// remembering a deny when those are on.
+func (l *RedisLimiter) redisResult(key string, n int64, d decision) Result {
+	var now int64
 	res := Result{
 		Allowed:    d.allowed,
 		Remaining:  int(d.remaining),
@@ -362,7 +397,7 @@ func (l *RedisLimiter) allowN(ctx context.Context, key string, n int64) (Result,
 		sh.m[key] = denyEntry{until: now + d.retry, n: n, reset: now + d.reset, remaining: d.remaining, tight: d.tight}
 		sh.mu.Unlock()
 	}
-	return res, nil
+	return res
 }
 
 // evalReq is one decision's script call, carried by a shared pipeline.
@@ -399,7 +434,7 @@ func (l *RedisLimiter) eval(ctx context.Context, key string, n, m int64) (string
 	}
 	reply, ok := r.call.Val.(string)
 	if !ok {
-		return "", fmt.Errorf("ratelimit: unexpected script reply %v", r.call.Val)
+		return "", rediserr.BadReply("script reply %v (%T), want a string", r.call.Val, r.call.Val)
 	}
 	return reply, nil
 }
@@ -446,7 +481,7 @@ func parseReply(s string) (decision, error) {
 	i := 0
 	for f := 0; f < 6; f++ {
 		if i >= len(s) {
-			return decision{}, errors.New("short reply")
+			return decision{}, rediserr.BadReply("short reply")
 		}
 		neg := false
 		if s[i] == '-' {
@@ -459,7 +494,7 @@ func parseReply(s string) (decision, error) {
 			x = x*10 + int64(s[i]-'0')
 		}
 		if i == start {
-			return decision{}, errors.New("not a number")
+			return decision{}, rediserr.BadReply("field %d is not a number", f)
 		}
 		if neg {
 			x = -x

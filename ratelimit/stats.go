@@ -15,14 +15,19 @@ type Stats struct {
 	// RedisCalls counts script calls sent to Redis (retries by the client
 	// are not visible here).
 	RedisCalls uint64
-	// Errors counts decisions the fallback made because Redis failed or the
-	// breaker was open.
+	// Errors counts decisions the fallback made because Redis was
+	// unavailable or the breaker was open.
 	Errors uint64
+	// Invalid counts calls that returned an error because Redis' answer
+	// meant that the limiter's script, the key's data or the reply was wrong
+	// (a script error, WRONGTYPE, a reply that does not parse). The fallback
+	// never answers those; a non-zero count is a bug to look at.
+	Invalid uint64
 }
 
 type stats struct {
-	allowed, denied, shadowed, redisCalls, errors atomic.Uint64
-	bySource                                      [SourceBatch + 1]atomic.Uint64
+	allowed, denied, shadowed, redisCalls, errors, invalid atomic.Uint64
+	bySource                                               [SourceBatch + 1]atomic.Uint64
 }
 
 // Stats returns the limiter's counters.
@@ -38,5 +43,6 @@ func (l *RedisLimiter) Stats() Stats {
 		Batch:      s.bySource[SourceBatch].Load(),
 		RedisCalls: s.redisCalls.Load(),
 		Errors:     s.errors.Load(),
+		Invalid:    s.invalid.Load(),
 	}
 }
