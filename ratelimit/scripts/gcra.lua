@@ -27,6 +27,18 @@
 --
 -- Returns the string "allowed remaining retry_us reset_us limit_index taken"
 -- (limit_index is 0-based: the limit that denied, or the tightest one).
+--
+-- Tests (each on a single node and on a Cluster; TestScriptBranches and
+-- TestScriptRequestIDBranches in scripts_test.go, with request IDs off and on):
+--   one limit, the fast path: allowed, denied, never (n > burst), peek
+--     (n = 0), batch (m > n)       TestScriptBranches/…/limits=1/…
+--   several limits: the same five  TestScriptBranches/…/limits=2/…
+--   finish: request-ID reply stored and returned to a re-sent copy, a denied
+--     request's copy decided again  TestScriptRequestIDBranches
+--   resend.lua: a re-sent copy refused without request IDs
+--                                    TestScriptRequestIDBranches,
+--                                    TestRetryCountsOnce(Topologies)
+--   all of them, across 3 replicas   TestMultiAcrossReplicas, TestContract
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = tonumber(ARGV[1])

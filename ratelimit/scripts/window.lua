@@ -24,6 +24,15 @@
 --
 -- Returns "allowed remaining retry_us reset_us limit_index taken" like
 -- gcra.lua.
+--
+-- Tests (each on a single node and on a Cluster, with request IDs off and
+-- on): one and several limits, allowed, denied (retry in this window and in
+-- the next), never (n > rate), peek (n = 0), batch (m > n):
+-- TestScriptBranches/…/alg=sliding-window/… (the retry in this window:
+-- …/slide); the request-ID reply returned
+-- to a re-sent copy and the refusal in resend.lua:
+-- TestScriptRequestIDBranches/…/alg=sliding-window/…; sliding behaviour:
+-- TestRedisSlidingWindow, TestRedisSlidingWindowSlides.
 if ridttl > 0 then
   local prev = redis.call('GET', KEYS[2])
   if prev then return prev end
