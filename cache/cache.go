@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // Cache is a typed cache-aside over an optional bounded local tier and an
@@ -31,6 +33,7 @@ type Cache[V any] struct {
 	notif  notifier
 	origin string // 8 random bytes naming this cache in invalidation messages
 	log    *slog.Logger
+	faults rediserr.Reporter // logs each kind of invalid answer once
 
 	base       context.Context // cancelled by Close
 	cancel     context.CancelFunc
@@ -144,8 +147,12 @@ func (e *entry[V]) result() (V, error) {
 // (or wrapping it) is cached as a negative entry and Fetch returns
 // ErrNotFound. Other loader errors are returned to every caller waiting for
 // that load and are not cached; a panicking loader is reported as an error
-// wrapping ErrLoaderPanic. With the default policy Redis errors never reach
-// the caller: the loader answers instead.
+// wrapping ErrLoaderPanic. With the default policy an unavailable Redis
+// never fails Fetch: the loader answers instead. An answer from Redis that
+// means a bug or bad data (WRONGTYPE on the key, a script error, NOAUTH)
+// and a stored value the cache cannot decode ([ErrBadValue]) are returned
+// as errors whatever the policy: the loader does not hide them (see
+// Stats.Invalid).
 func (c *Cache[V]) Fetch(ctx context.Context, key string, loader func(ctx context.Context) (V, error)) (V, error) {
 	if key == "" {
 		var zero V
@@ -198,20 +205,25 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 		// flight. Concurrent reads of a key share one GET.
 		rc, leader := c.rd.claim(key)
 		if leader {
-			e, ok := c.readRedis(ctx, key, loader)
-			var err error
-			if !ok {
+			e, ok, err := c.readRedis(ctx, key, loader)
+			if err == nil && !ok {
 				err = errReadMiss
 			}
 			c.rd.finish(key, rc, e, err)
-			if ok {
+			switch {
+			case ok:
 				return e.result()
+			case err != errReadMiss:
+				return zero, err
 			}
 		} else {
 			select {
 			case <-rc.done:
-				if rc.err == nil {
+				switch {
+				case rc.err == nil:
 					return rc.e.result()
+				case rc.err != errReadMiss:
+					return zero, rc.err
 				}
 			case <-ctx.Done():
 				return zero, ctx.Err()
@@ -256,19 +268,19 @@ var errReadMiss = errors.New("cache: redis read found no value")
 
 // readRedis reads key from Redis and returns its entry if it can be served
 // (fresh, or stale with a refresh started); ok is false on an absent key, a
-// lease, an unreadable value or a Redis error, which the flight handles.
-func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool) {
+// lease or an unavailable Redis, which the flight handles. err is an answer
+// that means a bug or bad data (reported), for the caller.
+func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool, err error) {
 	cur, err := c.rdb.get(ctx, c.cfg.prefix+key)
 	if err != nil {
-		return e, false
+		if rediserr.IsInvalid(err) {
+			return e, false, c.fault("fetch", key, err)
+		}
+		return e, false, nil
 	}
-	env, err := parseEnvelope(cur)
-	if err != nil || env.lease() {
-		return e, false
-	}
-	e, err = c.decode(&env)
-	if err != nil {
-		return e, false
+	e, _, lease, err := c.readValue("fetch", key, cur)
+	if err != nil || lease {
+		return e, false, err
 	}
 	now := c.nowNano()
 	c.st.redisHits.Add(1)
@@ -282,7 +294,7 @@ func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(contex
 	case c.due(&e, now):
 		c.refreshAsync(ctx, key, loader, e, false, true)
 	}
-	return e, true
+	return e, true, nil
 }
 
 // runLoad is the flight of a foreground miss.
@@ -335,8 +347,9 @@ func (c *Cache[V]) loadDirect(ctx context.Context, key string, loader func(conte
 	return e, nil
 }
 
-// loadRedis is load with a Redis tier. handled is false when Redis failed
-// before the loader ran (the caller then applies the error policy).
+// loadRedis is load with a Redis tier. handled is false when Redis was
+// unavailable before the loader ran (the caller then applies the error
+// policy); an answer that means a bug or bad data is handled: returned.
 func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], refresh, handled bool, err error) {
 	rk := c.cfg.prefix + key
 	token := nonzeroNonce()
@@ -359,6 +372,9 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			if ctx.Err() != nil {
 				return e, false, true, ctx.Err()
 			}
+			if rediserr.IsInvalid(rerr) {
+				return e, false, true, c.fault("fetch", key, rerr)
+			}
 			return e, false, false, rerr
 		}
 		if acquired {
@@ -369,33 +385,26 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			e, err = c.loadAndWrite(ctx, key, loader, token, modeFill, 0, start)
 			return e, false, true, err
 		}
-		env, perr := parseEnvelope(cur)
-		if perr != nil || !env.lease() {
+		ent, _, lease, perr := c.readValue("fetch", key, cur)
+		if !lease {
 			if wake != nil {
 				c.notif.forget(key, wake)
 			}
-			if perr == nil {
-				ent, derr := c.decode(&env)
-				if derr == nil {
-					now := c.nowNano()
-					c.st.redisHits.Add(1)
-					if c.local != nil {
-						c.local.set(key, ent, now)
-					}
-					if now >= ent.soft {
-						c.st.stale.Add(1)
-						refresh = true
-					} else {
-						refresh = c.due(&ent, now)
-					}
-					return ent, refresh, true, nil
-				}
-				c.log.Warn("cache: undecodable value replaced", "key", key, "err", derr)
+			if perr != nil {
+				return e, false, true, perr
 			}
-			// Not a value this cache can read: load and replace it.
-			c.st.misses.Add(1)
-			e, err = c.loadAndWrite(ctx, key, loader, 0, modeRefresh, env.nonce, start)
-			return e, false, true, err
+			now := c.nowNano()
+			c.st.redisHits.Add(1)
+			if c.local != nil {
+				c.local.set(key, ent, now)
+			}
+			if now >= ent.soft {
+				c.st.stale.Add(1)
+				refresh = true
+			} else {
+				refresh = c.due(&ent, now)
+			}
+			return ent, refresh, true, nil
 		}
 		// Another replica holds the lease: wait for its value, woken by its
 		// invalidation message or by polling, until the wait bound.
@@ -441,30 +450,26 @@ func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(con
 	v, notFound, delta, err := c.callLoader(ctx, loader)
 	delta = max(delta, int64(time.Since(start)))
 	if err != nil {
-		if token != 0 {
-			if rerr := c.rdb.release(ctx, rk, token, true, c.message(key)); rerr != nil {
-				c.log.Warn("cache: lease release failed", "key", key, "err", rerr)
-			}
-		}
+		c.releaseLease(ctx, key, token)
 		return entry[V]{}, err
 	}
 	now := c.nowNano()
 	e, ttl := c.newEntry(v, notFound, delta, now, 0)
 	if ttl <= 0 { // not-found results are not cached
-		if token != 0 {
-			_ = c.rdb.release(ctx, rk, token, true, c.message(key))
-		}
+		c.releaseLease(ctx, key, token)
 		return e, nil
 	}
 	env, err := c.encode(&e)
 	if err != nil {
-		if token != 0 {
-			_ = c.rdb.release(ctx, rk, token, true, c.message(key))
-		}
+		c.releaseLease(ctx, key, token)
 		return entry[V]{}, err
 	}
 	written, werr := c.rdb.write(ctx, rk, env, ttl, mode, expect, c.message(key))
 	switch {
+	case rediserr.IsInvalid(werr):
+		// the write script failed: a bug, not an outage to serve through
+		c.releaseLease(ctx, key, token)
+		return entry[V]{}, c.fault("fetch", key, werr)
 	case werr != nil:
 		c.log.Warn("cache: redis write failed", "key", key, "err", werr)
 		if c.local != nil {
@@ -478,6 +483,21 @@ func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(con
 	// Not written: a newer value (Set, or another replica's load) is in
 	// Redis; the caller gets the loaded value, the local tier stays empty.
 	return e, nil
+}
+
+// releaseLease drops our load lease on key (token 0: none) after a load that
+// writes nothing, waking the waiters.
+func (c *Cache[V]) releaseLease(ctx context.Context, key string, token uint64) {
+	if token == 0 {
+		return
+	}
+	if err := c.rdb.release(ctx, c.cfg.prefix+key, token, true, c.message(key)); err != nil {
+		if rediserr.IsInvalid(err) {
+			_ = c.fault("release", key, err)
+			return
+		}
+		c.log.Warn("cache: lease release failed", "key", key, "err", err)
+	}
 }
 
 // callLoader calls loader, measuring its cost and recovering a panic.

@@ -69,7 +69,21 @@ func newCache[V any](e *env, opts ...cache.Option) *cache.Cache[V] {
 	c, err := cache.New[V](append(base, opts...)...)
 	require.NoError(e.t, err)
 	e.t.Cleanup(func() { _ = c.Close() })
+	if e.b.redis {
+		e.t.Cleanup(func() { requireRedisServed(e.t, c.Stats()) })
+	}
 	return c
+}
+
+// requireRedisServed fails t if a cache on Redis ever failed a Redis call or
+// met an invalid answer: a backend that silently degrades to its loader must
+// fail its own contract suite (the tests check per-tier hits where they
+// matter).
+func requireRedisServed(t *testing.T, st cache.Stats) {
+	t.Helper()
+	assert.Zerof(t, st.RedisErrors, "Redis errors: got %d, want 0 (stats %+v)", st.RedisErrors, st)
+	assert.Zerof(t, st.Invalid, "invalid answers: got %d, want 0 (stats %+v)", st.Invalid, st)
+	assert.Equal(t, "closed", st.Breaker, "breaker state")
 }
 
 func forEachBackend(t *testing.T, f func(t *testing.T, e *env)) {

@@ -63,8 +63,22 @@
 //   - Redis failure. A circuit breaker (gobreaker) stops calling a dead
 //     Redis; Fetch then serves from the local tier and the loader, and the
 //     breaker lets a probe through to recover by itself. With the default
-//     policy a Redis error never reaches a Fetch caller when the loader can
-//     answer (WithRedisErrorPolicy).
+//     policy an unavailable Redis never fails a Fetch when the loader can
+//     answer (WithRedisErrorPolicy). Unavailable means: network errors and
+//     timeouts (refused, reset, EOF, i/o timeout, pool timeout, unreachable
+//     sentinels) and the replies LOADING, BUSY, CLUSTERDOWN, TRYAGAIN,
+//     MASTERDOWN, READONLY, NOREPLICAS, MISCONF, OOM and "max number of
+//     clients reached".
+//   - Bugs and bad data are never served through. An answer that means the
+//     code or the data is wrong (WRONGTYPE on a cache key, a script error,
+//     an unknown command, NOAUTH or NOPERM) and a stored value the cache
+//     cannot decode (not a cache entry, or a codec or compressor that cannot
+//     read it: ErrBadValue) are returned by Fetch, FetchMany and Get as
+//     errors naming the key, whatever the policy: the loader does not
+//     answer and does not overwrite the value. They are counted in
+//     Stats.Invalid, logged once per operation and kind at Error level, and
+//     do not open the breaker (Redis is up). A value type that changes
+//     incompatibly needs a new prefix (WithPrefix), or the old keys deleted.
 //   - Loader errors are not cached, except ErrNotFound (a negative entry for
 //     WithNegativeTTL); they are shared by the callers waiting for that load.
 //     A panicking loader is recovered into an error wrapping ErrLoaderPanic

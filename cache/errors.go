@@ -21,6 +21,13 @@ var (
 	// ErrRedisUnavailable is returned (wrapped) when the circuit breaker
 	// stops calls to Redis and the operation cannot fall back to a loader.
 	ErrRedisUnavailable = errors.New("cache: redis unavailable")
+	// ErrBadValue is returned (wrapped) when the value stored in Redis under
+	// a key cannot be read by this cache: it is not a cache entry (another
+	// program wrote the key) or the codec or compressor cannot decode it
+	// (the value type changed under the same prefix). The cache neither
+	// loads over it nor hides it behind the loader: Delete the key, or give a
+	// changed value type its own prefix (WithPrefix).
+	ErrBadValue = errors.New("cache: value in redis cannot be decoded")
 	// ErrClosed is returned by calls on a closed cache.
 	ErrClosed = errors.New("cache: closed")
 	// ErrBadOption is wrapped by New when an option has an invalid value.

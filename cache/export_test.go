@@ -1,4 +1,26 @@
 package cache
 
+import "github.com/redis/go-redis/v9"
+
 // WithClock replaces the cache's clock in tests.
 var WithClock = withClock
+
+// SetWriteScript replaces the write script of c, for tests that need a
+// broken one.
+func SetWriteScript[V any](c *Cache[V], src string) { c.rdb.writeSc = redis.NewScript(src) }
+
+// The scripts, for the tests that run each branch by hand.
+var WriteScript, ReleaseScript = writeScript, releaseScript
+
+// MakeEnvelope renders an envelope with the given lease flag, nonce and
+// payload, and NonceArg a nonce as the scripts take it.
+func MakeEnvelope(lease bool, nonce uint64, payload string) string {
+	e := envelope{nonce: nonce, payload: []byte(payload)}
+	if lease {
+		e.flags = flagLease
+	}
+	return string(e.marshal())
+}
+
+// NonceArg renders a nonce as the scripts take it.
+func NonceArg(n uint64) string { return nonceBytes(n) }

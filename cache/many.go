@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // FetchMany returns the values of keys, loading the missing ones with one
@@ -158,13 +160,19 @@ func (c *Cache[V]) runBatch(ctx context.Context, keys []string, calls []*call[V]
 		return
 	}
 	if err := b.loadRedis(lctx); err != nil {
-		c.log.Warn("cache: redis failed, loading without it", "err", err)
 		var left []string
 		for i, k := range keys {
 			if !b.done[i] {
 				left = append(left, k)
 			}
 		}
+		if rediserr.IsInvalid(err) {
+			// a bug or bad data, not an outage: no loading without Redis
+			err = c.fault("fetch", left[0], err)
+			b.finishAll(left, err)
+			return
+		}
+		c.log.Warn("cache: redis failed, loading without it", "err", err)
 		if c.cfg.policy == ReturnRedisErrors {
 			b.finishAll(left, err)
 			return
@@ -227,19 +235,18 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 	for i, k := range b.keys {
 		rks[i] = c.cfg.prefix + k
 	}
-	raws, err := c.rdb.getMany(ctx, rks)
+	raws, kerr, err := c.rdb.getMany(ctx, rks)
 	if err != nil {
 		return err
 	}
 	var need []string
-	expect := map[string]uint64{}
 	for i, k := range b.keys {
-		if e, ok, nonce := b.value(k, raws[i]); ok {
+		switch e, ok, err := b.value(k, raws[i], kerr[i]); {
+		case err != nil:
+			b.finish(k, entry[V]{}, err)
+		case ok:
 			b.finish(k, e, nil)
-		} else {
-			if nonce != 0 {
-				expect[k] = nonce
-			}
+		default:
 			need = append(need, k)
 		}
 	}
@@ -253,29 +260,26 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 	for i, k := range need {
 		nrks[i] = c.cfg.prefix + k
 	}
-	cur, acquired, err := c.rdb.acquireMany(ctx, nrks, lease, c.cfg.leaseTTL)
+	cur, acquired, kerr, err := c.rdb.acquireMany(ctx, nrks, lease, c.cfg.leaseTTL)
 	if err != nil {
 		return err
 	}
 	var mine, theirs []string
 	for i, k := range need {
-		switch {
-		case acquired[i]:
+		if acquired[i] {
 			mine = append(mine, k)
-		default:
-			if e, ok, nonce := b.value(k, cur[i]); ok {
-				b.finish(k, e, nil)
-			} else if env, perr := parseEnvelope(cur[i]); perr == nil && env.lease() {
-				theirs = append(theirs, k)
-			} else {
-				if nonce != 0 {
-					expect[k] = nonce
-				}
-				mine = append(mine, k) // unreadable value: replace it
-			}
+			continue
+		}
+		switch e, ok, err := b.value(k, cur[i], kerr[i]); {
+		case err != nil:
+			b.finish(k, entry[V]{}, err)
+		case ok:
+			b.finish(k, e, nil)
+		default: // another replica's lease
+			theirs = append(theirs, k)
 		}
 	}
-	b.loadAndWrite(ctx, mine, token, expect)
+	b.loadAndWrite(ctx, mine, token)
 	if len(theirs) == 0 {
 		return nil
 	}
@@ -285,32 +289,32 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 		b.finishAll(theirs, err)
 		return nil
 	}
-	b.loadAndWrite(ctx, left, 0, expect)
+	b.loadAndWrite(ctx, left, 0)
 	return nil
 }
 
-// value decodes raw as a servable value of k (storing it in the local tier);
-// nonce is that of an envelope it could not use (0 if none).
-func (b *batch[V]) value(k string, raw []byte) (e entry[V], ok bool, nonce uint64) {
+// value reads raw, the bytes stored at k, as a servable value (storing it
+// in the local tier): ok is false for an absent key or a lease; err is
+// kerr, k's own Invalid error, or a value this cache cannot read, reported
+// (see Cache.fault).
+func (b *batch[V]) value(k string, raw []byte, kerr error) (e entry[V], ok bool, err error) {
 	c := b.c
+	if kerr != nil {
+		return e, false, c.fault("fetch", k, kerr)
+	}
 	if raw == nil {
-		return e, false, 0
+		return e, false, nil
 	}
-	env, err := parseEnvelope(raw)
-	if err != nil || env.lease() {
-		return e, false, 0
-	}
-	e, err = c.decode(&env)
-	if err != nil {
-		c.log.Warn("cache: undecodable value replaced", "key", k, "err", err)
-		return e, false, env.nonce
+	e, _, lease, err := c.readValue("fetch", k, raw)
+	if err != nil || lease {
+		return e, false, err
 	}
 	now := c.nowNano()
 	c.st.redisHits.Add(1)
 	if c.local != nil {
 		c.local.set(k, e, now)
 	}
-	return e, true, 0
+	return e, true, nil
 }
 
 // wait waits for other replicas' loads of keys, up to the lease wait; it
@@ -346,14 +350,19 @@ func (b *batch[V]) wait(ctx context.Context, keys []string) ([]string, error) {
 		for i, k := range keys {
 			rks[i] = c.cfg.prefix + k
 		}
-		raws, err := c.rdb.getMany(ctx, rks)
+		raws, kerr, err := c.rdb.getMany(ctx, rks)
 		if err != nil {
 			return keys, nil // load them ourselves
 		}
 		var still []string
 		absent := false
 		for i, k := range keys {
-			if e, ok, _ := b.value(k, raws[i]); ok {
+			e, ok, err := b.value(k, raws[i], kerr[i])
+			switch {
+			case err != nil:
+				b.finish(k, entry[V]{}, err)
+				continue
+			case ok:
 				b.finish(k, e, nil)
 				continue
 			}
@@ -371,9 +380,9 @@ func (b *batch[V]) wait(ctx context.Context, keys []string) ([]string, error) {
 }
 
 // loadAndWrite loads keys with one loader call and writes them to Redis in
-// one pipeline (fill mode, or refresh over the unreadable values in expect).
-// token, if not 0, is our lease on the keys, released if the load fails.
-func (b *batch[V]) loadAndWrite(ctx context.Context, keys []string, token uint64, expect map[string]uint64) {
+// one pipeline (fill mode). token, if not 0, is our lease on the keys,
+// released if the load fails.
+func (b *batch[V]) loadAndWrite(ctx context.Context, keys []string, token uint64) {
 	c := b.c
 	if len(keys) == 0 {
 		return
@@ -387,6 +396,10 @@ func (b *batch[V]) loadAndWrite(ctx context.Context, keys []string, token uint64
 			rks[i], msgs[i] = c.cfg.prefix+k, c.message(k)
 		}
 		if err := c.rdb.releaseMany(ctx, rks, token, msgs); err != nil {
+			if rediserr.IsInvalid(err) {
+				_ = c.fault("release", keys[0], err)
+				return
+			}
 			c.log.Warn("cache: lease release failed", "err", err)
 		}
 	}
@@ -417,23 +430,27 @@ func (b *batch[V]) loadAndWrite(ctx context.Context, keys []string, token uint64
 			b.finish(k, entry[V]{}, err)
 			continue
 		}
-		mode, exp := modeFill, uint64(0)
-		if n, ok := expect[k]; ok {
-			mode, exp = modeRefresh, n
-		}
-		reqs = append(reqs, writeReq{key: c.cfg.prefix + k, env: env, ttl: ttl, mode: mode, expect: exp, msg: c.message(k)})
+		reqs = append(reqs, writeReq{key: c.cfg.prefix + k, env: env, ttl: ttl, mode: modeFill, msg: c.message(k)})
 		ents = append(ents, e)
 		wkeys = append(wkeys, k)
 	}
 	release(uncached)
-	written, werr := c.rdb.writeMany(ctx, reqs)
+	written, kerr, werr := c.rdb.writeMany(ctx, reqs)
 	if werr != nil {
 		c.log.Warn("cache: redis write failed", "err", werr)
 	}
+	var failed []string
 	for i, k := range wkeys {
+		if kerr[i] != nil {
+			// the write script failed: a bug, not an outage to serve through
+			failed = append(failed, k)
+			b.finish(k, entry[V]{}, c.fault("fetch", k, kerr[i]))
+			continue
+		}
 		if c.local != nil && (werr != nil || written[i]) {
 			c.local.set(k, ents[i], now)
 		}
 		b.finish(k, ents[i], nil)
 	}
+	release(failed)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // Get returns the fresh value of key if a tier holds one, without loading:
@@ -31,19 +33,20 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, bool, error) {
 		return zero, false, nil
 	}
 	cur, err := c.rdb.get(ctx, c.cfg.prefix+key)
-	if errors.Is(err, redis.Nil) {
+	switch {
+	case errors.Is(err, redis.Nil):
 		return zero, false, nil
-	}
-	if err != nil {
+	case rediserr.IsInvalid(err):
+		return zero, false, c.fault("get", key, err)
+	case err != nil:
 		return zero, false, fmt.Errorf("cache: get %q: %w", key, err)
 	}
-	env, err := parseEnvelope(cur)
-	if err != nil || env.lease() {
-		return zero, false, nil
-	}
-	e, err := c.decode(&env)
+	e, _, lease, err := c.readValue("get", key, cur)
 	if err != nil {
-		return zero, false, fmt.Errorf("cache: get %q: %w", key, err)
+		return zero, false, err
+	}
+	if lease {
+		return zero, false, nil
 	}
 	now := c.nowNano()
 	if now >= e.soft {
@@ -95,6 +98,9 @@ func (c *Cache[V]) set(ctx context.Context, key string, v V, ttl time.Duration) 
 		}
 		if _, err := c.rdb.write(ctx, c.cfg.prefix+key, env, total, modeSet, 0, c.message(key)); err != nil {
 			werr = fmt.Errorf("cache: set %q: %w", key, err)
+			if rediserr.IsInvalid(err) {
+				werr = c.fault("set", key, err)
+			}
 		}
 	} else if c.cfg.localBytes > 0 {
 		if b, err := c.cfg.codec.Marshal(v); err == nil {
@@ -129,6 +135,9 @@ func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
 		rks[i], msgs[i] = c.cfg.prefix+k, c.message(k)
 	}
 	if err := c.rdb.del(ctx, rks, msgs); err != nil {
+		if rediserr.IsInvalid(err) {
+			return c.fault("delete", keys[0], err)
+		}
 		return fmt.Errorf("cache: delete: %w", err)
 	}
 	return nil

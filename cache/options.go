@@ -46,15 +46,18 @@ const (
 	DefaultBreakerOpen = 2 * time.Second
 )
 
-// RedisErrorPolicy says what Fetch and FetchMany do when Redis fails.
+// RedisErrorPolicy says what Fetch and FetchMany do when Redis is
+// unavailable. Answers that mean a bug or bad data are returned under either
+// policy (see Stats.Invalid).
 type RedisErrorPolicy int
 
 const (
 	// FallBackToLoader (the default) serves from the local tier and the
-	// loader when Redis fails: a Redis error never reaches the caller of
-	// Fetch when the loader can answer.
+	// loader when Redis is unavailable: such an error never reaches the
+	// caller of Fetch when the loader can answer.
 	FallBackToLoader RedisErrorPolicy = iota
-	// ReturnRedisErrors makes Fetch and FetchMany return Redis errors.
+	// ReturnRedisErrors makes Fetch and FetchMany return the errors of an
+	// unavailable Redis.
 	ReturnRedisErrors
 )
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 var (
@@ -34,16 +36,22 @@ const (
 
 // redisTier is the cache's Redis side: every call goes through the circuit
 // breaker and counts failures. It is safe for concurrent use.
+//
+// Only errors that mean Redis is unavailable (rediserr.Unavailable) count as
+// failures, for the breaker and in errs; an answer that means a bug or bad
+// data (rediserr.Invalid: WRONGTYPE, a script error) is a success for the
+// breaker, since Redis is up, and the cache reports it (Cache.fault).
 type redisTier struct {
 	client  redis.UniversalClient
 	cb      *gobreaker.TwoStepCircuitBreaker[struct{}] // nil: no breaker
 	errs    *atomic.Uint64
-	channel string // "" when invalidation is off
-	mget    bool   // MGET works across all keys (not a Cluster or Ring)
+	channel string        // "" when invalidation is off
+	mget    bool          // MGET works across all keys (not a Cluster or Ring)
+	writeSc *redis.Script // scripts/write.lua (a test may swap it)
 }
 
 func newRedisTier(cfg *config, errs *atomic.Uint64, log *slog.Logger) *redisTier {
-	r := &redisTier{client: cfg.client, errs: errs}
+	r := &redisTier{client: cfg.client, errs: errs, writeSc: writeScript}
 	if cfg.invalidate {
 		r.channel = cfg.prefix + "~invalidate"
 	}
@@ -56,7 +64,8 @@ func newRedisTier(cfg *config, errs *atomic.Uint64, log *slog.Logger) *redisTier
 			Timeout:     cfg.brOpen,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= n },
 			IsSuccessful: func(err error) bool {
-				return err == nil || errors.Is(err, redis.Nil) || isServerReply(err)
+				// Redis answered: it is up, whatever the answer says
+				return err == nil || errors.Is(err, redis.Nil) || rediserr.IsInvalid(err)
 			},
 			IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 			OnStateChange: func(name string, from, to gobreaker.State) {
@@ -65,12 +74,6 @@ func newRedisTier(cfg *config, errs *atomic.Uint64, log *slog.Logger) *redisTier
 		})
 	}
 	return r
-}
-
-// isServerReply reports whether err is an error reply from a live server.
-func isServerReply(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re)
 }
 
 // do runs fn under the breaker.
@@ -87,10 +90,23 @@ func (r *redisTier) do(fn func() error) error {
 	if done != nil {
 		done(err)
 	}
-	if err != nil && !errors.Is(err, redis.Nil) && !errors.Is(err, context.Canceled) {
+	if rediserr.IsUnavailable(err) {
 		r.errs.Add(1)
 	}
 	return err
+}
+
+// keyErr is the error of one key's command in a pipeline: nil for success
+// and for redis.Nil. An Unavailable error fails the whole call (Redis is
+// down for it); an Invalid one is that key's alone.
+func keyErr(err error) (own, call error) {
+	switch rediserr.Classify(err) {
+	case rediserr.OK:
+		return nil, nil
+	case rediserr.Invalid:
+		return err, nil
+	}
+	return nil, err
 }
 
 func (r *redisTier) state() string {
@@ -138,9 +154,11 @@ func (r *redisTier) get(ctx context.Context, key string) (b []byte, err error) {
 
 // getMany reads keys in one round trip: one MGET on a single node, a
 // pipeline of GETs (which go-redis splits per node) on a Cluster or Ring,
-// where MGET across slots fails. Absent keys are nil.
-func (r *redisTier) getMany(ctx context.Context, keys []string) (out [][]byte, err error) {
-	out = make([][]byte, len(keys))
+// where MGET across slots fails. Absent keys are nil; kerr holds the
+// Invalid error of a key whose GET failed (WRONGTYPE), nil elsewhere. MGET
+// reads a key of another type as absent: the lease that follows reports it.
+func (r *redisTier) getMany(ctx context.Context, keys []string) (out [][]byte, kerr []error, err error) {
+	out, kerr = make([][]byte, len(keys)), make([]error, len(keys))
 	err = r.do(func() error {
 		if r.mget {
 			vals, e := r.client.MGet(ctx, keys...).Result()
@@ -155,59 +173,63 @@ func (r *redisTier) getMany(ctx context.Context, keys []string) (out [][]byte, e
 			return nil
 		}
 		cmds := make([]*redis.StringCmd, len(keys))
-		_, e := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
 				cmds[i] = p.Get(ctx, k)
 			}
 			return nil
 		})
-		if e != nil && !errors.Is(e, redis.Nil) {
-			return e
-		}
 		for i, c := range cmds {
-			if s, e := c.Result(); e == nil {
+			s, e := c.Result()
+			own, call := keyErr(e)
+			if call != nil {
+				return call
+			}
+			if e == nil {
 				out[i] = stringBytes(s)
 			}
+			kerr[i] = own
 		}
 		return nil
 	})
-	return out, err
+	return out, kerr, err
 }
 
-// acquireMany is acquire for several keys in one pipeline.
-func (r *redisTier) acquireMany(ctx context.Context, keys []string, lease []byte, ttl time.Duration) (cur [][]byte, acquired []bool, err error) {
-	cur, acquired = make([][]byte, len(keys)), make([]bool, len(keys))
+// acquireMany is acquire for several keys in one pipeline; kerr holds the
+// Invalid error of a key whose command failed (WRONGTYPE), nil elsewhere.
+func (r *redisTier) acquireMany(ctx context.Context, keys []string, lease []byte, ttl time.Duration) (cur [][]byte, acquired []bool, kerr []error, err error) {
+	cur, acquired, kerr = make([][]byte, len(keys)), make([]bool, len(keys)), make([]error, len(keys))
 	err = r.do(func() error {
 		cmds := make([]*redis.StatusCmd, len(keys))
-		_, e := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
 				cmds[i] = p.SetArgs(ctx, k, lease, redis.SetArgs{Mode: "NX", TTL: ttl, Get: true})
 			}
 			return nil
 		})
-		if e != nil && !errors.Is(e, redis.Nil) {
-			return e
-		}
 		for i, c := range cmds {
 			s, e := c.Result()
+			own, call := keyErr(e)
 			switch {
+			case call != nil:
+				return call
+			case own != nil:
+				kerr[i] = own
 			case errors.Is(e, redis.Nil):
 				acquired[i] = true
-			case e == nil:
-				cur[i] = stringBytes(s)
 			default:
-				return e
+				cur[i] = stringBytes(s)
 			}
 		}
 		return nil
 	})
-	return cur, acquired, err
+	return cur, acquired, kerr, err
 }
 
 // write runs scripts/write.lua; it reports whether the value was written.
 func (r *redisTier) write(ctx context.Context, key string, env []byte, ttl time.Duration, mode string, expect uint64, msg string) (written bool, err error) {
 	err = r.do(func() error {
-		n, e := writeScript.Run(ctx, r.client, []string{key}, env, pxArg(ttl), mode, nonceBytes(expect), r.channel, msg).Int()
+		n, e := r.writeSc.Run(ctx, r.client, []string{key}, env, pxArg(ttl), mode, nonceBytes(expect), r.channel, msg).Int()
 		written = n == 1
 		return e
 	})
@@ -226,41 +248,43 @@ type writeReq struct {
 
 // writeMany runs scripts/write.lua for several keys in one pipeline
 // (EVALSHA, then EVAL for the keys whose node had not cached the script). It
-// reports which values were written.
-func (r *redisTier) writeMany(ctx context.Context, reqs []writeReq) (written []bool, err error) {
-	written = make([]bool, len(reqs))
+// reports which values were written; kerr holds the Invalid error of a key
+// whose script failed (WRONGTYPE, a script error), nil elsewhere.
+func (r *redisTier) writeMany(ctx context.Context, reqs []writeReq) (written []bool, kerr []error, err error) {
+	written, kerr = make([]bool, len(reqs)), make([]error, len(reqs))
 	if len(reqs) == 0 {
-		return written, nil
+		return written, kerr, nil
 	}
 	err = r.do(func() error {
 		run := func(sha bool, idx []int) ([]int, error) {
 			cmds := make([]*redis.Cmd, len(idx))
-			_, e := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 				for j, i := range idx {
 					q := reqs[i]
 					args := []any{q.env, pxArg(q.ttl), q.mode, nonceBytes(q.expect), r.channel, q.msg}
 					if sha {
-						cmds[j] = writeScript.EvalSha(ctx, p, []string{q.key}, args...)
+						cmds[j] = r.writeSc.EvalSha(ctx, p, []string{q.key}, args...)
 					} else {
-						cmds[j] = writeScript.Eval(ctx, p, []string{q.key}, args...)
+						cmds[j] = r.writeSc.Eval(ctx, p, []string{q.key}, args...)
 					}
 				}
 				return nil
 			})
 			var retry []int
 			for j, c := range cmds {
-				n, err := c.Int()
-				switch {
-				case err == nil:
-					written[idx[j]] = n == 1
-				case sha && redis.HasErrorPrefix(err, "NOSCRIPT"):
+				n, e := c.Int()
+				if sha && redis.HasErrorPrefix(e, "NOSCRIPT") {
 					retry = append(retry, idx[j])
+					continue
 				}
+				own, call := keyErr(e)
+				if call != nil {
+					return nil, call
+				}
+				kerr[idx[j]] = own
+				written[idx[j]] = e == nil && n == 1
 			}
-			if len(retry) > 0 {
-				return retry, nil
-			}
-			return nil, e
+			return retry, nil
 		}
 		all := make([]int, len(reqs))
 		for i := range all {
@@ -273,7 +297,7 @@ func (r *redisTier) writeMany(ctx context.Context, reqs []writeReq) (written []b
 		_, err = run(false, retry)
 		return err
 	})
-	return written, err
+	return written, kerr, err
 }
 
 // releaseMany drops our leases on keys (those still ours) in one pipeline,

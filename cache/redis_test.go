@@ -527,14 +527,16 @@ func TestCodecAndCompressionRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, small, got)
 
-			// A value the codec cannot read is replaced by a load.
+			// A value the cache cannot read is an error, not a miss: the
+			// loader does not run over it (see TestInvalidAnswersFailLoudly).
 			require.NoError(t, db.Client.Set(ctx, db.Key("garbage"), "not an envelope", time.Minute).Err())
+			_, err = r.Fetch(ctx, "garbage", func(context.Context) (user, error) { return small, nil })
+			require.ErrorIs(t, err, cache.ErrBadValue)
+			_, _, err = mk().Get(ctx, "garbage")
+			require.ErrorIs(t, err, cache.ErrBadValue)
+			require.NoError(t, w.Delete(ctx, "garbage"))
 			got, err = r.Fetch(ctx, "garbage", func(context.Context) (user, error) { return small, nil })
 			require.NoError(t, err)
-			require.Equal(t, small, got)
-			got, ok, err = mk().Get(ctx, "garbage")
-			require.NoError(t, err)
-			require.True(t, ok)
 			require.Equal(t, small, got)
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // refreshAsync starts a background refresh of key unless a refresh of it
@@ -40,12 +42,24 @@ func (c *Cache[V]) refreshAsync(ctx context.Context, key string, loader func(con
 func (c *Cache[V]) refresh(ctx context.Context, key string, loader func(context.Context) (V, error), basis entry[V], fromLocal bool) (entry[V], error) {
 	keep := func(e entry[V], err error) (entry[V], error) {
 		if err != nil {
-			c.log.Warn("cache: refresh failed", "key", key, "err", err)
+			if !errors.Is(err, ErrBadValue) && !rediserr.IsInvalid(err) {
+				// (invalid answers are reported by Cache.fault)
+				c.log.Warn("cache: refresh failed", "key", key, "err", err)
+			}
 			if c.nowNano() < basis.hard {
 				return basis, nil
 			}
 		}
 		return e, err
+	}
+	// unavailable: an unavailable Redis, which a load without it answers;
+	// an invalid answer is reported and kept from the loader
+	unavailable := func(err error) bool {
+		if rediserr.IsInvalid(err) {
+			_ = c.fault("refresh", key, err)
+			return false
+		}
+		return true
 	}
 	if c.rdb == nil {
 		return keep(c.loadDirect(ctx, key, loader))
@@ -64,31 +78,36 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, loader func(context.
 			}
 			return keep(e, err)
 		case err != nil:
+			if !unavailable(err) {
+				return keep(entry[V]{}, err)
+			}
 			return keep(c.loadDirect(ctx, key, loader))
 		}
-		env, perr := parseEnvelope(cur)
-		if perr == nil {
-			if env.lease() {
-				return basis, nil // another replica is loading it
-			}
-			if ent, derr := c.decode(&env); derr == nil {
-				now := c.nowNano()
-				if env.nonce != basis.nonce && now < ent.soft && !c.due(&ent, now) {
-					// Another replica refreshed it already.
-					if c.local != nil {
-						c.local.set(key, ent, now)
-					}
-					return ent, nil
-				}
-			}
-			expect = env.nonce
+		ent, env, lease, err := c.readValue("refresh", key, cur)
+		switch {
+		case err != nil:
+			return keep(entry[V]{}, err)
+		case lease:
+			return basis, nil // another replica is loading it
 		}
+		now := c.nowNano()
+		if env.nonce != basis.nonce && now < ent.soft && !c.due(&ent, now) {
+			// Another replica refreshed it already.
+			if c.local != nil {
+				c.local.set(key, ent, now)
+			}
+			return ent, nil
+		}
+		expect = env.nonce
 	}
 	lk := rk + refreshLeaseSuffix
 	token := nonzeroNonce()
 	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
 	ok, err := c.rdb.setNX(ctx, lk, lease, min(c.cfg.leaseTTL, c.cfg.ttl))
 	if err != nil {
+		if !unavailable(err) {
+			return keep(entry[V]{}, err)
+		}
 		return keep(c.loadDirect(ctx, key, loader))
 	}
 	if !ok {

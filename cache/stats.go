@@ -36,9 +36,15 @@ type Stats struct {
 	// LocalFlushes counts flushes of the local tier after the invalidation
 	// subscription dropped.
 	LocalFlushes uint64
-	// RedisErrors counts failed Redis calls (calls refused by the open
-	// breaker are not counted).
+	// RedisErrors counts Redis calls that failed because Redis was
+	// unavailable (calls refused by the open breaker are not counted).
 	RedisErrors uint64
+	// Invalid counts errors returned because Redis' answer meant a bug or
+	// bad data (WRONGTYPE on a cache key, a script error, NOAUTH) or a
+	// stored value could not be decoded ([ErrBadValue]). Neither the loader
+	// nor the local tier answers for those; a non-zero count is a bug to
+	// look at.
+	Invalid uint64
 	// Breaker is the circuit breaker's state: "closed", "open",
 	// "half-open", or "disabled" (no breaker or no Redis).
 	Breaker string
@@ -50,7 +56,7 @@ type Stats struct {
 type counters struct {
 	localHits, redisHits, misses, loads, loadErrors, notFound     atomic.Uint64
 	stale, coalesced, leaseWaits, early, refreshes, invalidations atomic.Uint64
-	localFlushes, redisErrors                                     atomic.Uint64
+	localFlushes, redisErrors, invalid                            atomic.Uint64
 }
 
 // Stats returns a snapshot of the cache's counters.
@@ -70,6 +76,7 @@ func (c *Cache[V]) Stats() Stats {
 		Invalidations:  c.st.invalidations.Load(),
 		LocalFlushes:   c.st.localFlushes.Load(),
 		RedisErrors:    c.st.redisErrors.Load(),
+		Invalid:        c.st.invalid.Load(),
 		Breaker:        "disabled",
 	}
 	if c.rdb != nil {

@@ -1,7 +1,6 @@
 package ratelimit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/outrigger-dev/outrigger/internal/logtest"
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 	"github.com/outrigger-dev/outrigger/ratelimit"
 )
@@ -68,33 +68,6 @@ func TestMultiAcrossReplicas(t *testing.T) {
 	}
 }
 
-// logRecorder is a slog handler that keeps every record.
-type logRecorder struct {
-	buf   *bytes.Buffer
-	count *atomic.Int64
-	h     slog.Handler
-}
-
-func newLogRecorder() (*slog.Logger, *bytes.Buffer, *atomic.Int64) {
-	var buf bytes.Buffer
-	n := new(atomic.Int64)
-	return slog.New(&logRecorder{buf: &buf, count: n, h: slog.NewTextHandler(&buf, nil)}), &buf, n
-}
-
-func (r *logRecorder) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
-func (r *logRecorder) Handle(ctx context.Context, rec slog.Record) error {
-	if rec.Level >= slog.LevelError {
-		r.count.Add(1)
-	}
-	return r.h.Handle(ctx, rec)
-}
-func (r *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
-	return &logRecorder{buf: r.buf, count: r.count, h: r.h.WithAttrs(as)}
-}
-func (r *logRecorder) WithGroup(g string) slog.Handler {
-	return &logRecorder{buf: r.buf, count: r.count, h: r.h.WithGroup(g)}
-}
-
 // TestInvalidReplyFailsLoudly: when Redis' answer means the script or the
 // key's data is wrong, Allow returns the error (no fallback), counts it,
 // calls OnError, logs it once, and the breaker stays closed; a healthy key
@@ -133,7 +106,7 @@ func TestInvalidReplyFailsLoudly(t *testing.T) {
 		db := mk(t)
 		for _, tc := range cases {
 			t.Run("cluster="+strconv.FormatBool(db.Cluster)+"/"+tc.name, func(t *testing.T) {
-				logger, logs, errLines := newLogRecorder()
+				logger, logs := logtest.New()
 				var hookErrs atomic.Int64
 				prefix := db.Prefix + strings.ReplaceAll(tc.name, " ", "-") + ":"
 				l := newRedis(t, db.Client, prefix, tc.limit, ratelimit.WithAlgorithm(tc.alg),
@@ -161,12 +134,12 @@ func TestInvalidReplyFailsLoudly(t *testing.T) {
 				assert.Zero(t, st.Errors, "counted as Redis unavailable")
 				assert.Equal(t, int64(calls), hookErrs.Load(), "OnError calls")
 				assert.Equal(t, "closed", l.BreakerState(), "an invalid reply opened the breaker")
-				assert.Equal(t, int64(1), errLines.Load(), "error log lines: got %d, want 1 (once per kind):\n%s", errLines.Load(), logs)
+				assert.Equal(t, 1, logs.Count(slog.LevelError), "error log lines, want 1 (once per kind):\n%s", logs)
 
 				res, err := l.Allow(ctx, "good")
 				if tc.breakLimiter != nil {
 					require.Error(t, err, "a broken script fails for every key")
-					assert.Equal(t, int64(1), errLines.Load(), "still one log line")
+					assert.Equal(t, 1, logs.Count(slog.LevelError), "still one log line")
 					return
 				}
 				require.NoError(t, err)

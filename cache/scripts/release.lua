@@ -6,6 +6,12 @@
 -- ARGV[3]  message published on ARGV[2] when the lease was dropped
 --
 -- Returns 1 when the lease was ours and was dropped, 0 otherwise.
+--
+-- Tests (each on a single node and on a Cluster, with and without a
+-- channel): TestScriptBranches/…/release/… in scripts_test.go: absent, a
+-- foreign value, a value, another's lease (all 0), our lease (dropped and
+-- published). Through the cache: TestContractLoaderErrorSharedNotCached (a
+-- failed load releases its lease).
 local cur = redis.call("GET", KEYS[1])
 if not cur or string.len(cur) < 30 or string.byte(cur, 1) ~= 1 then
   return 0

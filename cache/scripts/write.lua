@@ -16,6 +16,13 @@
 -- ARGV[6]  message published on ARGV[5] when the value is written
 --
 -- Returns 1 when the value was written, 0 when it was not.
+--
+-- Tests (each on a single node and on a Cluster, with and without a
+-- channel): TestScriptBranches/…/write/… in scripts_test.go: set over a
+-- value; fill absent, over a lease, over a foreign value, refused over a
+-- value; refresh over the expected value, refused over another. Through the
+-- cache: TestContractSetGetDelete (set), TestContractFetchLoadsOnceThenHits
+-- (fill), TestInvalidAnswersFailLoudly (a failing write is an error).
 local mode = ARGV[3]
 if mode ~= "set" then
   local cur = redis.call("GET", KEYS[1])
