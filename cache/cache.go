@@ -201,11 +201,32 @@ func (c *Cache[V]) due(e *entry[V], now int64) bool {
 func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(context.Context) (V, error)) (V, error) {
 	var zero V
 	if c.rdb != nil {
-		// A Redis hit is read on the caller's goroutine: one GET, no load
-		// flight. Concurrent reads of a key share one GET.
+		// A Redis hit is read on the caller's goroutine: one round trip, no
+		// load flight. Concurrent reads of a key share one round trip. The
+		// read takes the load lease when the key is absent, so a cold miss
+		// costs two round trips: this read and the write of the value.
 		rc, leader := c.rd.claim(key)
 		if leader {
-			e, ok, err := c.readRedis(ctx, key, loader)
+			start := time.Now()
+			e, ok, token, err := c.readRedis(ctx, key, loader)
+			if token != 0 {
+				// Lead the load with the lease, claimed before the readers
+				// sharing this read go on, so that they wait for it.
+				cl, leader := c.fl.claim(key)
+				c.rd.finish(key, rc, e, errReadMiss)
+				if leader {
+					c.st.misses.Add(1)
+					if !c.spawn(func() { c.runLeasedLoad(ctx, key, loader, cl, token, start) }) {
+						c.releaseLease(ctx, key, token)
+						c.fl.finish(key, cl, entry[V]{}, ErrClosed)
+					}
+				} else {
+					// a load of the key is already running here
+					c.releaseLease(ctx, key, token)
+					c.st.coalesced.Add(1)
+				}
+				return c.waitLoad(ctx, cl)
+			}
 			if err == nil && !ok {
 				err = errReadMiss
 			}
@@ -251,6 +272,12 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 	} else {
 		c.st.coalesced.Add(1)
 	}
+	return c.waitLoad(ctx, cl)
+}
+
+// waitLoad waits for the load flight cl, or for ctx.
+func (c *Cache[V]) waitLoad(ctx context.Context, cl *call[V]) (V, error) {
+	var zero V
 	select {
 	case <-cl.done:
 		if cl.err != nil {
@@ -267,20 +294,26 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 var errReadMiss = errors.New("cache: redis read found no value")
 
 // readRedis reads key from Redis and returns its entry if it can be served
-// (fresh, or stale with a refresh started); ok is false on an absent key, a
-// lease or an unavailable Redis, which the flight handles. err is an answer
-// that means a bug or bad data (reported), for the caller.
-func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool, err error) {
-	cur, err := c.rdb.get(ctx, c.cfg.prefix+key)
-	if err != nil {
-		if rediserr.IsInvalid(err) {
-			return e, false, c.fault("fetch", key, err)
-		}
-		return e, false, nil
+// (fresh, or stale with a refresh started). When the key is absent it takes
+// the load lease in the same command (SET NX GET) and returns its token;
+// ok is false then, and on another replica's lease or an unavailable Redis,
+// which the load flight handles. err is an answer that means a bug or bad
+// data (reported), for the caller.
+func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool, token uint64, err error) {
+	token = nonzeroNonce()
+	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
+	cur, acquired, err := c.rdb.acquire(ctx, c.cfg.prefix+key, lease, c.cfg.leaseTTL)
+	switch {
+	case err != nil && rediserr.IsInvalid(err):
+		return e, false, 0, c.fault("fetch", key, err)
+	case err != nil:
+		return e, false, 0, nil
+	case acquired:
+		return e, false, token, nil
 	}
-	e, _, lease, err := c.readValue("fetch", key, cur)
-	if err != nil || lease {
-		return e, false, err
+	e, _, isLease, err := c.readValue("fetch", key, cur)
+	if err != nil || isLease {
+		return e, false, 0, err
 	}
 	now := c.nowNano()
 	c.st.redisHits.Add(1)
@@ -294,7 +327,7 @@ func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(contex
 	case c.due(&e, now):
 		c.refreshAsync(ctx, key, loader, e, false, true)
 	}
-	return e, true, nil
+	return e, true, 0, nil
 }
 
 // runLoad is the flight of a foreground miss.
@@ -306,6 +339,15 @@ func (c *Cache[V]) runLoad(ctx context.Context, key string, loader func(context.
 	if refresh && err == nil {
 		c.refreshAsync(ctx, key, loader, e, false, c.nowNano() < e.soft)
 	}
+}
+
+// runLeasedLoad is the flight of a foreground miss whose read took the load
+// lease token (at start): load and write, no second lease round trip.
+func (c *Cache[V]) runLeasedLoad(ctx context.Context, key string, loader func(context.Context) (V, error), cl *call[V], token uint64, start time.Time) {
+	lctx, cancel := c.loadContext(ctx)
+	e, err := c.loadAndWrite(lctx, key, loader, token, modeFill, 0, start)
+	cancel()
+	c.fl.finish(key, cl, e, err)
 }
 
 // load finds key in Redis or loads it; refresh asks for a background
