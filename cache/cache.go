@@ -165,15 +165,14 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, loader func(ctx contex
 	if c.local != nil {
 		if e, now, ok := c.local.getNow(key); ok {
 			if now < e.soft {
-				c.st.localHits.Add(1)
+				c.hit(key, TierLocal, false)
 				if c.due(&e, now) {
 					c.refreshAsync(ctx, key, loader, e, true, true)
 				}
 				return e.result()
 			}
 			if now < e.hard {
-				c.st.localHits.Add(1)
-				c.st.stale.Add(1)
+				c.hit(key, TierLocal, true)
 				c.refreshAsync(ctx, key, loader, e, true, false)
 				return e.result()
 			}
@@ -215,7 +214,7 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 				cl, leader := c.fl.claim(key)
 				c.rd.finish(key, rc, e, errReadMiss)
 				if leader {
-					c.st.misses.Add(1)
+					c.miss(key, 1)
 					if !c.spawn(func() { c.runLeasedLoad(ctx, key, loader, cl, token, start) }) {
 						c.releaseLease(ctx, key, token)
 						c.fl.finish(key, cl, entry[V]{}, ErrClosed)
@@ -316,13 +315,12 @@ func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(contex
 		return e, false, 0, err
 	}
 	now := c.nowNano()
-	c.st.redisHits.Add(1)
+	c.hit(key, TierRedis, now >= e.soft)
 	if c.local != nil {
 		c.local.set(key, e, now)
 	}
 	switch {
 	case now >= e.soft:
-		c.st.stale.Add(1)
 		c.refreshAsync(ctx, key, loader, e, false, false)
 	case c.due(&e, now):
 		c.refreshAsync(ctx, key, loader, e, false, true)
@@ -364,7 +362,7 @@ func (c *Cache[V]) load(ctx context.Context, key string, loader func(context.Con
 			return e, false, err
 		}
 	} else {
-		c.st.misses.Add(1)
+		c.miss(key, 1)
 	}
 	e, err = c.loadDirect(ctx, key, loader)
 	return e, false, err
@@ -423,7 +421,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			if wake != nil {
 				c.notif.forget(key, wake)
 			}
-			c.st.misses.Add(1)
+			c.miss(key, 1)
 			e, err = c.loadAndWrite(ctx, key, loader, token, modeFill, 0, start)
 			return e, false, true, err
 		}
@@ -436,12 +434,11 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 				return e, false, true, perr
 			}
 			now := c.nowNano()
-			c.st.redisHits.Add(1)
+			c.hit(key, TierRedis, now >= ent.soft)
 			if c.local != nil {
 				c.local.set(key, ent, now)
 			}
 			if now >= ent.soft {
-				c.st.stale.Add(1)
 				refresh = true
 			} else {
 				refresh = c.due(&ent, now)
@@ -476,7 +473,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 	// The holder did not deliver within the wait bound (it may have died):
 	// load ourselves, overwriting its lease but never a value.
 	c.log.Debug("cache: lease wait expired, loading", "key", key)
-	c.st.misses.Add(1)
+	c.miss(key, 1)
 	e, err = c.loadAndWrite(ctx, key, loader, 0, modeFill, 0, time.Now())
 	return e, false, true, err
 }
@@ -546,6 +543,15 @@ func (c *Cache[V]) releaseLease(ctx context.Context, key string, token uint64) {
 func (c *Cache[V]) callLoader(ctx context.Context, loader func(context.Context) (V, error)) (v V, notFound bool, delta int64, err error) {
 	c.st.loads.Add(1)
 	start := time.Now()
+	if c.cfg.hooks.OnLoad != nil {
+		defer func() {
+			herr := err
+			if notFound {
+				herr = ErrNotFound
+			}
+			c.loaded(1, time.Since(start), herr)
+		}()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			c.st.loadErrors.Add(1)

@@ -10,6 +10,9 @@ import "fmt"
 // each.
 func (c *Cache[V]) fault(op, key string, err error) error {
 	c.st.invalid.Add(1)
+	if h := c.cfg.hooks.OnError; h != nil {
+		h(op, err, true)
+	}
 	c.faults.Report(c.log, "cache: redis answer means a bug or bad data (not an outage: the loader does not answer)", op, err, "key", key)
 	return fmt.Errorf("cache: %s %q: %w", op, key, err)
 }

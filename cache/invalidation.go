@@ -150,6 +150,9 @@ func (c *Cache[V]) flushLocal(reason string) {
 	if c.local != nil {
 		c.local.clear()
 		c.st.localFlushes.Add(1)
+		if h := c.cfg.hooks.OnInvalidation; h != nil {
+			h("")
+		}
 		c.log.Debug("cache: local tier flushed", "prefix", c.cfg.prefix, "reason", reason)
 	}
 }
@@ -164,6 +167,9 @@ func (c *Cache[V]) onMessage(payload string) {
 		return
 	}
 	c.st.invalidations.Add(1)
+	if h := c.cfg.hooks.OnInvalidation; h != nil {
+		h(key)
+	}
 	if c.local != nil {
 		c.local.del(key)
 	}

@@ -45,10 +45,9 @@ func (c *Cache[V]) FetchMany(ctx context.Context, keys []string, loader func(ctx
 		seen[k] = struct{}{}
 		if c.local != nil {
 			if e, ok := c.local.get(k); ok && now < e.hard {
-				c.st.localHits.Add(1)
+				c.hit(k, TierLocal, now >= e.soft)
 				switch {
 				case now >= e.soft:
-					c.st.stale.Add(1)
 					c.refreshAsync(ctx, k, single(k, loader), e, true, false)
 				case c.due(&e, now):
 					c.refreshAsync(ctx, k, single(k, loader), e, true, true)
@@ -155,7 +154,7 @@ func (c *Cache[V]) runBatch(ctx context.Context, keys []string, calls []*call[V]
 	}
 	defer b.finishAll(keys, errors.New("cache: batch load ended without a result")) // safety net; no-op normally
 	if c.rdb == nil {
-		c.st.misses.Add(uint64(len(keys)))
+		c.miss(keys[0], len(keys))
 		b.loadDirect(lctx, keys)
 		return
 	}
@@ -187,6 +186,9 @@ func (b *batch[V]) callLoader(ctx context.Context, keys []string) (m map[string]
 	c := b.c
 	c.st.loads.Add(1)
 	start := time.Now()
+	if c.cfg.hooks.OnLoad != nil {
+		defer func() { c.loaded(len(keys), time.Since(start), err) }()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			c.st.loadErrors.Add(1)
@@ -253,7 +255,7 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 	if len(need) == 0 {
 		return nil
 	}
-	c.st.misses.Add(uint64(len(need)))
+	c.miss(need[0], len(need))
 	token := nonzeroNonce()
 	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
 	nrks := make([]string, len(need))
@@ -310,7 +312,7 @@ func (b *batch[V]) value(k string, raw []byte, kerr error) (e entry[V], ok bool,
 		return e, false, err
 	}
 	now := c.nowNano()
-	c.st.redisHits.Add(1)
+	c.hit(k, TierRedis, now >= e.soft)
 	if c.local != nil {
 		c.local.set(k, e, now)
 	}

@@ -22,7 +22,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	}
 	if c.local != nil {
 		if e, ok := c.local.get(key); ok && c.nowNano() < e.soft {
-			c.st.localHits.Add(1)
+			c.hit(key, TierLocal, false)
 			if e.notFound {
 				return zero, false, nil
 			}
@@ -52,7 +52,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	if now >= e.soft {
 		return zero, false, nil
 	}
-	c.st.redisHits.Add(1)
+	c.hit(key, TierRedis, false)
 	if c.local != nil {
 		c.local.set(key, e, now)
 	}

@@ -86,6 +86,7 @@ type config struct {
 	leaseWait   time.Duration
 	loadTimeout time.Duration
 	logger      *slog.Logger
+	hooks       Hooks
 	brFailures  uint32
 	brOpen      time.Duration
 	policy      RedisErrorPolicy
@@ -280,6 +281,11 @@ func WithLoadTimeout(d time.Duration) Option {
 // invalidation drops. The cache is silent by default.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
+}
+
+// WithHooks sets callbacks for metrics and tracing (see [Hooks]).
+func WithHooks(h Hooks) Option {
+	return func(c *config) { c.hooks = h }
 }
 
 // WithBreaker configures the circuit breaker in front of Redis: it opens

@@ -48,10 +48,11 @@ type redisTier struct {
 	channel string        // "" when invalidation is off
 	mget    bool          // MGET works across all keys (not a Cluster or Ring)
 	writeSc *redis.Script // scripts/write.lua (a test may swap it)
+	hooks   *Hooks
 }
 
 func newRedisTier(cfg *config, errs *atomic.Uint64, log *slog.Logger) *redisTier {
-	r := &redisTier{client: cfg.client, errs: errs, writeSc: writeScript}
+	r := &redisTier{client: cfg.client, errs: errs, writeSc: writeScript, hooks: &cfg.hooks}
 	if cfg.invalidate {
 		r.channel = cfg.prefix + "~invalidate"
 	}
@@ -76,8 +77,8 @@ func newRedisTier(cfg *config, errs *atomic.Uint64, log *slog.Logger) *redisTier
 	return r
 }
 
-// do runs fn under the breaker.
-func (r *redisTier) do(fn func() error) error {
+// do runs fn, the Redis call op, under the breaker.
+func (r *redisTier) do(op string, fn func() error) error {
 	var done func(error)
 	if r.cb != nil {
 		d, err := r.cb.Allow()
@@ -92,6 +93,9 @@ func (r *redisTier) do(fn func() error) error {
 	}
 	if rediserr.IsUnavailable(err) {
 		r.errs.Add(1)
+		if h := r.hooks.OnError; h != nil {
+			h(op, err, false)
+		}
 	}
 	return err
 }
@@ -120,7 +124,7 @@ func (r *redisTier) state() string {
 // (SET NX PX GET: one round trip). It returns the previous value, or nil and
 // acquired=true when the lease was taken.
 func (r *redisTier) acquire(ctx context.Context, key string, lease []byte, ttl time.Duration) (cur []byte, acquired bool, err error) {
-	err = r.do(func() error {
+	err = r.do("acquire", func() error {
 		s, e := r.client.SetArgs(ctx, key, lease, redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
 		if errors.Is(e, redis.Nil) {
 			acquired = true
@@ -134,7 +138,7 @@ func (r *redisTier) acquire(ctx context.Context, key string, lease []byte, ttl t
 
 // setNX stores val at key if absent, for ttl.
 func (r *redisTier) setNX(ctx context.Context, key string, val []byte, ttl time.Duration) (ok bool, err error) {
-	err = r.do(func() error {
+	err = r.do("setnx", func() error {
 		var e error
 		ok, e = r.client.SetNX(ctx, key, val, ttl).Result()
 		return e
@@ -144,7 +148,7 @@ func (r *redisTier) setNX(ctx context.Context, key string, val []byte, ttl time.
 
 // get returns the value at key, or redis.Nil.
 func (r *redisTier) get(ctx context.Context, key string) (b []byte, err error) {
-	err = r.do(func() error {
+	err = r.do("get", func() error {
 		s, e := r.client.Get(ctx, key).Result()
 		b = stringBytes(s)
 		return e
@@ -159,7 +163,7 @@ func (r *redisTier) get(ctx context.Context, key string) (b []byte, err error) {
 // reads a key of another type as absent: the lease that follows reports it.
 func (r *redisTier) getMany(ctx context.Context, keys []string) (out [][]byte, kerr []error, err error) {
 	out, kerr = make([][]byte, len(keys)), make([]error, len(keys))
-	err = r.do(func() error {
+	err = r.do("get", func() error {
 		if r.mget {
 			vals, e := r.client.MGet(ctx, keys...).Result()
 			if e != nil {
@@ -199,7 +203,7 @@ func (r *redisTier) getMany(ctx context.Context, keys []string) (out [][]byte, k
 // Invalid error of a key whose command failed (WRONGTYPE), nil elsewhere.
 func (r *redisTier) acquireMany(ctx context.Context, keys []string, lease []byte, ttl time.Duration) (cur [][]byte, acquired []bool, kerr []error, err error) {
 	cur, acquired, kerr = make([][]byte, len(keys)), make([]bool, len(keys)), make([]error, len(keys))
-	err = r.do(func() error {
+	err = r.do("acquire", func() error {
 		cmds := make([]*redis.StatusCmd, len(keys))
 		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
@@ -228,7 +232,7 @@ func (r *redisTier) acquireMany(ctx context.Context, keys []string, lease []byte
 
 // write runs scripts/write.lua; it reports whether the value was written.
 func (r *redisTier) write(ctx context.Context, key string, env []byte, ttl time.Duration, mode string, expect uint64, msg string) (written bool, err error) {
-	err = r.do(func() error {
+	err = r.do("write", func() error {
 		n, e := r.writeSc.Run(ctx, r.client, []string{key}, env, pxArg(ttl), mode, nonceBytes(expect), r.channel, msg).Int()
 		written = n == 1
 		return e
@@ -255,7 +259,7 @@ func (r *redisTier) writeMany(ctx context.Context, reqs []writeReq) (written []b
 	if len(reqs) == 0 {
 		return written, kerr, nil
 	}
-	err = r.do(func() error {
+	err = r.do("write", func() error {
 		run := func(sha bool, idx []int) ([]int, error) {
 			cmds := make([]*redis.Cmd, len(idx))
 			_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -306,7 +310,7 @@ func (r *redisTier) releaseMany(ctx context.Context, keys []string, token uint64
 	if len(keys) == 0 {
 		return nil
 	}
-	return r.do(func() error {
+	return r.do("release", func() error {
 		_, e := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, k := range keys {
 				releaseScript.Eval(ctx, p, []string{k}, nonceBytes(token), r.channel, msgs[i])
@@ -323,14 +327,14 @@ func (r *redisTier) release(ctx context.Context, key string, token uint64, publi
 	if publish {
 		ch = r.channel
 	}
-	return r.do(func() error {
+	return r.do("release", func() error {
 		return releaseScript.Run(ctx, r.client, []string{key}, nonceBytes(token), ch, msg).Err()
 	})
 }
 
 // del deletes keys and publishes msgs, in one pipeline.
 func (r *redisTier) del(ctx context.Context, keys []string, msgs []string) error {
-	return r.do(func() error {
+	return r.do("delete", func() error {
 		_, e := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, k := range keys {
 				p.Del(ctx, k)

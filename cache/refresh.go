@@ -24,6 +24,9 @@ func (c *Cache[V]) refreshAsync(ctx context.Context, key string, loader func(con
 	if early {
 		c.st.early.Add(1)
 	}
+	if h := c.cfg.hooks.OnRefresh; h != nil {
+		h(key, early)
+	}
 	if !c.spawn(func() {
 		lctx, cancel := c.loadContext(ctx)
 		e, err := c.refresh(lctx, key, loader, basis, fromLocal)
