@@ -464,7 +464,8 @@ func TestGzipAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts []Option
-	}{{"defaults", nil}, {"stats", []Option{WithStats(new(Stats))}}} {
+	}{{"defaults", nil}, {"stats", []Option{WithStats(new(Stats))}},
+		{"hooks", []Option{WithHooks(Hooks{OnResponse: func(Encoding, int64, int64) {}})}}} {
 		h := mustMiddleware(t, tc.opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header()["Content-Type"] = jsonType
 			w.Write(body)
@@ -523,6 +524,54 @@ func TestStats(t *testing.T) {
 	require.EqualValues(t, 2, snap.Identity)
 	require.EqualValues(t, 4*len(big), snap.BytesIn)
 	require.Equal(t, out, snap.BytesOut)
+}
+
+// TestHooks: OnResponse reports each response's encoding and sizes, for
+// compressed, small, refused and plain ReadFrom responses.
+func TestHooks(t *testing.T) {
+	type call struct {
+		enc     Encoding
+		in, out int64
+	}
+	var got []call
+	big := testJSON(8 << 10)
+	h := mustMiddleware(t, WithHooks(Hooks{OnResponse: func(enc Encoding, in, out int64) {
+		got = append(got, call{enc, in, out})
+	}}))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("kind") {
+		case "small":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(big[:10])
+		case "png":
+			w.Header().Set("Content-Type", "image/png")
+			io.Copy(w, struct{ io.Reader }{bytes.NewReader(big)})
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(big)
+		}
+	}))
+	for _, tc := range []struct {
+		ae, kind string
+		want     Encoding
+		plain    int
+	}{{"gzip", "", Gzip, 0}, {"br", "", Brotli, 0}, {"zstd", "", Zstd, 0}, {"", "", Identity, len(big)},
+		{"gzip", "small", Identity, 10}, {"gzip", "png", Identity, len(big)}} {
+		got = nil
+		req := httptest.NewRequest(http.MethodGet, "/?kind="+tc.kind, nil)
+		req.Header.Set("Accept-Encoding", tc.ae)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Len(t, got, 1, "%s %s: hook calls", tc.ae, tc.kind)
+		c := got[0]
+		require.Equal(t, tc.want, c.enc, "%s %s: encoding", tc.ae, tc.kind)
+		require.EqualValues(t, rec.Body.Len(), c.out, "%s %s: bytes out", tc.ae, tc.kind)
+		if tc.want == Identity {
+			require.EqualValues(t, tc.plain, c.in, "%s %s: bytes in", tc.ae, tc.kind)
+		} else {
+			require.EqualValues(t, len(big), c.in, "%s %s: bytes in", tc.ae, tc.kind)
+			require.Less(t, c.out, c.in, "compressed")
+		}
+	}
 }
 
 // TestReadFrom checks io.Copy into the middleware (as http.ServeContent

@@ -39,6 +39,7 @@ type config struct {
 	brWindow   int
 	weakETags  bool
 	stats      *Stats // nil: no counting
+	hooks      Hooks
 }
 
 func defaultConfig() *config {

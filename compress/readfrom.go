@@ -25,6 +25,7 @@ func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
 		if rw.state == statePlain {
 			if rf, ok := rw.w.(io.ReaderFrom); ok {
 				n, err := rf.ReadFrom(src)
+				rw.in += n
 				return total + n, err
 			}
 		}

@@ -47,7 +47,7 @@ type responseWriter struct {
 	code    int  // status held back while undecided; 0 = none yet
 	sent    bool // WriteHeader called on w for the final status
 	buf     []byte
-	in, out int64 // body bytes given to and produced by the compressor
+	in, out int64 // body bytes the handler wrote, and the compressor's output
 
 	gz *gzip.Writer
 	br *brotli.Writer
@@ -152,7 +152,9 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	case stateCompress:
 		return rw.writeCompressed(p)
 	case statePlain:
-		return rw.w.Write(p)
+		n, err := rw.w.Write(p)
+		rw.in += int64(n)
+		return n, err
 	case stateHijacked:
 		return 0, http.ErrHijacked
 	}
@@ -231,7 +233,8 @@ func (rw *responseWriter) startPlain(vary bool) {
 		buf := rw.buf
 		rw.buf = rw.buf[:0]
 		if !rw.head {
-			rw.w.Write(buf) //nolint:errcheck // the handler sees errors on its next Write
+			n, _ := rw.w.Write(buf) // the handler sees errors on its next Write
+			rw.in += int64(n)
 		}
 	}
 }
@@ -293,7 +296,7 @@ func (rw *responseWriter) startCompress() {
 		return
 	}
 	var dst io.Writer = rw.w
-	if rw.m.c.stats != nil {
+	if rw.m.c.counting() {
 		dst = countingWriter{rw} // a pointer-shaped value: no allocation
 	}
 	switch rw.enc {
@@ -391,8 +394,8 @@ func (rw *responseWriter) finish() {
 			rw.decideFromBuffer(false)
 		}
 	}
-	if s := rw.m.c.stats; s != nil {
-		defer rw.count(s)
+	if rw.m.c.counting() {
+		defer rw.count()
 	}
 	switch {
 	case rw.gz != nil:
@@ -418,14 +421,25 @@ func (rw *responseWriter) finish() {
 }
 
 // count adds this response to s.
-func (rw *responseWriter) count(s *Stats) {
-	if rw.state != stateCompress {
+func (rw *responseWriter) count() {
+	enc, in, out := Identity, rw.in, rw.in
+	if rw.state == stateCompress {
+		enc, out = rw.enc, rw.out
+	}
+	if h := rw.m.c.hooks.OnResponse; h != nil {
+		h(enc, in, out)
+	}
+	s := rw.m.c.stats
+	if s == nil {
+		return
+	}
+	if enc == Identity {
 		s.identity.Add(1)
 		return
 	}
-	s.compressed[rw.enc.index()].Add(1)
-	s.bytesIn.Add(uint64(rw.in))
-	s.bytesOut.Add(uint64(rw.out))
+	s.compressed[enc.index()].Add(1)
+	s.bytesIn.Add(uint64(in))
+	s.bytesOut.Add(uint64(out))
 }
 
 // writeSkippableFrame writes a zstd skippable frame (RFC 8878 §3.1.2) of n
