@@ -182,26 +182,34 @@ func (q *Queue) deadCount(ctx context.Context) (int64, error) {
 		q.deadIdx = &deadIndex{cl: cl, pos: map[int32]int64{}, live: map[string]struct{}{}}
 	}
 	ix := q.deadIdx
-	err := q.readDead(ctx, ix.cl, ix.pos, func(r *kgo.Record) {
+	complete, err := q.readDead(ctx, ix.cl, ix.pos, func(r *kgo.Record) {
 		if isTombstone(r) {
 			delete(ix.live, string(r.Key))
 		} else {
 			ix.live[string(r.Key)] = struct{}{}
 		}
 	})
-	return int64(len(ix.live)), err
+	n := int64(len(ix.live))
+	if err != nil || !complete {
+		// Start over with a fresh reader next time (a reader that timed
+		// out, or a topic whose last records were compacted away).
+		ix.cl.Close()
+		q.deadIdx = nil
+	}
+	return n, err
 }
 
 // readDead polls cl (a reader of the dead-letter topic) until every
 // partition's position in pos reached its end offset, calling fn on each
-// record.
-func (q *Queue) readDead(ctx context.Context, cl *kgo.Client, pos map[int32]int64, fn func(*kgo.Record)) error {
+// record. It reports whether it got there: a poll that brings nothing for
+// 2s ends it early.
+func (q *Queue) readDead(ctx context.Context, cl *kgo.Client, pos map[int32]int64, fn func(*kgo.Record)) (bool, error) {
 	ends, err := q.adm.ListEndOffsets(ctx, q.dead)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return fmt.Errorf("kafka: dead letters: end offsets: %w", err)
+		return false, fmt.Errorf("kafka: dead letters: end offsets: %w", err)
 	}
 	behind := func() bool {
 		caught := true
@@ -218,7 +226,7 @@ func (q *Queue) readDead(ctx context.Context, cl *kgo.Client, pos map[int32]int6
 		timedOut := pctx.Err() != nil
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("kafka: dead letters: %w", err)
+			return false, fmt.Errorf("kafka: dead letters: %w", err)
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) {
@@ -227,7 +235,7 @@ func (q *Queue) readDead(ctx context.Context, cl *kgo.Client, pos map[int32]int6
 			}
 		})
 		if ferr != nil {
-			return fmt.Errorf("kafka: dead letters: %w", ferr)
+			return false, fmt.Errorf("kafka: dead letters: %w", ferr)
 		}
 		n := 0
 		fs.EachRecord(func(r *kgo.Record) {
@@ -237,11 +245,11 @@ func (q *Queue) readDead(ctx context.Context, cl *kgo.Client, pos map[int32]int6
 		})
 		if n == 0 && timedOut {
 			// Nothing more to read although the end offset is further:
-			// the last records were compacted away.
-			return nil
+			// the last records were compacted away (or the reader is slow).
+			return false, nil
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // deadLetter is one live dead letter read back.
@@ -259,7 +267,7 @@ func (q *Queue) scanDead(ctx context.Context) ([]deadLetter, error) {
 	}
 	defer cl.Close()
 	live := map[string]deadLetter{}
-	if err := q.readDead(ctx, cl, map[int32]int64{}, func(r *kgo.Record) {
+	if _, err := q.readDead(ctx, cl, map[int32]int64{}, func(r *kgo.Record) {
 		if isTombstone(r) {
 			delete(live, string(r.Key))
 			return

@@ -72,7 +72,13 @@ func encode(topic string, key []byte, m *queue.Message, due time.Time, o origin)
 	if body == nil {
 		body = []byte{}
 	}
-	return &kgo.Record{Topic: topic, Key: key, Value: body, Headers: hs, Timestamp: m.PublishedAt}
+	// The record's timestamp is its write time (retention counts from it):
+	// a copy of an old message must not expire at once.
+	ts := m.PublishedAt
+	if o.topic != "" {
+		ts = time.Now()
+	}
+	return &kgo.Record{Topic: topic, Key: key, Value: body, Headers: hs, Timestamp: ts}
 }
 
 // decode reads a record written by encode. Records without an ID header
