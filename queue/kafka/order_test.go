@@ -39,7 +39,7 @@ func TestKeyOrder(t *testing.T) {
 		}()
 	}
 	var mu sync.Mutex
-	next := make(map[string]int)   // key → next expected body
+	next := make(map[string]int)    // key → next expected body
 	running := make(map[string]int) // key → handlers running
 	var outOfOrder []string
 	var now, peak, overlapped atomic.Int64
@@ -81,4 +81,3 @@ func TestKeyOrder(t *testing.T) {
 	}
 	t.Logf("%d messages, at most %d handlers at once", keys*per, peak.Load())
 }
-
