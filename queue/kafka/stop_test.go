@@ -62,3 +62,36 @@ func TestStopLatency(t *testing.T) {
 	t.Logf("Consume returned after the cancel in: idle %v, after a message %v", idle, busy)
 	require.Less(t, busy[len(busy)-1], 10*time.Second, "generous bound")
 }
+
+// BenchmarkStop measures how long Consume takes to return after its ctx is
+// cancelled, on an idle consumer that has joined the group (issue #25).
+func BenchmarkStop(b *testing.B) {
+	q := newTestQueue(b, testConfig(testBrokers(b)), "stopbench")
+	ctx := context.Background()
+	var total time.Duration
+	for b.Loop() {
+		cctx, cancel := context.WithCancel(ctx)
+		got := make(chan struct{}, 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- q.Consume(cctx, func(context.Context, *queue.Message) error {
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+				return nil
+			})
+		}()
+		if _, err := q.Publish(ctx, []byte("x")); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+		at := time.Now()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(at)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N), "stop-µs")
+}
