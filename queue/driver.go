@@ -57,6 +57,8 @@ type PublishSettings struct {
 	Headers map[string]string
 	// ID is the WithID message ID ("" when not given).
 	ID string
+	// Key is the WithKey ordering key ("" when not given).
+	Key string
 }
 
 // ResolvePublishOptions applies and validates publish options for a
@@ -71,7 +73,7 @@ func ResolvePublishOptions(opts ...PublishOption) (PublishSettings, error) {
 	if err := pc.validate(); err != nil {
 		return PublishSettings{}, err
 	}
-	return PublishSettings{Delay: pc.delay, DedupKey: pc.dedupKey, DedupWindow: pc.dedupWindow, Headers: pc.headers, ID: pc.id}, nil
+	return PublishSettings{Delay: pc.delay, DedupKey: pc.dedupKey, DedupWindow: pc.dedupWindow, Headers: pc.headers, ID: pc.id, Key: pc.key}, nil
 }
 
 // Delivery is one message a [Driver] hands to the consume engine.

@@ -271,6 +271,7 @@ type publishConfig struct {
 	dedupWindow time.Duration
 	headers     map[string]string
 	id          string
+	key         string
 }
 
 func (p *publishConfig) validate() error {
@@ -318,3 +319,11 @@ func WithHeaders(h map[string]string) PublishOption {
 // of the first and dropped (returning the ID and no error), which makes an
 // application-level retry of Publish safe.
 func WithID(id string) PublishOption { return func(p *publishConfig) { p.id = id } }
+
+// WithKey gives the message an ordering key. On queue/kafka the key picks
+// the partition, and messages with one key are handled one at a time, in
+// publish order (messages with different keys run concurrently); only a
+// message that failed and is retried loses its place. The Redis, memory and
+// RabbitMQ backends accept it and ignore it: they do not order messages,
+// with or without a key. "" means no key.
+func WithKey(key string) PublishOption { return func(p *publishConfig) { p.key = key } }

@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,8 @@ type config struct {
 	retention      time.Duration
 	replica        string
 	keyPrefix      string
+	queueKind      string   // "redis" (Redis Streams, or in-process without -redis) or "kafka"
+	kafkaBrokers   []string // with queueKind "kafka"
 	logLevel       slog.Level
 }
 
@@ -68,6 +71,8 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.retention, "retention", envDuration("RETENTION", 7*24*time.Hour), "the nightly purge deletes quotes older than this [RETENTION]")
 	fs.StringVar(&c.replica, "replica", envOr("REPLICA", ""), "this replica's name in logs and job history; empty = host name and PID [REPLICA]")
 	fs.StringVar(&c.keyPrefix, "key-prefix", envOr("KEY_PREFIX", "quotes:"), "prefix of every Redis key and channel the service uses; replicas of one deployment share it [KEY_PREFIX]")
+	fs.StringVar(&c.queueKind, "queue", envOr("QUEUE", "redis"), "ingest queue backend: redis (Redis Streams; in process without -redis) or kafka [QUEUE]")
+	brokers := fs.String("kafka-brokers", envOr("KAFKA_BROKERS", ""), "comma-separated Kafka brokers host:port, for -queue kafka [KAFKA_BROKERS]")
 	level := fs.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error [LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -78,7 +83,16 @@ func parseConfig(args []string) (config, error) {
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("quotes: -log-level: %w", err)
 	}
+	for _, b := range strings.Split(*brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.kafkaBrokers = append(c.kafkaBrokers, b)
+		}
+	}
 	switch {
+	case c.queueKind != "redis" && c.queueKind != "kafka":
+		return c, fmt.Errorf("quotes: -queue must be redis or kafka, got %q", c.queueKind)
+	case c.queueKind == "kafka" && len(c.kafkaBrokers) == 0:
+		return c, fmt.Errorf("quotes: -queue kafka needs -kafka-brokers")
 	case c.feedRate < 0:
 		return c, fmt.Errorf("quotes: -feed-rate must be >= 0, got %d", c.feedRate)
 	case c.feedCount < 0:

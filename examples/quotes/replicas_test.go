@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 )
@@ -86,7 +88,19 @@ func (r *replica) latest(t *testing.T, symbol string) (apiQuote, bool) {
 // once even when a replica is killed mid-ingest, the roll-up run once per
 // tick, the rate limit global across replicas, and cached quotes refreshed
 // on every replica.
-func TestReplicas(t *testing.T) {
+func TestReplicas(t *testing.T) { testReplicas(t) }
+
+// TestReplicasKafka is TestReplicas with the ingest queue on queue/kafka
+// (-queue kafka), on a kfake cluster that lives in this test process; the
+// replicas connect to it on loopback.
+func TestReplicasKafka(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(time.Second))
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	testReplicas(t, "QUEUE=kafka", "KAFKA_BROKERS="+strings.Join(c.ListenAddrs(), ","))
+}
+
+func testReplicas(t *testing.T, env ...string) {
 	if testing.Short() {
 		t.Skip("starts three replicas")
 	}
@@ -101,6 +115,7 @@ func TestReplicas(t *testing.T) {
 		fmt.Sprint("API_LIMIT=", apiLimit),
 		"ROLLUP_INTERVAL=1s",
 	}
+	common = append(common, env...)
 	feed := append([]string{"FEED_RATE=400", fmt.Sprint("FEED_COUNT=", perFeed)}, common...)
 	r1 := startReplica(t, "r1", feed...)
 	r2 := startReplica(t, "r2", feed...)
@@ -149,7 +164,8 @@ func TestReplicas(t *testing.T) {
 		require.NoError(t, err)
 		defer db.close()
 		var rows, distinct int64
-		// r3's unacknowledged messages come back after the visibility timeout.
+		// r3's unacknowledged messages come back after the visibility
+		// timeout (Redis) or the group's session timeout (Kafka).
 		require.Eventually(t, func() bool {
 			rows, distinct, err = db.countQuotes(context.Background())
 			return err == nil && rows >= int64(published)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/lock"
 	"github.com/outrigger-dev/outrigger/queue"
+	"github.com/outrigger-dev/outrigger/queue/kafka"
 	"github.com/outrigger-dev/outrigger/ratelimit"
 	"github.com/outrigger-dev/outrigger/scheduler"
 )
@@ -118,6 +120,11 @@ func (s *service) buildBackends() error {
 	if s.cache, err = cache.New[quote](cacheOpts...); err != nil {
 		return err
 	}
+	if s.cfg.queueKind == "kafka" {
+		if err := s.useKafka(); err != nil {
+			return err
+		}
+	}
 	s.quotes = queue.Typed[quote](s.queue, nil)
 	if s.batcher, err = queue.NewBatcher(s.storeQuotes,
 		queue.MaxItems(500), queue.MaxWait(20*time.Millisecond), queue.FlushConcurrency(4),
@@ -206,7 +213,7 @@ func (s *service) stopIngest() {
 // rest, jobs finish, then the backends close. Nothing acknowledged is lost.
 func (s *service) shutdown(ctx context.Context) error {
 	var errs []error
-	if s.rdb == nil {
+	if _, inProcess := s.queue.(*queue.Memory); inProcess {
 		// The in-process queue dies with the process: finish it first.
 		if err := s.drainQueue(ctx); err != nil {
 			errs = append(errs, err)
@@ -261,4 +268,28 @@ func (s *service) close() {
 	if s.db != nil {
 		_ = s.db.close()
 	}
+}
+
+// useKafka replaces the ingest queue with queue/kafka (-queue kafka): the
+// same queue.Queue, on the -kafka-brokers cluster. Topic names cannot hold
+// ':', so the key prefix's colons become dots.
+func (s *service) useKafka() error {
+	if s.queue != nil {
+		_ = s.queue.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prefix := strings.ReplaceAll(s.cfg.keyPrefix, ":", ".")
+	q, err := kafka.New(ctx, kafka.Config{
+		Brokers:  s.cfg.kafkaBrokers,
+		ClientID: "quotes-" + s.cfg.replica,
+		// A replica that dies hands its partitions on after 10s.
+		SessionTimeout: 10 * time.Second, HeartbeatInterval: time.Second,
+	}, "ingest",
+		queue.WithPrefix(prefix), queue.WithLogger(s.log))
+	if err != nil {
+		return fmt.Errorf("quotes: kafka %v: %w", s.cfg.kafkaBrokers, err)
+	}
+	s.queue = q
+	return nil
 }

@@ -1,0 +1,320 @@
+// Package kafkabench compares queue/kafka with raw franz-go and with
+// segmentio/kafka-go doing the same work, on one in-process kfake cluster.
+package kafkabench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	segkafka "github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/outrigger-dev/outrigger/queue"
+	"github.com/outrigger-dev/outrigger/queue/kafka"
+)
+
+const (
+	concurrency = 32 // publishers, and handlers (or partition goroutines)
+	partitions  = 8
+)
+
+var body = []byte(`{"symbol":"ACME","bid":101.25,"ask":101.5,"venue":"X","seq":12345}`)
+
+func name(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// publishAll runs fn n times from concurrency goroutines.
+func publishAll(b *testing.B, n int, fn func() error) {
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if err := fn(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(time.Since(start).Seconds(), "publish-s")
+}
+
+// waitCount waits until got reaches n.
+func waitCount(b *testing.B, got *atomic.Int64, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for got.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("handled %d of %d", got.Load(), n)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// BenchmarkPublishProcess publishes b.N small messages (one per call from
+// 32 goroutines, acks=all) while a consumer group member processes them
+// (no-op handler, concurrency 32 or one goroutine per partition), on one
+// kfake cluster, 8 partitions. The clock stops when the last message was
+// handled.
+func BenchmarkPublishProcess(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	b.Run("impl=outrigger", func(b *testing.B) { benchOutrigger(b, brokers) })
+	b.Run("impl=franz-go", func(b *testing.B) { benchFranz(b, brokers) })
+	b.Run("impl=kafka-go", func(b *testing.B) { benchKafkaGo(b, brokers) })
+}
+
+func report(b *testing.B, start time.Time) {
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+func benchOutrigger(b *testing.B, brokers []string) {
+	ctx := context.Background()
+	q, err := kafka.New(ctx, kafka.Config{Brokers: brokers, Partitions: partitions}, name("or-"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	var got atomic.Int64
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, func(context.Context, *queue.Message) error { got.Add(1); return nil }, queue.Concurrency(concurrency))
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	publishAll(b, b.N, func() error { _, err := q.Publish(ctx, body); return err })
+	waitCount(b, &got, b.N)
+	report(b, start)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+func createTopic(b *testing.B, brokers []string, topic string) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), partitions, -1, nil, topic); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchFranz does by hand what queue/kafka does: an idempotent acks=all
+// producer (ProduceSync per message), and a group consumer polling into one
+// goroutine per partition that marks each record after handling it, with
+// marked offsets committed every 500ms and on revoke.
+func benchFranz(b *testing.B, brokers []string) {
+	ctx := context.Background()
+	topic := name("franz-")
+	createTopic(b, brokers, topic)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prod.Close()
+	var got atomic.Int64
+	type part struct {
+		recs chan []*kgo.Record
+		done chan struct{}
+	}
+	var mu sync.Mutex
+	parts := map[int32]*part{}
+	var cons *kgo.Client
+	stopParts := func(ps map[string][]int32) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range ps[topic] {
+			if w := parts[p]; w != nil {
+				close(w.recs)
+				<-w.done
+				delete(parts, p)
+			}
+		}
+	}
+	cons, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(name("franz-group-")), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.AutoCommitMarks(), kgo.AutoCommitInterval(500*time.Millisecond), kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
+			stopParts(ps)
+			_ = cl.CommitMarkedOffsets(ctx)
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, ps map[string][]int32) { stopParts(ps) }),
+	)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for cctx.Err() == nil {
+			fs := cons.PollFetches(cctx)
+			fs.EachPartition(func(p kgo.FetchTopicPartition) {
+				if len(p.Records) == 0 {
+					return
+				}
+				mu.Lock()
+				w := parts[p.Partition]
+				if w == nil {
+					w = &part{recs: make(chan []*kgo.Record, 64), done: make(chan struct{})}
+					parts[p.Partition] = w
+					go func() {
+						defer close(w.done)
+						for rs := range w.recs {
+							for _, r := range rs {
+								got.Add(1) // the handler
+								cons.MarkCommitRecords(r)
+							}
+						}
+					}()
+				}
+				mu.Unlock()
+				w.recs <- p.Records
+			})
+			cons.AllowRebalance()
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	publishAll(b, b.N, func() error {
+		return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr()
+	})
+	waitCount(b, &got, b.N)
+	report(b, start)
+	b.StopTimer()
+	cancel()
+	<-pollDone
+	cons.Close() // revokes: the partition goroutines stop and the marks are committed
+}
+
+// benchKafkaGo does the same with segmentio/kafka-go: a Writer with
+// RequiredAcks all (one WriteMessages per message from 32 goroutines) and
+// a group Reader read by 32 goroutines that commit each message after
+// handling it (commits flushed every 500ms).
+func benchKafkaGo(b *testing.B, brokers []string) {
+	if os.Getenv("OUTRIGGER_BENCH_KAFKAGO") == "" {
+		// On kfake this run does not finish (even at 300 messages) although
+		// a single write and group read through kafka-go work: not yet
+		// understood, see RESULTS.md. Opt in to debug it.
+		b.Skip("kafka-go publish+process does not finish on kfake; set OUTRIGGER_BENCH_KAFKAGO=1 to run it")
+	}
+	ctx := context.Background()
+	topic := name("kafkago-")
+	createTopic(b, brokers, topic)
+	w := &segkafka.Writer{
+		Addr:         segkafka.TCP(brokers...),
+		Topic:        topic,
+		RequiredAcks: segkafka.RequireAll,
+		BatchTimeout: time.Millisecond,
+		Balancer:     &segkafka.RoundRobin{},
+	}
+	defer w.Close()
+	r := segkafka.NewReader(segkafka.ReaderConfig{
+		Brokers:        brokers,
+		GroupID:        name("kafkago-group-"),
+		Topic:          topic,
+		StartOffset:    segkafka.FirstOffset,
+		CommitInterval: 500 * time.Millisecond,
+		MaxWait:        500 * time.Millisecond,
+	})
+	var got atomic.Int64
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				m, err := r.FetchMessage(cctx)
+				if err != nil {
+					return
+				}
+				got.Add(1) // the handler
+				if err := r.CommitMessages(cctx, m); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	publishAll(b, b.N, func() error {
+		return w.WriteMessages(ctx, segkafka.Message{Value: body})
+	})
+	waitCount(b, &got, b.N)
+	report(b, start)
+	b.StopTimer()
+	cancel()
+	wg.Wait()
+	if err := r.Close(); err != nil {
+		b.Log(fmt.Errorf("kafka-go reader close: %w", err))
+	}
+}
+
+// BenchmarkPublish publishes b.N small messages, one per call from 32
+// goroutines (acks=all, idempotent), with no consumer.
+func BenchmarkPublish(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	ctx := context.Background()
+	b.Run("impl=outrigger", func(b *testing.B) {
+		q, err := kafka.New(ctx, kafka.Config{Brokers: brokers, Partitions: partitions}, name("or-"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		publishAll(b, b.N, func() error { _, err := q.Publish(ctx, body); return err })
+		report(b, start)
+	})
+	b.Run("impl=franz-go", func(b *testing.B) {
+		topic := name("franz-")
+		createTopic(b, brokers, topic)
+		prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer prod.Close()
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		publishAll(b, b.N, func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() })
+		report(b, start)
+	})
+}

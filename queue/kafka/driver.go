@@ -1,0 +1,669 @@
+package kafka
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/outrigger-dev/outrigger/queue"
+)
+
+// driver is the Kafka side of one Consume call: one group member (its own
+// franz-go client) that polls records into per-partition state, gates them
+// by key, holds retries until they are due, hands them to the consume
+// engine, and commits up to the first unfinished record of each partition.
+//
+// Goroutines: the poller (PollRecords, routing), the committer, the
+// engine's fetcher (Fetch) and settler (Settle), franz-go's group loop
+// (the partition callbacks) and the handlers (enter). They share the state
+// below under mu.
+type driver struct {
+	q        *Queue
+	cl       *kgo.Client
+	limit    int // most records admitted (not waiting) at once
+	tierOf   map[string]int
+	stopping atomic.Bool // Consume's ctx is done
+
+	mu          sync.Mutex // protects the fields below and every pstate and rec
+	parts       map[tp]*pstate
+	ready       []*rec // FIFO of records that may run
+	due         dueHeap
+	byMsg       map[*queue.Message]*rec // dispatched records by message
+	active      int                     // records admitted and not settled, all partitions
+	waitingTier []int                   // waiting records per tier
+	paused      []bool                  // tiers paused for holding too many waiting records
+
+	wake chan struct{} // cap 1: ready or due changed
+	room chan struct{} // cap 1: active dropped below limit
+
+	commitMu   sync.Mutex // orders snapshot-and-commit of the committer and of revokes
+	pollDone   chan struct{}
+	commitStop chan struct{}
+	commitDone chan struct{}
+	stopPause  func() bool
+}
+
+func newDriver(q *Queue, limit int) *driver {
+	d := &driver{
+		q:           q,
+		limit:       limit,
+		tierOf:      map[string]int{q.name: -1},
+		parts:       make(map[tp]*pstate),
+		byMsg:       make(map[*queue.Message]*rec),
+		waitingTier: make([]int, len(q.tiers)),
+		paused:      make([]bool, len(q.tiers)),
+		wake:        make(chan struct{}, 1),
+		room:        make(chan struct{}, 1),
+		pollDone:    make(chan struct{}),
+		commitStop:  make(chan struct{}),
+		commitDone:  make(chan struct{}),
+	}
+	for i, t := range q.tiers {
+		d.tierOf[t.topic] = i
+	}
+	return d
+}
+
+// clientOpts are the consumer client's options.
+func (d *driver) clientOpts(consumer string) []kgo.Opt {
+	q := d.q
+	o := append(q.baseOpts(consumer),
+		kgo.ConsumerGroup(q.group),
+		kgo.ConsumeTopics(q.topics(false)...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		// Kafka's fetch.max.wait.ms default. franz-go's 5s also delays by
+		// up to 5s the first records of partitions whose start offset is
+		// resolved while a fetch is already waiting.
+		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.RebalanceTimeout(q.cfg.RebalanceTimeout),
+		kgo.OnPartitionsAssigned(d.onAssigned),
+		kgo.OnPartitionsRevoked(d.onRevoked),
+		kgo.OnPartitionsLost(d.onLost),
+	)
+	if q.cfg.SessionTimeout > 0 {
+		o = append(o, kgo.SessionTimeout(q.cfg.SessionTimeout))
+	}
+	if q.cfg.HeartbeatInterval > 0 {
+		o = append(o, kgo.HeartbeatInterval(q.cfg.HeartbeatInterval))
+	}
+	return append(o, q.cfg.Opts...)
+}
+
+// start runs the poller and the committer until ctx is done (poller) or
+// Leave (committer).
+func (d *driver) start(ctx context.Context) {
+	d.stopPause = context.AfterFunc(ctx, func() {
+		// No fetch starts after the cancel is seen.
+		d.stopping.Store(true)
+		d.cl.PauseFetchTopics(d.q.topics(false)...)
+		d.signal(d.room)
+	})
+	go d.pollLoop(ctx)
+	go d.commitLoop()
+}
+
+func (d *driver) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// pollLoop polls records while there is room, until ctx is done.
+func (d *driver) pollLoop(ctx context.Context) {
+	defer close(d.pollDone)
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		room := d.limit - d.active
+		d.mu.Unlock()
+		if room <= 0 {
+			select {
+			case <-d.room:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		fs := d.cl.PollRecords(ctx, room)
+		if fs.IsClientClosed() {
+			d.cl.AllowRebalance()
+			return
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if ferr == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				ferr = fmt.Errorf("kafka: fetch %s[%d]: %w", t, p, err)
+			}
+		})
+		if ctx.Err() == nil {
+			d.route(fs)
+		}
+		d.cl.AllowRebalance()
+		d.applyPauses()
+		if ferr == nil || ctx.Err() != nil {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
+		d.q.log.Warn("kafka: fetch failed", "err", ferr, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// route adds polled records to their partitions.
+func (d *driver) route(fs kgo.Fetches) {
+	now := time.Now()
+	added := false
+	d.mu.Lock()
+	fs.EachRecord(func(r *kgo.Record) {
+		p := d.parts[tp{r.Topic, r.Partition}]
+		if p == nil || p.revoking || p.gone || r.Offset <= p.lastOffset() {
+			return // not ours (any more), or a repeat
+		}
+		x := &rec{p: p, r: r, d: decode(r), heapAt: -1}
+		p.recs = append(p.recs, x)
+		p.epoch = r.LeaderEpoch
+		added = true
+		if p.tier >= 0 && !x.isDue(now) {
+			x.st = stWaiting
+			p.waiting++
+			d.waitingTier[p.tier]++
+			heap.Push(&d.due, x)
+			return
+		}
+		d.admit(x)
+	})
+	d.mu.Unlock()
+	if added {
+		d.signal(d.wake)
+	}
+}
+
+// admit makes x runnable, behind the running record of its key if any.
+// Called with mu held.
+func (d *driver) admit(x *rec) {
+	p := x.p
+	p.active++
+	d.active++
+	if x.keyed() {
+		if kq := p.keys[x.d.key]; kq != nil {
+			kq.tail.next = x
+			kq.tail = x
+			x.st = stBlocked
+			return
+		}
+		p.keys[x.d.key] = &keyq{head: x, tail: x}
+	}
+	x.st = stReady
+	d.ready = append(d.ready, x)
+}
+
+// promote admits the waiting records that are due. Called with mu held.
+func (d *driver) promote(now time.Time) {
+	for len(d.due) > 0 && d.due[0].isDue(now) {
+		x := heap.Pop(&d.due).(*rec)
+		p := x.p
+		p.waiting--
+		d.waitingTier[p.tier]--
+		d.admit(x)
+	}
+}
+
+// applyPauses pauses the retry topics whose consumer holds too many waiting
+// records, and resumes them below half of that.
+func (d *driver) applyPauses() {
+	var pause, resume []string
+	buf := d.q.cfg.DelayedBuffer
+	d.mu.Lock()
+	for i, n := range d.waitingTier {
+		switch {
+		case !d.paused[i] && n >= buf:
+			d.paused[i] = true
+			pause = append(pause, d.q.tiers[i].topic)
+		case d.paused[i] && n < max(buf/2, 1):
+			d.paused[i] = false
+			resume = append(resume, d.q.tiers[i].topic)
+		}
+	}
+	d.mu.Unlock()
+	if len(pause) > 0 {
+		d.cl.PauseFetchTopics(pause...)
+	}
+	if len(resume) > 0 && !d.stopping.Load() {
+		d.cl.ResumeFetchTopics(resume...)
+	}
+}
+
+// Fetch implements queue.Driver: it hands out runnable records, waiting for
+// one (or for the next due time) until ctx is done.
+func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error) {
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		now := time.Now()
+		d.mu.Lock()
+		d.promote(now)
+		var out []*queue.Delivery
+		n := 0
+		for n < len(d.ready) && len(out) < most {
+			x := d.ready[n]
+			n++
+			if x.st != stReady {
+				continue // dropped
+			}
+			x.st = stDispatched
+			d.byMsg[x.d.msg] = x
+			out = append(out, x.delivery())
+		}
+		left := copy(d.ready, d.ready[n:])
+		clear(d.ready[left:])
+		d.ready = d.ready[:left]
+		wait := time.Duration(-1)
+		if len(d.due) > 0 {
+			wait = max(d.due[0].d.due.Sub(now), time.Millisecond)
+		}
+		d.mu.Unlock()
+		d.applyPauses()
+		if len(out) > 0 {
+			return out, nil
+		}
+		var tc <-chan time.Time
+		if wait >= 0 {
+			if t == nil {
+				t = time.NewTimer(wait)
+			} else {
+				t.Reset(wait)
+			}
+			tc = t.C
+		}
+		select {
+		case <-d.wake:
+		case <-tc:
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+// enter is called by the handler wrapper: it returns the ctx the handler
+// runs with, or false when the message's partition was given up (its
+// result would be dropped: do not run it).
+func (d *driver) enter(hctx context.Context, m *queue.Message) (*pstate, context.Context, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	x := d.byMsg[m]
+	if x == nil || x.p.gone {
+		return nil, nil, false
+	}
+	return x.p, x.p.handlerCtx(hctx), true
+}
+
+// Settle implements queue.Driver. Retry and dead-letter copies are written
+// (acks=all) first, then every outcome is applied to its partition: the
+// commit point moves past finished records, the next record of the same
+// key becomes runnable. Records of partitions given up are ignored.
+func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
+	now := time.Now()
+	var copies []*kgo.Record
+	var owners []*rec
+	d.mu.Lock()
+	for _, s := range ss {
+		x := s.Delivery.Handle.(*rec)
+		if x.p.gone || x.st != stDispatched || x.copied {
+			continue
+		}
+		m := *x.d.msg
+		o := originOf(x.r, x.d)
+		switch s.Outcome {
+		case queue.OutcomeRetry:
+			m.Attempt++
+			m.LastError = s.Err
+			t := d.q.tierFor(s.Delay)
+			copies = append(copies, encode(d.q.tiers[t].topic, keyBytes(x.d.key), &m, now.Add(s.Delay), o))
+		case queue.OutcomeDeadLetter:
+			m.LastError = s.Err
+			copies = append(copies, d.q.deadRecord(&m, x.d.key, o))
+		default:
+			continue
+		}
+		owners = append(owners, x)
+	}
+	d.mu.Unlock()
+	var first error
+	if len(copies) > 0 {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		errs, err := d.q.produce(pctx, copies...)
+		cancel()
+		first = err
+		d.mu.Lock()
+		for i, x := range owners {
+			if errs[i] == nil {
+				x.copied = true
+			}
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	for _, s := range ss {
+		x := s.Delivery.Handle.(*rec)
+		if x.st != stDispatched {
+			continue // settled by an earlier try
+		}
+		if x.p.gone {
+			// Given up in a rebalance: the new owner runs it again.
+			x.st = stDropped
+			d.active--
+			delete(d.byMsg, x.d.msg)
+			d.q.stale[s.Outcome].Add(1)
+			continue
+		}
+		switch s.Outcome {
+		case queue.OutcomeAck:
+			d.finish(x, stDone)
+		case queue.OutcomeRelease:
+			d.finish(x, stReleased)
+		default:
+			if x.copied {
+				d.finish(x, stDone)
+			}
+		}
+	}
+	d.mu.Unlock()
+	d.signal(d.wake)
+	d.signal(d.room)
+	return first
+}
+
+// finish settles dispatched record x into state st. Called with mu held.
+func (d *driver) finish(x *rec, st recState) {
+	p := x.p
+	x.st = st
+	p.active--
+	d.active--
+	delete(d.byMsg, x.d.msg)
+	if x.keyed() {
+		if kq := p.keys[x.d.key]; kq != nil && kq.head == x {
+			nxt := x.next
+			x.next = nil
+			if nxt == nil {
+				delete(p.keys, x.d.key)
+			} else {
+				kq.head = nxt
+				if st == stDone && nxt.st == stBlocked {
+					nxt.st = stReady
+					d.ready = append(d.ready, nxt)
+				}
+			}
+		}
+	}
+	p.advance()
+	if p.active == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+}
+
+// dropQueued drops p's records that are admitted but not dispatched.
+// Called with mu held.
+func (d *driver) dropQueued(p *pstate) {
+	for _, x := range p.recs {
+		switch x.st {
+		case stBlocked, stReady:
+			x.st = stDropped
+			x.next = nil
+			p.active--
+			d.active--
+		case stWaiting:
+			heap.Remove(&d.due, x.heapAt)
+			x.st = stDropped
+			p.waiting--
+			d.waitingTier[p.tier]--
+		}
+	}
+	clear(p.keys)
+	if p.active == 0 && p.idle != nil {
+		close(p.idle)
+		p.idle = nil
+	}
+}
+
+// onAssigned starts the state of newly assigned partitions.
+func (d *driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for topic, parts := range assigned {
+		tier, ok := d.tierOf[topic]
+		if !ok {
+			continue
+		}
+		for _, part := range parts {
+			t := tp{topic, part}
+			if old := d.parts[t]; old != nil {
+				d.abandon(old)
+			}
+			d.parts[t] = newPState(t, tier)
+		}
+	}
+}
+
+// onRevoked gives up revoked partitions: the records already fetched from
+// them may finish (for at most Config.RevokeWait; none when Consume is
+// stopping), then the commit point of each is committed.
+func (d *driver) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	d.giveUp(ctx, revoked, true)
+}
+
+// onLost drops lost partitions at once: another member may own them
+// already, so nothing is committed and running handlers' ctx is cancelled.
+func (d *driver) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	d.giveUp(ctx, lost, false)
+}
+
+func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) {
+	d.mu.Lock()
+	var ps []*pstate
+	for topic, parts := range m {
+		for _, part := range parts {
+			if p := d.parts[tp{topic, part}]; p != nil {
+				ps = append(ps, p)
+			}
+		}
+	}
+	drain := commit && !d.stopping.Load()
+	var idles []chan struct{}
+	for _, p := range ps {
+		p.revoking = true
+		// Waiting retries are not worth the wait: the next owner reads them.
+		for _, x := range p.recs {
+			if x.st == stWaiting {
+				heap.Remove(&d.due, x.heapAt)
+				x.st = stDropped
+				p.waiting--
+				d.waitingTier[p.tier]--
+			}
+		}
+		if !drain {
+			d.dropQueued(p)
+		}
+		if p.active > 0 {
+			p.idle = make(chan struct{})
+			idles = append(idles, p.idle)
+		}
+	}
+	d.mu.Unlock()
+	if len(ps) == 0 {
+		return
+	}
+	if commit && len(idles) > 0 {
+		t := time.NewTimer(d.q.cfg.RevokeWait)
+	wait:
+		for _, c := range idles {
+			select {
+			case <-c:
+			case <-t.C:
+				d.q.log.Warn("kafka: revoked partitions' messages did not finish within RevokeWait; giving them up (their handlers' ctx is cancelled, the next owner runs them again)", "revoke_wait", d.q.cfg.RevokeWait)
+				break wait
+			}
+		}
+		t.Stop()
+	}
+	if commit {
+		d.commitMu.Lock()
+		defer d.commitMu.Unlock()
+	}
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	d.mu.Lock()
+	for _, p := range ps {
+		if commit {
+			if cp := p.commitPoint(); cp >= 0 && cp != p.sent {
+				if offsets[p.tp.topic] == nil {
+					offsets[p.tp.topic] = make(map[int32]kgo.EpochOffset)
+				}
+				offsets[p.tp.topic][p.tp.part] = kgo.EpochOffset{Epoch: p.epoch, Offset: cp}
+			}
+		}
+		d.abandon(p)
+	}
+	d.mu.Unlock()
+	if len(offsets) > 0 {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := d.commit(cctx, offsets); err != nil {
+			d.q.log.Warn("kafka: commit on revoke failed; the next owner runs the finished messages again", "err", err)
+		}
+	}
+}
+
+// abandon forgets p: its queued records are dropped, running handlers' ctx
+// cancelled and their results ignored. Called with mu held.
+func (d *driver) abandon(p *pstate) {
+	d.dropQueued(p)
+	p.gone = true
+	if p.cancel != nil {
+		p.cancel()
+	}
+	if d.parts[p.tp] == p {
+		delete(d.parts, p.tp)
+	}
+}
+
+// commitLoop commits finished work every Config.CommitInterval until Leave.
+func (d *driver) commitLoop() {
+	defer close(d.commitDone)
+	t := time.NewTicker(d.q.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.commitStop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := d.commitNow(ctx); err != nil && !d.stopping.Load() {
+			if rebalancing(err) {
+				d.q.log.Debug("kafka: commit refused during a rebalance; retried next interval", "err", err)
+			} else {
+				d.q.log.Warn("kafka: commit failed; retried next interval", "err", err)
+			}
+		}
+		cancel()
+	}
+}
+
+// rebalancing reports commit errors that only mean a rebalance is under way.
+func rebalancing(err error) bool {
+	return errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID)
+}
+
+// commitNow commits the commit point of every owned partition that moved.
+func (d *driver) commitNow(ctx context.Context) error {
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	d.mu.Lock()
+	for _, p := range d.parts {
+		if p.revoking || p.gone {
+			continue
+		}
+		if cp := p.commitPoint(); cp >= 0 && cp > p.sent {
+			if offsets[p.tp.topic] == nil {
+				offsets[p.tp.topic] = make(map[int32]kgo.EpochOffset)
+			}
+			offsets[p.tp.topic][p.tp.part] = kgo.EpochOffset{Epoch: p.epoch, Offset: cp}
+		}
+	}
+	d.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	return d.commit(ctx, offsets)
+}
+
+// commit commits offsets synchronously and records what was committed.
+func (d *driver) commit(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	var rerr error
+	d.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			rerr = err
+			return
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					if rerr == nil {
+						rerr = fmt.Errorf("kafka: commit %s[%d]: %w", t.Topic, p.Partition, err)
+					}
+					continue
+				}
+				if ps := d.parts[tp{t.Topic, p.Partition}]; ps != nil {
+					ps.sent = offsets[t.Topic][p.Partition].Offset
+				}
+			}
+		}
+	})
+	return rerr
+}
+
+// Leave implements queue.Driver: it stops the poller and the committer,
+// commits the finished work, leaves the group (revoking every partition:
+// records fetched but not run are dropped, uncommitted, for the next owner)
+// and closes the client.
+func (d *driver) Leave(ctx context.Context) {
+	d.stopping.Store(true)
+	d.stopPause()
+	<-d.pollDone
+	close(d.commitStop)
+	<-d.commitDone
+	if err := d.commitNow(ctx); err != nil {
+		d.q.log.Warn("kafka: final commit failed; the next owner runs the finished messages again", "err", err)
+	}
+	if err := d.cl.LeaveGroupContext(ctx); err != nil {
+		d.q.log.Debug("kafka: leave group", "err", err)
+	}
+	d.cl.Close()
+}

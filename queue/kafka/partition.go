@@ -1,0 +1,151 @@
+package kafka
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/outrigger-dev/outrigger/queue"
+)
+
+// recState is where a fetched record is in its life.
+type recState uint8
+
+const (
+	stWaiting    recState = iota // a retry or delayed message waiting for its due time
+	stBlocked                    // waiting behind an earlier message with the same key
+	stReady                      // in driver.ready, not yet handed to the engine
+	stDispatched                 // handed to the engine, not settled
+	stDone                       // settled: acked, or its retry or dead-letter copy written
+	stReleased                   // handed back at shutdown: stays uncommitted
+	stDropped                    // its partition was given up before it finished
+)
+
+// rec is one fetched record.
+type rec struct {
+	p      *pstate
+	r      *kgo.Record
+	d      decoded
+	st     recState
+	next   *rec // next record with the same key (FIFO), while gated
+	heapAt int  // index in the due heap while waiting
+	copied bool // its retry or dead-letter copy was acknowledged
+}
+
+func (r *rec) keyed() bool { return r.d.key != "" }
+
+// keyq is the FIFO of one key's records in one partition; head is the one
+// running (or ready to run).
+type keyq struct{ head, tail *rec }
+
+// tp names a topic partition.
+type tp struct {
+	topic string
+	part  int32
+}
+
+// pstate is one assigned partition of one consumer. Every field is
+// protected by the driver's mu.
+type pstate struct {
+	tp    tp
+	tier  int    // retry tier index, -1 for the main topic
+	recs  []*rec // fetched and not yet passed by the commit point, in offset order
+	next  int64  // the commit point when recs is empty (-1: nothing fetched yet)
+	epoch int32  // leader epoch of the latest record
+	keys  map[string]*keyq
+	sent  int64 // offset last committed by this consumer (-1: none)
+
+	active   int // records admitted (blocked, ready, dispatched) and not settled
+	waiting  int // records in stWaiting
+	revoking bool
+	gone     bool
+	idle     chan struct{} // closed when active reaches 0 while revoking
+
+	hctx   context.Context // the engine's handler ctx the ctx below derives from
+	ctx    context.Context // handlers' ctx, cancelled when the partition is given up
+	cancel context.CancelFunc
+}
+
+func newPState(t tp, tier int) *pstate {
+	return &pstate{tp: t, tier: tier, next: -1, sent: -1, epoch: -1, keys: make(map[string]*keyq)}
+}
+
+// commitPoint is the offset to commit: that of the first record not
+// finished, or the one after the last record when all are.
+func (p *pstate) commitPoint() int64 {
+	if len(p.recs) > 0 {
+		return p.recs[0].r.Offset
+	}
+	return p.next
+}
+
+// advance drops finished records from the front.
+func (p *pstate) advance() {
+	i := 0
+	for i < len(p.recs) && p.recs[i].st == stDone {
+		p.next = p.recs[i].r.Offset + 1
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	n := copy(p.recs, p.recs[i:])
+	clear(p.recs[n:])
+	p.recs = p.recs[:n]
+}
+
+// lastOffset is the offset of the latest fetched record (-1: none).
+func (p *pstate) lastOffset() int64 {
+	if len(p.recs) > 0 {
+		return p.recs[len(p.recs)-1].r.Offset
+	}
+	return p.next - 1
+}
+
+// handlerCtx returns the ctx handlers of this partition run with: hctx,
+// cancelled early if the partition is given up.
+func (p *pstate) handlerCtx(hctx context.Context) context.Context {
+	if p.ctx == nil || p.hctx != hctx {
+		if p.cancel != nil {
+			p.cancel()
+		}
+		p.hctx = hctx
+		p.ctx, p.cancel = context.WithCancel(hctx)
+		if p.gone {
+			p.cancel()
+		}
+	}
+	return p.ctx
+}
+
+// dueHeap orders waiting records by due time.
+type dueHeap []*rec
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].d.due.Before(h[j].d.due) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapAt, h[j].heapAt = i, j
+}
+func (h *dueHeap) Push(x any) {
+	r := x.(*rec)
+	r.heapAt = len(*h)
+	*h = append(*h, r)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	r.heapAt = -1
+	return r
+}
+
+// message returns the delivery's message.
+func (r *rec) delivery() *queue.Delivery {
+	return &queue.Delivery{Message: r.d.msg, Handle: r}
+}
+
+// due reports whether r may run at now.
+func (r *rec) isDue(now time.Time) bool { return !r.d.due.After(now) }

@@ -1,0 +1,140 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/outrigger-dev/outrigger/queue"
+)
+
+// produce sends the records and waits until the broker acknowledged each
+// (acks=all, idempotent producer) or ctx is done. It returns one error per
+// record (nil: acknowledged) and the first error. A record whose wait was
+// cut short by ctx may still be written: its error says so.
+func (q *Queue) produce(ctx context.Context, rs ...*kgo.Record) ([]error, error) {
+	errs := make([]error, len(rs))
+	if len(rs) == 0 {
+		return errs, nil
+	}
+	var mu sync.Mutex // protects errs until every promise ran or ctx is done
+	done := make(chan struct{})
+	left := len(rs)
+	for i, r := range rs {
+		q.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			if errs != nil {
+				errs[i] = err
+				left--
+				if left == 0 {
+					close(done)
+				}
+			}
+			mu.Unlock()
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		mu.Lock()
+		select {
+		case <-done:
+		default:
+			// Stop recording: the promises still run, into nothing.
+			for i := range errs {
+				if errs[i] == nil {
+					errs[i] = fmt.Errorf("kafka: waiting for the broker's acknowledgement (the message may or may not be written): %w", ctx.Err())
+				}
+			}
+			out := errs
+			errs = nil
+			mu.Unlock()
+			return out, out[0]
+		}
+		mu.Unlock()
+	}
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			errs[i] = fmt.Errorf("kafka: produce to %q: %w", rs[i].Topic, err)
+			if first == nil {
+				first = errs[i]
+			}
+		}
+	}
+	return errs, first
+}
+
+// Publish adds one message and returns its ID once the broker acknowledged
+// it (acks=all: every in-sync replica has it; the idempotent producer makes
+// client retries write it once). With queue.WithKey the key picks the
+// partition and messages with one key are handled in publish order.
+// queue.WithDelay writes it to the retry topic of its delay tier, with its
+// due time. queue.WithDedupKey and queue.WithID return
+// queue.ErrUnsupported. If the brokers are unreachable Publish waits (the
+// client retries) until ctx is done; an error then means the message may or
+// may not be written, never that it was silently dropped.
+func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishOption) (string, error) {
+	ps, err := queue.ResolvePublishOptions(opts...)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case ps.DedupKey != "":
+		return "", fmt.Errorf("kafka: WithDedupKey: %w", queue.ErrUnsupported)
+	case ps.ID != "":
+		return "", fmt.Errorf("kafka: WithID (deduplicated IDs): %w", queue.ErrUnsupported)
+	}
+	if err := checkHeaders(ps.Headers); err != nil {
+		return "", err
+	}
+	if q.isClosed() {
+		return "", errClosed
+	}
+	now := time.Now()
+	m := &queue.Message{ID: q.newID(), Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: now}
+	topic := q.name
+	var due time.Time
+	if ps.Delay > 0 {
+		topic = q.tiers[q.tierFor(ps.Delay)].topic
+		due = now.Add(ps.Delay)
+	}
+	_, err = q.produce(ctx, encode(topic, keyBytes(ps.Key), m, due, origin{}))
+	q.cnt.CountPublish(err)
+	if err != nil {
+		return "", err
+	}
+	return m.ID, nil
+}
+
+// PublishBatch publishes the bodies (without keys), all sent before waiting
+// for the acknowledgements, and returns their IDs once the broker
+// acknowledged them. On error, the IDs of the messages that were not
+// acknowledged are "" (they may still be written if ctx ended the wait).
+func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, error) {
+	ids := make([]string, len(bodies))
+	if len(bodies) == 0 {
+		return ids, nil
+	}
+	if q.isClosed() {
+		return ids, errClosed
+	}
+	now := time.Now()
+	rs := make([]*kgo.Record, len(bodies))
+	msgIDs := make([]string, len(bodies))
+	for i, b := range bodies {
+		msgIDs[i] = q.newID()
+		rs[i] = encode(q.name, nil, &queue.Message{ID: msgIDs[i], Body: b, Attempt: 1, PublishedAt: now}, time.Time{}, origin{})
+	}
+	errs, first := q.produce(ctx, rs...)
+	for i, err := range errs {
+		q.cnt.CountPublish(err)
+		if err == nil {
+			ids[i] = msgIDs[i]
+		}
+	}
+	return ids, first
+}
