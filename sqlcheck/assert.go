@@ -199,4 +199,3 @@ func countRules(qs []Query, rs *ruleSet) *QueriesError {
 	}
 	return &QueriesError{Queries: qs, Broken: broken}
 }
-

@@ -241,7 +241,7 @@ func isStringPrefix(w string) bool {
 }
 
 // endString returns the index after the string literal whose body starts at
-// i: '' is a quote inside it and, with backslash, so is \'.
+// i: ” is a quote inside it and, with backslash, so is \'.
 func endString(s string, i int, backslash bool) int {
 	for i < len(s) {
 		switch s[i] {

@@ -86,8 +86,8 @@ type Node struct {
 	// Children are the nodes whose rows this node consumes.
 	Children []Node
 
-	label string // the one-line description in the database's words
-	access bool  // the node reads rows of Table (not a write, not a join)
+	label  string // the one-line description in the database's words
+	access bool   // the node reads rows of Table (not a write, not a join)
 }
 
 // newNode returns a Node whose numbers are all unknown.

@@ -16,8 +16,8 @@ import "strings"
 //
 //	SELECT * FROM t WHERE id IN (...) AND name = ?
 //
-// Numbers (with a leading sign where it is unary), strings (also E'', X'',
-// N'', $tag$ quoting), and the placeholders ?, ?N, $N and :name all become ?.
+// Numbers (with a leading sign where it is unary), strings (also E”, X”,
+// N”, $tag$ quoting), and the placeholders ?, ?N, $N and :name all become ?.
 // Identifiers, quoted or not, are kept as written. Shape never fails: any
 // input, SQL or not, has a shape, and Shape(Shape(s)) == Shape(s).
 func Shape(query string) string {
