@@ -23,17 +23,24 @@ type backend struct {
 	open    func(t testing.TB) *sql.DB
 	// ph returns the n-th (1-based) placeholder.
 	ph func(n int) string
+	// driver and dsn are the registered driver and the DSN open uses.
+	driver string
+	dsn    func(t testing.TB) string
+}
+
+func sqliteDSN(t testing.TB) string {
+	return "file:" + filepath.Join(t.TempDir(), "test.db") + "?_pragma=busy_timeout(5000)"
 }
 
 func openSQLite(t testing.TB) *sql.DB {
 	t.Helper()
-	return dbtest.Open(t, "SQLite", "sqlite", "file:"+filepath.Join(t.TempDir(), "test.db")+"?_pragma=busy_timeout(5000)")
+	return dbtest.Open(t, "SQLite", "sqlite", sqliteDSN(t))
 }
 
 var backends = []backend{
-	{"postgres", sqlcheck.Postgres, dbtest.Postgres, func(n int) string { return fmt.Sprintf("$%d", n) }},
-	{"mariadb", sqlcheck.MariaDB, dbtest.MySQL, func(int) string { return "?" }},
-	{"sqlite", sqlcheck.SQLite, openSQLite, func(int) string { return "?" }},
+	{"postgres", sqlcheck.Postgres, dbtest.Postgres, func(n int) string { return fmt.Sprintf("$%d", n) }, "pgx", func(testing.TB) string { return dbtest.PostgresDSN() }},
+	{"mariadb", sqlcheck.MariaDB, dbtest.MySQL, func(int) string { return "?" }, "mysql", func(testing.TB) string { return dbtest.MySQLDSN() }},
+	{"sqlite", sqlcheck.SQLite, openSQLite, func(int) string { return "?" }, "sqlite", sqliteDSN},
 }
 
 // forEach runs fn as a subtest per backend.

@@ -16,7 +16,7 @@ func explainMySQL(ctx context.Context, db DB, d Dialect, query string, args []an
 		if err := queryRow(ctx, db, "EXPLAIN FORMAT=JSON "+query, args...).Scan(&raw); err != nil {
 			return nil, explainError(query, err)
 		}
-		return parseMySQL(raw, aliases)
+		return parseMySQL(raw, aliases, false)
 	}
 	if d != MariaDB || !analyze {
 		return estimate()
@@ -36,7 +36,7 @@ func explainMySQL(ctx context.Context, db DB, d Dialect, query string, args []an
 		return queryRow(ctx, q, "ANALYZE FORMAT=JSON "+query, args...).Scan(&raw)
 	})
 	if err == nil {
-		return parseMySQL(raw, aliases)
+		return parseMySQL(raw, aliases, true)
 	}
 	if ctx.Err() != nil {
 		return nil, explainError(query, err)
@@ -90,13 +90,14 @@ func mysqlUndoable(ctx context.Context, db DB, p *Plan, aliases map[string]strin
 }
 
 // parseMySQL reads the output of EXPLAIN FORMAT=JSON or ANALYZE FORMAT=JSON
-// (MariaDB), in MySQL's format 1 or 2 (explain_json_format_version=2).
-func parseMySQL(raw string, aliases map[string]string) (*Plan, error) {
+// (MariaDB; analyzed is true), in MySQL's format 1 or 2
+// (explain_json_format_version=2).
+func parseMySQL(raw string, aliases map[string]string, analyzed bool) (*Plan, error) {
 	doc, err := parseOrdered(raw)
 	if err != nil || !doc.isObj {
 		return nil, fmt.Errorf("sqlcheck: read MySQL plan: %v: %s", err, oneLine(raw, 200))
 	}
-	p := &Plan{Raw: raw, Cost: -1, Time: -1}
+	p := &Plan{Raw: raw, Cost: -1, Time: -1, Analyzed: analyzed}
 	if _, ok := doc.get("operation"); ok {
 		root := mysqlV2(doc, aliases)
 		p.nodes = []Node{root}
@@ -116,8 +117,8 @@ func parseMySQL(raw string, aliases map[string]string) (*Plan, error) {
 		if c, ok := qb.num("cost"); ok { // MariaDB 11
 			p.Cost = c
 		}
-		if t, ok := qb.num("r_total_time_ms"); ok {
-			p.Analyzed, p.Time = true, ms(t)
+		if t, ok := qb.num("r_total_time_ms"); ok && analyzed {
+			p.Time = ms(t)
 		}
 	}
 	if len(p.nodes) == 1 && p.nodes[0].Op == "query_block" && p.Cost >= 0 {

@@ -381,8 +381,10 @@ func (r maxTime) check(p *Plan, _ *ruleSet) []Violation {
 		root = &p.nodes[0]
 	}
 	switch {
-	case !p.Analyzed || p.Time < 0:
+	case !p.Analyzed:
 		return []Violation{{Rule: r.String(), Reason: fmt.Sprintf("the statement was not run (%s plan not analyzed), so it has no time", p.Dialect)}}
+	case p.Time < 0:
+		return []Violation{{Rule: r.String(), Reason: fmt.Sprintf("%s reports no execution time for this statement", p.Dialect)}}
 	case p.Time > time.Duration(r):
 		return []Violation{{Rule: r.String(), Node: root, Reason: fmt.Sprintf("took %s, more than %s%s", p.Time, time.Duration(r), tablesOf(p))}}
 	}
