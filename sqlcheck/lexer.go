@@ -91,12 +91,8 @@ func lex(s string) []token {
 				out = append(out, token{tOp, ":"})
 				i++
 			}
-		case c == '@' && i+1 < len(s) && (isWordStart(s[i+1]) || s[i+1] == '@'):
-			j := i + 1
-			if s[j] == '@' {
-				j++
-			}
-			j = endWord(s, j)
+		case c == '@' && atVariable(s, i) > i:
+			j := atVariable(s, i)
 			out = append(out, token{tWord, s[i:j]})
 			i = j
 		case isDigit(c) || (c == '.' && i+1 < len(s) && isDigit(s[i+1]) && !afterName(out)):
@@ -153,6 +149,21 @@ func matchOp(s string) string {
 	}
 	_, n := utf8.DecodeRuneInString(s)
 	return s[:n]
+}
+
+// atVariable returns the end of the @name or @@name at s[i] (MySQL
+// variables), or i when there is none.
+func atVariable(s string, i int) int {
+	j := i + 1
+	if j < len(s) && s[j] == '@' {
+		j++
+	}
+	if j < len(s) && isWordStart(s[j]) {
+		if k := endWord(s, j); k > j {
+			return k
+		}
+	}
+	return i
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -131,8 +131,12 @@ func pgConvert(pn pgNode, table string) Node {
 			n.Time = ms(*pn.ActualTotalTime * loops)
 		}
 	}
+	inherit := n.Table
+	if pn.NodeType == "BitmapAnd" || pn.NodeType == "BitmapOr" {
+		inherit = table
+	}
 	for _, c := range pn.Plans {
-		n.Children = append(n.Children, pgConvert(c, n.Table))
+		n.Children = append(n.Children, pgConvert(c, inherit))
 	}
 	if pn.NodeType == "Bitmap Heap Scan" {
 		var idx []string

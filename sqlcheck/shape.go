@@ -168,16 +168,26 @@ func collapsible(out []token, start int) bool {
 // before and b.
 func spaceBetween(before []token, b token) bool {
 	a := before[len(before)-1]
-	if a.kind == tPunct && (a.text == "(" || a.text == "[" || a.text == ".") {
+	name := func(t token) bool { return t.kind == tWord || t.kind == tQuoted }
+	closes := func(t token) bool { return t.kind == tPunct && (t.text == ")" || t.text == "]") }
+	if a.kind == tPunct && (a.text == "(" || a.text == "[") {
 		return false
+	}
+	// t.col, t.*, x::int: only where lexing the result again gives the
+	// same tokens (no "..." out of ". . .", no ":::" out of ": ::").
+	if a.kind == tPunct && a.text == "." {
+		return !(name(b) || (b.kind == tOp && b.text == "*"))
+	}
+	if b.kind == tPunct && b.text == "." {
+		return !(name(a) || closes(a) || isLiteral(a))
 	}
 	if a.kind == tOp && a.text == "::" {
-		return false
-	}
-	if b.kind == tPunct && (b.text == ")" || b.text == "]" || b.text == "," || b.text == "." || b.text == ";") {
-		return false
+		return b.kind == tOp
 	}
 	if b.kind == tOp && b.text == "::" {
+		return a.kind == tOp
+	}
+	if b.kind == tPunct && (b.text == ")" || b.text == "]" || b.text == "," || b.text == ";") {
 		return false
 	}
 	if b.kind == tPunct && (b.text == "(" || b.text == "[") {
