@@ -19,8 +19,10 @@ var (
 	_ driver.Conn                           = (*conn)(nil)
 	_ driver.ConnBeginTx                    = (*conn)(nil)
 	_ driver.ConnPrepareContext             = (*conn)(nil)
-	_ driver.QueryerContext                 = (*conn)(nil)
-	_ driver.ExecerContext                  = (*conn)(nil)
+	_ driver.QueryerContext                 = connQE{}
+	_ driver.ExecerContext                  = connQE{}
+	_ driver.QueryerContext                 = connQ{}
+	_ driver.ExecerContext                  = connE{}
 	_ driver.Pinger                         = (*conn)(nil)
 	_ driver.SessionResetter                = (*conn)(nil)
 	_ driver.Validator                      = (*conn)(nil)
@@ -49,7 +51,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{base: dc, rec: c.rec}, nil
+	return wrapConn(dc, c.rec), nil
 }
 
 func (c *connector) Driver() driver.Driver { return &wrappedDriver{base: c.base.Driver(), rec: c.rec} }
@@ -76,7 +78,7 @@ func (d *wrappedDriver) Open(name string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{base: dc, rec: d.rec}, nil
+	return wrapConn(dc, d.rec), nil
 }
 
 func (d *wrappedDriver) OpenConnector(name string) (driver.Connector, error) {
@@ -89,10 +91,53 @@ func (d *wrappedDriver) OpenConnector(name string) (driver.Connector, error) {
 
 func (d *wrappedDriver) unwrap() any { return d.base }
 
-// conn is a recorded connection.
+// conn is a recorded connection. It has QueryContext and ExecContext only
+// when the wrapped connection can run statements without preparing them
+// (connQ, connE, connQE): database/sql checks for them first, before the
+// arguments, and otherwise prepares the statement.
 type conn struct {
 	base driver.Conn
 	rec  *Recorder
+}
+
+type (
+	connQ  struct{ *conn }
+	connE  struct{ *conn }
+	connQE struct{ *conn }
+)
+
+func (c connQ) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.queryContext(ctx, q, args)
+}
+
+func (c connE) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	return c.execContext(ctx, q, args)
+}
+
+func (c connQE) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	return c.queryContext(ctx, q, args)
+}
+
+func (c connQE) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	return c.execContext(ctx, q, args)
+}
+
+// wrapConn wraps dc in the conn type that has the statement methods dc has.
+func wrapConn(dc driver.Conn, rec *Recorder) driver.Conn {
+	c := &conn{base: dc, rec: rec}
+	_, qc := dc.(driver.QueryerContext)
+	_, q := dc.(driver.Queryer) //nolint:staticcheck // database/sql uses it
+	_, ec := dc.(driver.ExecerContext)
+	_, e := dc.(driver.Execer) //nolint:staticcheck // database/sql uses it
+	switch {
+	case (qc || q) && (ec || e):
+		return connQE{c}
+	case qc || q:
+		return connQ{c}
+	case ec || e:
+		return connE{c}
+	}
+	return c
 }
 
 func (c *conn) unwrap() any { return c.base }
@@ -157,7 +202,7 @@ func (c *conn) wrapStmt(s driver.Stmt, query string) driver.Stmt {
 	return w
 }
 
-func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+func (c *conn) queryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	start := time.Now()
 	var r driver.Rows
 	var err error
@@ -180,7 +225,7 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	return c.rec.recordRows(ctx, query, args, start, r, err)
 }
 
-func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+func (c *conn) execContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	start := time.Now()
 	var res driver.Result
 	var err error
