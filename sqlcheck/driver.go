@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the wrappers call the deprecated driver interfaces that drivers still implement, as database/sql does
+
 package sqlcheck
 
 import (
@@ -126,9 +128,9 @@ func (c connQE) ExecContext(ctx context.Context, q string, args []driver.NamedVa
 func wrapConn(dc driver.Conn, rec *Recorder) driver.Conn {
 	c := &conn{base: dc, rec: rec}
 	_, qc := dc.(driver.QueryerContext)
-	_, q := dc.(driver.Queryer) //nolint:staticcheck // database/sql uses it
+	_, q := dc.(driver.Queryer)
 	_, ec := dc.(driver.ExecerContext)
-	_, e := dc.(driver.Execer) //nolint:staticcheck // database/sql uses it
+	_, e := dc.(driver.Execer)
 	switch {
 	case (qc || q) && (ec || e):
 		return connQE{c}
@@ -146,7 +148,7 @@ func (c *conn) Close() error { return c.base.Close() }
 
 // Begin is the deprecated driver.Conn method; database/sql calls BeginTx.
 func (c *conn) Begin() (driver.Tx, error) {
-	return c.base.Begin() //nolint:staticcheck // the interface requires it
+	return c.base.Begin()
 }
 
 func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -160,7 +162,7 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	if opts.ReadOnly {
 		return nil, errors.New("sql: driver does not support read-only transactions")
 	}
-	tx, err := c.base.Begin() //nolint:staticcheck // the fallback database/sql uses
+	tx, err := c.base.Begin()
 	if err == nil && ctx.Err() != nil {
 		_ = tx.Rollback()
 		return nil, ctx.Err()
@@ -196,7 +198,7 @@ func (c *conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, e
 
 func (c *conn) wrapStmt(s driver.Stmt, query string) driver.Stmt {
 	w := &stmt{base: s, conn: c, query: query}
-	if _, ok := s.(driver.ColumnConverter); ok { //nolint:staticcheck // kept for drivers that have it
+	if _, ok := s.(driver.ColumnConverter); ok {
 		return &stmtConverter{w}
 	}
 	return w
@@ -209,7 +211,7 @@ func (c *conn) queryContext(ctx context.Context, query string, args []driver.Nam
 	switch b := c.base.(type) {
 	case driver.QueryerContext:
 		r, err = b.QueryContext(ctx, query, args)
-	case driver.Queryer: //nolint:staticcheck // the fallback database/sql uses
+	case driver.Queryer:
 		var vals []driver.Value
 		if vals, err = namedValueToValue(args); err == nil {
 			if err = ctx.Err(); err == nil {
@@ -232,7 +234,7 @@ func (c *conn) execContext(ctx context.Context, query string, args []driver.Name
 	switch b := c.base.(type) {
 	case driver.ExecerContext:
 		res, err = b.ExecContext(ctx, query, args)
-	case driver.Execer: //nolint:staticcheck // the fallback database/sql uses
+	case driver.Execer:
 		var vals []driver.Value
 		if vals, err = namedValueToValue(args); err == nil {
 			if err = ctx.Err(); err == nil {
@@ -303,7 +305,7 @@ type stmt struct {
 type stmtConverter struct{ *stmt }
 
 func (s *stmtConverter) ColumnConverter(idx int) driver.ValueConverter {
-	return s.base.(driver.ColumnConverter).ColumnConverter(idx) //nolint:staticcheck // passed through
+	return s.base.(driver.ColumnConverter).ColumnConverter(idx)
 }
 
 func (s *stmt) Close() error  { return s.base.Close() }
@@ -335,7 +337,7 @@ func (s *stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (drive
 		var vals []driver.Value
 		if vals, err = namedValueToValue(args); err == nil {
 			if err = ctx.Err(); err == nil {
-				res, err = s.base.Exec(vals) //nolint:staticcheck // the fallback database/sql uses
+				res, err = s.base.Exec(vals)
 			}
 		}
 	}
@@ -353,7 +355,7 @@ func (s *stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driv
 		var vals []driver.Value
 		if vals, err = namedValueToValue(args); err == nil {
 			if err = ctx.Err(); err == nil {
-				r, err = s.base.Query(vals) //nolint:staticcheck // the fallback database/sql uses
+				r, err = s.base.Query(vals)
 			}
 		}
 	}

@@ -79,7 +79,7 @@ type fullConnector struct{ c *counters }
 
 func (f fullConnector) Connect(context.Context) (driver.Conn, error) {
 	f.c.connects.Add(1)
-	return &fullConn{minimalConn{c: f.c}}, nil
+	return &fullConn{minimalConn(f)}, nil
 }
 func (f fullConnector) Driver() driver.Driver { return nil }
 
