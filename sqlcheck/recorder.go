@@ -37,7 +37,8 @@ type Query struct {
 // pings.
 //
 // A Recorder is safe for concurrent use: it records the statements of every
-// goroutine, in the order they started. Its zero value is an empty Recorder
+// goroutine, in the order the driver answered them (a query when its rows
+// arrive: they are counted as they are read). Its zero value is an empty Recorder
 // ready to use; a nil *Recorder records nothing.
 type Recorder struct {
 	mu      sync.Mutex // guards queries
@@ -48,7 +49,7 @@ type Recorder struct {
 func NewRecorder() *Recorder { return &Recorder{} }
 
 // Queries returns a copy of the statements recorded since the Recorder was
-// made or last Reset, in the order they started.
+// made or last Reset, in the order the driver answered them.
 func (r *Recorder) Queries() []Query {
 	if r == nil {
 		return nil
