@@ -108,7 +108,7 @@ func (r maxQueries) String() string { return fmt.Sprintf("MaxQueries(%d)", int(r
 
 func (r maxQueries) apply(rs *ruleSet) {
 	if r < 0 {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: n must be >= 0", ErrInvalidRule, r))
+		rs.reject(r, "n must be >= 0")
 		return
 	}
 	rs.maxQueries = append(rs.maxQueries, int(r))
@@ -125,7 +125,7 @@ func (r noRepeats) String() string { return fmt.Sprintf("NoRepeats(%d)", int(r))
 
 func (r noRepeats) apply(rs *ruleSet) {
 	if r < 1 {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: n must be >= 1", ErrInvalidRule, r))
+		rs.reject(r, "n must be >= 1")
 		return
 	}
 	rs.noRepeats = append(rs.noRepeats, int(r))

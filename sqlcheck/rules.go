@@ -30,6 +30,11 @@ type ruleSet struct {
 	invalid    []error
 }
 
+// reject records that rule r was built with a bad argument, and why.
+func (rs *ruleSet) reject(r Rule, why string) {
+	rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: %s", ErrInvalidRule, r, why))
+}
+
 // planRule checks one plan and returns what it breaks.
 type planRule interface {
 	Rule
@@ -127,7 +132,15 @@ func (p *Plan) check(rs *ruleSet) error {
 	return &CheckError{Plan: p, Violations: vs}
 }
 
-// nodes returns pointers to every node of p, parents first.
+// root returns the first top-level node of p, nil if there is none.
+func (p *Plan) root() *Node {
+	if len(p.nodes) == 0 {
+		return nil
+	}
+	return &p.nodes[0]
+}
+
+// all returns pointers to every node of p, parents first.
 func (p *Plan) all() []*Node {
 	var out []*Node
 	walkPtr(p.nodes, func(n *Node) { out = append(out, n) })
@@ -146,7 +159,7 @@ func (r noSeqScan) String() string { return "NoSeqScan(" + strings.Join(r.tables
 func (r noSeqScan) apply(rs *ruleSet) {
 	for _, t := range r.tables {
 		if strings.TrimSpace(t) == "" {
-			rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: a table name is empty", ErrInvalidRule, r))
+			rs.reject(r, "a table name is empty")
 			return
 		}
 	}
@@ -204,7 +217,7 @@ func (r minRows) String() string { return fmt.Sprintf("MinRows(%d)", int64(r)) }
 
 func (r minRows) apply(rs *ruleSet) {
 	if r < 0 {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: n must be >= 0", ErrInvalidRule, r))
+		rs.reject(r, "n must be >= 0")
 		return
 	}
 	rs.minRows = int64(r)
@@ -226,7 +239,7 @@ func (r usesIndex) String() string {
 
 func (r usesIndex) apply(rs *ruleSet) {
 	if strings.TrimSpace(r.table) == "" {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: the table name is empty", ErrInvalidRule, r))
+		rs.reject(r, "the table name is empty")
 		return
 	}
 	rs.plan = append(rs.plan, r)
@@ -277,17 +290,14 @@ func (r maxCost) String() string { return "MaxCost(" + fmtFloat(float64(r)) + ")
 
 func (r maxCost) apply(rs *ruleSet) {
 	if r < 0 || r != r {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: the cost must be >= 0", ErrInvalidRule, r))
+		rs.reject(r, "the cost must be >= 0")
 		return
 	}
 	rs.plan = append(rs.plan, r)
 }
 
 func (r maxCost) check(p *Plan, _ *ruleSet) []Violation {
-	var root *Node
-	if len(p.nodes) > 0 {
-		root = &p.nodes[0]
-	}
+	root := p.root()
 	switch {
 	case p.Cost < 0:
 		return []Violation{{Rule: r.String(), Reason: fmt.Sprintf("%s reports no cost for this plan", p.Dialect)}}
@@ -325,7 +335,7 @@ func (r maxRows) String() string { return fmt.Sprintf("MaxRows(%d)", int64(r)) }
 
 func (r maxRows) apply(rs *ruleSet) {
 	if r < 0 {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: n must be >= 0", ErrInvalidRule, r))
+		rs.reject(r, "n must be >= 0")
 		return
 	}
 	rs.plan = append(rs.plan, r)
@@ -369,17 +379,14 @@ func (r maxTime) String() string { return "MaxTime(" + time.Duration(r).String()
 
 func (r maxTime) apply(rs *ruleSet) {
 	if r < 0 {
-		rs.invalid = append(rs.invalid, fmt.Errorf("%w: %s: the duration must be >= 0", ErrInvalidRule, r))
+		rs.reject(r, "the duration must be >= 0")
 		return
 	}
 	rs.plan = append(rs.plan, r)
 }
 
 func (r maxTime) check(p *Plan, _ *ruleSet) []Violation {
-	var root *Node
-	if len(p.nodes) > 0 {
-		root = &p.nodes[0]
-	}
+	root := p.root()
 	switch {
 	case !p.Analyzed:
 		return []Violation{{Rule: r.String(), Reason: fmt.Sprintf("the statement was not run (%s plan not analyzed), so it has no time", p.Dialect)}}
