@@ -128,8 +128,15 @@ func run(t *testing.T, db *sql.DB) (results []any) {
 	affected, _ := res.RowsAffected()
 	_, errNamed := db.ExecContext(ctx, "UPDATE x", sql.Named("a", 1))
 	_, errPoint := db.ExecContext(ctx, "UPDATE x", point{1, 2})
-	_, errRO := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	_, errIso := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+	begin := func(opts *sql.TxOptions) error {
+		tx, err := db.BeginTx(ctx, opts)
+		if err == nil {
+			require.NoError(t, tx.Rollback())
+		}
+		return err
+	}
+	errRO := begin(&sql.TxOptions{ReadOnly: true})
+	errIso := begin(&sql.TxOptions{Isolation: sql.LevelSerializable})
 	errPing := db.PingContext(ctx)
 	return []any{n, affected, errString(errNamed), errString(errPoint), errString(errRO), errString(errIso), errString(errPing)}
 }
