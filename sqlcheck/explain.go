@@ -180,7 +180,7 @@ func countFullScans(ctx context.Context, db DB, d Dialect, p *Plan) {
 		return
 	}
 	counts := map[key]int64{}
-	_ = undoScope(ctx, db, d, func(q DB) error {
+	count := func(q DB) error {
 		for _, k := range todo {
 			name := quoteIdent(d, k.table)
 			if k.schema != "" {
@@ -194,7 +194,13 @@ func countFullScans(ctx context.Context, db DB, d Dialect, p *Plan) {
 			counts[k] = n
 		}
 		return nil
-	})
+	}
+	if _, ok := db.(beginner); d == Postgres && !ok {
+		// In the caller's transaction, which a failed count would abort.
+		_ = undoScope(ctx, db, d, count)
+	} else {
+		_ = count(db)
+	}
 	walkPtr(p.nodes, func(n *Node) {
 		if c, ok := counts[key{n.Schema, n.Table}]; ok && n.FullScan {
 			n.TableRows = c

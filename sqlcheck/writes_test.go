@@ -92,6 +92,10 @@ func TestExplainInTransaction(t *testing.T) {
 			require.Error(t, plan.AnalyzeError)
 		}
 		require.Equal(t, mine, fingerprint(t, tx, table))
+		// Full scans are sized inside the transaction: 500 rows and mine.
+		plan, err = sqlcheck.Explain(ctx, tx, "SELECT * FROM "+table+" WHERE x = 1")
+		require.NoError(t, err)
+		require.ErrorContains(t, plan.Check(sqlcheck.NoSeqScan()), "(501 rows)")
 		require.NoError(t, tx.Commit())
 		require.Equal(t, mine, fingerprint(t, db, table), "the caller's insert is committed")
 
@@ -133,4 +137,20 @@ func TestMariaDBNonTransactionalWrite(t *testing.T) {
 	plan, err = sqlcheck.Explain(context.Background(), db, "SELECT * FROM "+table+" WHERE x > ?", 10)
 	require.NoError(t, err)
 	require.True(t, plan.Analyzed)
+}
+
+// TestExplicitDialect: a Dialect among the args is an option, not a bind
+// parameter. MySQL's path (EXPLAIN FORMAT=JSON, not run) is exercised on the
+// MariaDB here, whose JSON has the same form.
+func TestExplicitDialect(t *testing.T) {
+	be := backends[1]
+	db := be.open(t)
+	table := itemsTable(t, db, be, 300)
+	before := fingerprint(t, db, table)
+	plan, err := sqlcheck.Explain(context.Background(), db, "DELETE FROM "+table+" WHERE x = ?", sqlcheck.MySQL, 5)
+	require.NoError(t, err)
+	require.Equal(t, sqlcheck.MySQL, plan.Dialect)
+	require.False(t, plan.Analyzed)
+	require.ErrorContains(t, plan.Check(sqlcheck.NoSeqScan(table)), "(300 rows)")
+	require.Equal(t, before, fingerprint(t, db, table))
 }
