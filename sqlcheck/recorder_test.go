@@ -3,6 +3,7 @@ package sqlcheck_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"sync"
@@ -181,4 +182,35 @@ func TestNPlusOne(t *testing.T) {
 			require.Contains(t, ft.errs[0], table)
 		})
 	}
+}
+
+// TestRecorderDriver records through Recorder.Driver, for code that works
+// with a driver.Driver (sql.Register) rather than a connector.
+func TestRecorderDriver(t *testing.T) {
+	ctx := context.Background()
+	dsn := sqliteDSN(t)
+	plain := dbtest.Open(t, "SQLite", "sqlite", dsn)
+	rec := sqlcheck.NewRecorder()
+	d := rec.Driver(plain.Driver())
+	dc, ok := d.(driver.DriverContext)
+	require.True(t, ok)
+	c, err := dc.OpenConnector(dsn)
+	require.NoError(t, err)
+	db := sql.OpenDB(c)
+	defer db.Close()
+	exec(t, db, "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+	conn, err := d.Open(dsn)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	require.Len(t, rec.Queries(), 1)
+	plan, err := sqlcheck.Explain(ctx, db, "SELECT * FROM t WHERE id = ?", 1)
+	require.NoError(t, err)
+	require.Equal(t, sqlcheck.SQLite, plan.Dialect, "detected through the wrapper")
+	_, err = sqlcheck.OpenConnector(nil, dsn)
+	require.Error(t, err)
+	_, err = rec.Open("no-such-driver", "x")
+	require.Error(t, err)
+	bad := sql.OpenDB(rec.Connector(nil))
+	defer bad.Close()
+	require.ErrorContains(t, bad.PingContext(ctx), "nil connector")
 }
