@@ -72,6 +72,9 @@ type pgNode struct {
 	SortMethod       string   `json:"Sort Method"`
 	WorkersPlanned   *int     `json:"Workers Planned"`
 	ConflictResolved string   `json:"Conflict Resolution"`
+	SharedHit        *int64   `json:"Shared Hit Blocks"`
+	SharedRead       *int64   `json:"Shared Read Blocks"`
+	SharedDirtied    *int64   `json:"Shared Dirtied Blocks"`
 	Plans            []pgNode `json:"Plans"`
 }
 
@@ -171,6 +174,13 @@ func pgConvert(pn pgNode, table string) Node {
 		}
 		if pn.RemovedJoin > 0 {
 			n.Detail = append(n.Detail, "Rows Removed by Join Filter: "+fmtFloat(pn.RemovedJoin))
+		}
+		if pn.SharedHit != nil && pn.SharedRead != nil && *pn.SharedHit+*pn.SharedRead > 0 {
+			b := fmt.Sprintf("Buffers: shared hit=%d read=%d", *pn.SharedHit, *pn.SharedRead)
+			if pn.SharedDirtied != nil && *pn.SharedDirtied > 0 {
+				b += fmt.Sprintf(" dirtied=%d", *pn.SharedDirtied)
+			}
+			n.Detail = append(n.Detail, b)
 		}
 		if *pn.ActualLoops == 0 {
 			n.Detail = append(n.Detail, "(never executed)")
