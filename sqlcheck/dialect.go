@@ -22,9 +22,9 @@ const (
 	// Postgres is PostgreSQL: EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)
 	// in a transaction that is rolled back.
 	Postgres Dialect = "postgres"
-	// MySQL is Oracle's MySQL: EXPLAIN FORMAT=JSON (an estimate: MySQL's
-	// EXPLAIN ANALYZE has no JSON output that can be read back in one
-	// statement), in a transaction that is rolled back.
+	// MySQL is Oracle's MySQL: for reads on MySQL 8.3 and later, EXPLAIN
+	// ANALYZE FORMAT=JSON INTO a variable (JSON format 2); otherwise EXPLAIN
+	// FORMAT=JSON, which does not run the statement.
 	MySQL Dialect = "mysql"
 	// MariaDB is MariaDB: ANALYZE FORMAT=JSON in a transaction that is
 	// rolled back (EXPLAIN FORMAT=JSON for writes to tables whose engine

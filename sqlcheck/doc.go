@@ -21,8 +21,9 @@
 // JSON), MariaDB plans from ANALYZE FORMAT=JSON, both run in a transaction
 // (or, inside the caller's transaction, after a savepoint) that is rolled
 // back: an explained INSERT, UPDATE or DELETE leaves the tables as they
-// were. MySQL plans come from EXPLAIN FORMAT=JSON and SQLite plans from
-// EXPLAIN QUERY PLAN, neither of which runs the statement.
+// were. MySQL plans come from EXPLAIN ANALYZE FORMAT=JSON for reads on MySQL
+// 8.3 and later, else from EXPLAIN FORMAT=JSON; SQLite plans from EXPLAIN
+// QUERY PLAN, which does not run the statement.
 //
 // # Recording
 //

@@ -18,8 +18,10 @@ import (
 //     table whose engine cannot roll back (MyISAM, Aria, MEMORY, ...) is
 //     not run: its plan is EXPLAIN FORMAT=JSON and Plan.AnalyzeError says
 //     why.
-//   - MySQL: EXPLAIN FORMAT=JSON (both JSON formats), which does not run the
-//     statement.
+//   - MySQL: for a read on MySQL 8.3 and later, EXPLAIN ANALYZE FORMAT=JSON
+//     INTO a session variable (format 2; the session's
+//     explain_json_format_version is restored); otherwise, and for writes,
+//     EXPLAIN FORMAT=JSON (either format), which does not run the statement.
 //   - SQLite: EXPLAIN QUERY PLAN, which does not run the statement.
 //
 // When running the statement fails (an INSERT whose row exists by now, a

@@ -18,6 +18,21 @@ func explainMySQL(ctx context.Context, db DB, d Dialect, query string, args []an
 		}
 		return parseMySQL(raw, aliases, false)
 	}
+	if d == MySQL && analyze && !writes(firstKeyword(query)) {
+		raw, err := mysqlAnalyze(ctx, db, query, args)
+		if err == nil {
+			return parseMySQL(raw, aliases, true)
+		}
+		if ctx.Err() != nil {
+			return nil, explainError(query, err)
+		}
+		p, perr := estimate()
+		if perr != nil {
+			return nil, perr
+		}
+		p.AnalyzeError = err
+		return p, nil
+	}
 	if d != MariaDB || !analyze {
 		return estimate()
 	}
@@ -47,6 +62,66 @@ func explainMySQL(ctx context.Context, db DB, d Dialect, query string, args []an
 	}
 	p.AnalyzeError = err
 	return p, nil
+}
+
+// mysqlAnalyze runs EXPLAIN ANALYZE FORMAT=JSON INTO a variable (MySQL 8.3
+// and later, JSON format 2, reads only) on one connection and returns the
+// plan. The session's explain_json_format_version is restored.
+func mysqlAnalyze(ctx context.Context, db DB, query string, args []any) (string, error) {
+	run := func(q DB) (raw string, err error) {
+		var v string
+		if err := queryRow(ctx, q, "SELECT VERSION()").Scan(&v); err != nil {
+			return "", err
+		}
+		if !versionAtLeast(v, 8, 3) {
+			return "", fmt.Errorf("sqlcheck: MySQL %s has no EXPLAIN ANALYZE in JSON (8.3 and later have)", v)
+		}
+		var old int64
+		if err := queryRow(ctx, q, "SELECT @@SESSION.explain_json_format_version").Scan(&old); err != nil {
+			return "", err
+		}
+		if _, err := q.ExecContext(ctx, "SET @@SESSION.explain_json_format_version = 2"); err != nil {
+			return "", err
+		}
+		defer func() {
+			if _, rerr := q.ExecContext(ctx, fmt.Sprintf("SET @@SESSION.explain_json_format_version = %d", old)); rerr != nil && err == nil {
+				err = rerr
+			}
+		}()
+		if _, err := q.ExecContext(ctx, "EXPLAIN ANALYZE FORMAT=JSON INTO @sqlcheck_plan "+query, args...); err != nil {
+			return "", err
+		}
+		var plan *string
+		err = queryRow(ctx, q, "SELECT @sqlcheck_plan").Scan(&plan)
+		_, _ = q.ExecContext(ctx, "SET @sqlcheck_plan = NULL")
+		if err == nil && plan == nil {
+			err = fmt.Errorf("sqlcheck: EXPLAIN ANALYZE returned no plan")
+		}
+		if err != nil {
+			return "", err
+		}
+		return *plan, nil
+	}
+	if b, ok := db.(beginner); ok {
+		// A transaction pins one connection for the session variables.
+		tx, err := b.BeginTx(ctx, nil)
+		if err != nil {
+			return "", err
+		}
+		defer func() { _ = tx.Rollback() }()
+		return run(tx)
+	}
+	return run(db)
+}
+
+// versionAtLeast reports whether a server version ("8.4.2", "9.1.0-commercial")
+// is at least major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(v, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 // transactional are the MySQL/MariaDB storage engines whose writes a

@@ -184,3 +184,9 @@ func TestParseSQLite(t *testing.T) {
 	require.Error(t, p.Check(UsesIndex("v", "v_x")), "a full scan of an index is a full scan")
 	require.Equal(t, "USE TEMP B-TREE", p.Nodes()[5].Op)
 }
+
+func TestVersionAtLeast(t *testing.T) {
+	for v, want := range map[string]bool{"8.3.0": true, "8.4.2": true, "9.1.0-commercial": true, "8.0.36": false, "5.7.44-log": false, "": false, "x": false} {
+		require.Equal(t, want, versionAtLeast(v, 8, 3), v)
+	}
+}

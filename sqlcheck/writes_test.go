@@ -153,4 +153,11 @@ func TestExplicitDialect(t *testing.T) {
 	require.False(t, plan.Analyzed)
 	require.ErrorContains(t, plan.Check(sqlcheck.NoSeqScan(table)), "(300 rows)")
 	require.Equal(t, before, fingerprint(t, db, table))
+	// A read: MySQL 8.3's EXPLAIN ANALYZE ... INTO is tried, MariaDB has no
+	// such thing, and the plain EXPLAIN is used with the reason.
+	plan, err = sqlcheck.Explain(context.Background(), db, "SELECT * FROM "+table+" WHERE x = ?", sqlcheck.MySQL, 5)
+	require.NoError(t, err)
+	require.False(t, plan.Analyzed)
+	require.Error(t, plan.AnalyzeError)
+	require.ErrorContains(t, plan.Check(sqlcheck.NoSeqScan(table)), "(300 rows)")
 }
