@@ -28,7 +28,7 @@ type token struct {
 // lex splits s into tokens, dropping whitespace and comments. It accepts any
 // input: a malformed or unterminated construct ends at the end of s.
 func lex(s string) []token {
-	var out []token
+	out := make([]token, 0, len(s)/3+1)
 	i := 0
 	for i < len(s) {
 		c := s[i]
