@@ -45,7 +45,11 @@ func FuzzParsePlan(f *testing.F) {
 	f.Add(mysqlDocV2)
 	f.Add(pgJoin)
 	f.Add(`{"query_block": {"table": {"table_name": "t", "access_type": "ALL", "rows": "x"}}}`)
+	f.Add("SEARCH a USING AUTOMATIC COVERING INDEX (x=?)")
 	f.Fuzz(func(t *testing.T, raw string) {
+		sp := buildSQLite([]sqliteLine{{id: 1, detail: raw}, {id: 2, parent: 1, detail: raw}, {id: 3, parent: 3, detail: raw}}, map[string]string{"a": "t"})
+		_ = sp.String()
+		_ = sp.Check(NoSeqScan(), UsesIndex("t", "i"), MinRows(5))
 		if p, err := parseMySQL(raw, map[string]string{"o": "orders"}, true); err == nil {
 			_ = p.String()
 			_ = p.Check(NoSeqScan(), MaxRows(10), MaxCost(1), UsesIndex("t", ""), MaxTime(1))
