@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Explain asks the database how it runs query with args and returns the
@@ -25,8 +26,9 @@ import (
 //   - SQLite: EXPLAIN QUERY PLAN, which does not run the statement.
 //
 // When running the statement fails (an INSERT whose row exists by now, a
-// constraint, a deadlock), Explain falls back to the plain EXPLAIN, which
-// does not run it, and reports the failure in Plan.AnalyzeError.
+// constraint, a deadlock, a row lock held elsewhere for more than 5 s),
+// Explain falls back to the plain EXPLAIN, which does not run it, and reports
+// the failure in Plan.AnalyzeError.
 //
 // Values of type [Dialect] among args choose the dialect instead of detecting
 // it, and Analyze(false) asks for the plain EXPLAIN everywhere; neither is
@@ -121,6 +123,11 @@ func oneLine(s string, n int) string {
 	}
 	return s
 }
+
+// lockTimeout is how long a statement Explain runs may wait for a lock (a
+// row the test itself holds in another transaction) before Explain gives up
+// running it and explains it without running.
+const lockTimeout = 5 * time.Second
 
 // errNoUndo is returned by undoScope when the statements cannot be undone.
 var errNoUndo = errors.New("sqlcheck: not in a transaction that can be rolled back")

@@ -48,7 +48,9 @@ func explainMySQL(ctx context.Context, db DB, d Dialect, query string, args []an
 	}
 	var raw string
 	err := undoScope(ctx, db, d, func(q DB) error {
-		return queryRow(ctx, q, "ANALYZE FORMAT=JSON "+query, args...).Scan(&raw)
+		// Do not wait forever for a lock the test itself holds.
+		secs := int(lockTimeout.Seconds())
+		return queryRow(ctx, q, fmt.Sprintf("SET STATEMENT innodb_lock_wait_timeout = %d, lock_wait_timeout = %d FOR ANALYZE FORMAT=JSON ", secs, secs)+query, args...).Scan(&raw)
 	})
 	if err == nil {
 		return parseMySQL(raw, aliases, true)

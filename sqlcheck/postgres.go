@@ -15,6 +15,12 @@ func explainPostgres(ctx context.Context, db DB, query string, args []any, analy
 	if analyze {
 		var raw string
 		err := undoScope(ctx, db, Postgres, func(q DB) error {
+			// Do not wait forever for a lock the test itself holds: give up
+			// and explain without running. SET LOCAL ends with the
+			// transaction, or with the rollback to the savepoint.
+			if _, err := q.ExecContext(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+				return err
+			}
 			return queryRow(ctx, q, "EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) "+query, args...).Scan(&raw)
 		})
 		if err == nil {

@@ -161,3 +161,27 @@ func TestExplicitDialect(t *testing.T) {
 	require.Error(t, plan.AnalyzeError)
 	require.ErrorContains(t, plan.Check(sqlcheck.NoSeqScan(table)), "(300 rows)")
 }
+
+// TestLockedRowsDoNotHang: a write whose rows another transaction holds is
+// not waited for forever: after the lock timeout it is explained without
+// running.
+func TestLockedRowsDoNotHang(t *testing.T) {
+	for _, be := range backends[:2] { // PostgreSQL and MariaDB run statements
+		t.Run(be.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := be.open(t)
+			table := itemsTable(t, db, be, 100)
+			holder, err := db.BeginTx(ctx, nil)
+			require.NoError(t, err)
+			defer holder.Rollback()
+			_, err = holder.ExecContext(ctx, "UPDATE "+table+" SET y = 'held' WHERE id = 1")
+			require.NoError(t, err)
+
+			plan, err := sqlcheck.Explain(ctx, db, "UPDATE "+table+" SET y = 'mine' WHERE id = "+be.ph(1), 1)
+			require.NoError(t, err)
+			require.False(t, plan.Analyzed)
+			require.Error(t, plan.AnalyzeError)
+			t.Logf("not analyzed: %v", plan.AnalyzeError)
+		})
+	}
+}
