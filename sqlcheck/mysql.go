@@ -283,6 +283,14 @@ func mysqlTable(obj jvalue, aliases map[string]string) Node {
 		}
 	}
 	n.Index = obj.str("key")
+	if n.Op == "index_merge" {
+		// "sort_union(a,b)", "intersect(a,b)": the indexes merged.
+		k := n.Index
+		if i := strings.IndexByte(k, '('); i >= 0 && strings.HasSuffix(k, ")") {
+			k = k[i+1 : len(k)-1]
+		}
+		n.Index = strings.Join(strings.Split(k, ","), ", ")
+	}
 	if n.Op == "" {
 		for _, w := range []string{"insert", "update", "delete"} {
 			if obj.str(w) != "" {

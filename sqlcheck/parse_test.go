@@ -190,3 +190,10 @@ func TestVersionAtLeast(t *testing.T) {
 		require.Equal(t, want, versionAtLeast(v, 8, 3), v)
 	}
 }
+
+func TestMySQLIndexMerge(t *testing.T) {
+	p, err := parseMySQL(`{"query_block": {"select_id": 1, "table": {"table_name": "t", "access_type": "index_merge",
+		"key": "sort_union(col1,col3)", "rows": 2398}}}`, nil, false)
+	require.NoError(t, err)
+	require.NoError(t, p.Check(UsesIndex("t", "col3"), NoSeqScan()))
+}

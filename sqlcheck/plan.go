@@ -59,7 +59,9 @@ type Node struct {
 	// PostgreSQL Seq Scan, a MySQL/MariaDB access type ALL or index (a full
 	// index scan), an SQLite SCAN of a table (with or without an index) or
 	// an automatic index SQLite builds by reading the whole table. These
-	// are what NoSeqScan forbids.
+	// are what NoSeqScan forbids. A PostgreSQL index scan without an index
+	// condition also reads a whole index but is not counted: MaxRows
+	// catches it.
 	FullScan bool
 	// TableRows is how many rows Table holds, counted for full scans only
 	// (at most 1,000,001: more is reported as 1,000,001), -1 otherwise.
