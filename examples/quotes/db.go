@@ -63,6 +63,12 @@ func defaultSQLitePath() string { return filepath.Join(os.TempDir(), "outrigger-
 // openDatabase opens url (postgres://… or postgresql://…; anything else, or
 // "", is a SQLite file path) and applies the migrations.
 func openDatabase(ctx context.Context, url string) (*database, error) {
+	return openDatabaseWith(ctx, url, sql.Open)
+}
+
+// openDatabaseWith is openDatabase with the function that opens the
+// database/sql handle: sql.Open, or in tests a sqlcheck.Recorder's Open.
+func openDatabaseWith(ctx context.Context, url string, open func(driverName, dsn string) (*sql.DB, error)) (*database, error) {
 	d, dsn := sqlite, url
 	switch {
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
@@ -75,7 +81,7 @@ func openDatabase(ctx context.Context, url string) (*database, error) {
 		// WAL and a busy timeout let the API read while the consumers write.
 		dsn = "file:" + dsn + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)"
 	}
-	db, err := sql.Open(d.driver, dsn)
+	db, err := open(d.driver, dsn)
 	if err != nil {
 		return nil, err
 	}
