@@ -45,7 +45,7 @@ func (s *ScriptRuns) DialHook(next redis.DialHook) redis.DialHook {
 func (s *ScriptRuns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		s.record(cmd)
+		s.record(cmd, err) // go-redis sets cmd's error after the hooks
 		return err
 	}
 }
@@ -56,13 +56,13 @@ func (s *ScriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		for _, cmd := range cmds {
-			s.record(cmd)
+			s.record(cmd, cmd.Err())
 		}
 		return err
 	}
 }
 
-func (s *ScriptRuns) record(cmd redis.Cmder) {
+func (s *ScriptRuns) record(cmd redis.Cmder, err error) {
 	args := cmd.Args()
 	if len(args) < 2 {
 		return
@@ -78,7 +78,7 @@ func (s *ScriptRuns) record(cmd redis.Cmder) {
 	default:
 		return
 	}
-	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
 		return
 	}
 	s.mu.Lock()
