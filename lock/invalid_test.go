@@ -17,22 +17,7 @@ import (
 	"github.com/outrigger-dev/outrigger/lock"
 )
 
-// brokenScript is a script that compiles and fails when it runs: what a
-// typo in one branch does.
-const brokenScript = "return never + 1"
-
 func hashOf(src string) string { return redis.NewScript(src).Hash() }
-
-// errorLogs returns the Error-level records logged for op.
-func errorLogs(logs *redistest.Logs, op string) []redistest.LogRecord {
-	var out []redistest.LogRecord
-	for _, r := range logs.Records(slog.LevelError) {
-		if r.Attrs["op"] == op {
-			out = append(out, r)
-		}
-	}
-	return out
-}
 
 // fenceAsHash puts a hash where the fencing counter of key "k" goes.
 func fenceAsHash(t *testing.T, c redis.UniversalClient, prefix string) {
@@ -68,9 +53,9 @@ func TestInvalidFailsLoudly(t *testing.T) {
 		call     func(ctx context.Context, l *lock.RedisLocker, held *lock.Lock) error
 		want     string // in the error
 	}{
-		{name: "acquire-script-error/try", op: "acquire", script: "acquire", src: brokenScript, want: "user_script",
+		{name: "acquire-script-error/try", op: "acquire", script: "acquire", src: redistest.BrokenScript, want: "user_script",
 			call: tryAcquireK},
-		{name: "acquire-script-error/wait", op: "acquire", script: "acquire", src: brokenScript, want: "user_script",
+		{name: "acquire-script-error/wait", op: "acquire", script: "acquire", src: redistest.BrokenScript, want: "user_script",
 			call: acquireK},
 		{name: "acquire-reply-shape", op: "acquire", script: "acquire", src: "return {1}", want: "unexpected reply",
 			call: tryAcquireK},
@@ -80,15 +65,15 @@ func TestInvalidFailsLoudly(t *testing.T) {
 		{name: "acquire-wrong-type/wait", op: "acquire", script: "acquire", want: "WRONGTYPE",
 			breakKey: fenceAsHash,
 			call:     acquireK},
-		{name: "refresh-script-error", op: "refresh", script: "refresh", src: brokenScript, want: "user_script",
+		{name: "refresh-script-error", op: "refresh", script: "refresh", src: redistest.BrokenScript, want: "user_script",
 			call: func(ctx context.Context, _ *lock.RedisLocker, h *lock.Lock) error { return h.Refresh(ctx, time.Minute) }},
 		{name: "refresh-reply-shape", op: "refresh", script: "refresh", src: "return 'x'", want: "unexpected reply",
 			call: func(ctx context.Context, _ *lock.RedisLocker, h *lock.Lock) error { return h.Refresh(ctx, time.Minute) }},
-		{name: "release-script-error", op: "release", script: "release", src: brokenScript, want: "user_script",
+		{name: "release-script-error", op: "release", script: "release", src: redistest.BrokenScript, want: "user_script",
 			call: func(ctx context.Context, _ *lock.RedisLocker, h *lock.Lock) error { return h.Release(ctx) }},
 		{name: "release-reply-shape", op: "release", script: "release", src: "return {5}", want: "unexpected reply",
 			call: func(ctx context.Context, _ *lock.RedisLocker, h *lock.Lock) error { return h.Release(ctx) }},
-		{name: "ttl-script-error", op: "ttl", script: "pttl", src: brokenScript, want: "user_script",
+		{name: "ttl-script-error", op: "ttl", script: "pttl", src: redistest.BrokenScript, want: "user_script",
 			call: func(ctx context.Context, _ *lock.RedisLocker, h *lock.Lock) error { _, err := h.TTL(ctx); return err }},
 	}
 	for _, topo := range []struct {
@@ -134,7 +119,7 @@ func TestInvalidFailsLoudly(t *testing.T) {
 				assert.EqualValues(t, calls, st.Invalid-before.Invalid, "Stats.Invalid: %+v", st)
 				assert.Zero(t, st.Errors, "counted as Redis unavailable: %+v", st)
 				assert.Zero(t, st.NotAcquired, "counted as not acquired: %+v", st)
-				assert.Len(t, errorLogs(logs, tc.op), 1, "Error records for %s, want one per kind:\n%s", tc.op, logs)
+				assert.Len(t, logs.With(slog.LevelError, "op", tc.op), 1, "Error records for %s, want one per kind:\n%s", tc.op, logs)
 
 				if tc.breakKey != nil {
 					// Only that key is broken: the locker still works.
@@ -166,7 +151,7 @@ func TestInvalidAutoRefreshLosesLock(t *testing.T) {
 		logger, logs := redistest.NewLogs()
 		l, err := lock.New(c, lock.WithPrefix(db.Prefix+name+":"), lock.WithAutoRefresh(true), lock.WithLogger(logger))
 		require.NoError(t, err)
-		lock.SetScript(l, "refresh", brokenScript)
+		lock.SetScript(l, "refresh", redistest.BrokenScript)
 		return l, runs, logs
 	}
 	checkCause := func(t *testing.T, err error) {
@@ -190,12 +175,12 @@ func TestInvalidAutoRefreshLosesLock(t *testing.T) {
 			t.Fatal("Lost not closed")
 		}
 		checkCause(t, lk.Err())
-		assert.EqualValues(t, 1, runs.Runs(hashOf(brokenScript)), "the refused refresh was retried")
+		assert.EqualValues(t, 1, runs.Runs(hashOf(redistest.BrokenScript)), "the refused refresh was retried")
 		st := l.Stats()
 		assert.EqualValues(t, 1, st.Invalid)
 		assert.Zero(t, st.Errors)
 		assert.EqualValues(t, 1, st.Lost)
-		assert.Len(t, errorLogs(logs, "refresh"), 1, logs.String())
+		assert.Len(t, logs.With(slog.LevelError, "op", "refresh"), 1, logs.String())
 		require.NoError(t, lk.Release(ctx), "released in Redis: the release script works")
 		require.ErrorIs(t, lk.Err(), lock.ErrReleased)
 	})
@@ -217,7 +202,7 @@ func TestInvalidAutoRefreshLosesLock(t *testing.T) {
 		checkCause(t, cause)
 		checkCause(t, err)
 		assert.ErrorIs(t, err, context.Canceled, "fn's own error is joined")
-		assert.EqualValues(t, 1, runs.Runs(hashOf(brokenScript)))
+		assert.EqualValues(t, 1, runs.Runs(hashOf(redistest.BrokenScript)))
 		b, err := l.TryAcquire(ctx, "k", time.Second)
 		require.NoError(t, err, "Do released the lock")
 		require.NoError(t, b.Release(ctx))
@@ -290,7 +275,7 @@ func TestInvalidWakeUp(t *testing.T) {
 			st := waiter.Stats()
 			assert.NotZero(t, st.Invalid)
 			assert.Zero(t, st.Errors, "taken for Redis being unavailable: %+v", st)
-			assert.Len(t, errorLogs(logs, tc.op), 1, logs.String())
+			assert.Len(t, logs.With(slog.LevelError, "op", tc.op), 1, logs.String())
 			q, err := db.Client.ZCard(ctx, keys[2]).Result()
 			require.NoError(t, err)
 			assert.Zero(t, q, "the waiter left the queue")
@@ -347,7 +332,7 @@ func TestInvalidRedlock(t *testing.T) {
 		st := rl.Stats()
 		assert.GreaterOrEqual(t, st.Invalid, uint64(2))
 		assert.Zero(t, st.NotAcquired)
-		assert.Len(t, errorLogs(logs, "acquire"), 1, logs.String())
+		assert.Len(t, logs.With(slog.LevelError, "op", "acquire"), 1, logs.String())
 	})
 
 	t.Run("node-wrong-type/refresh", func(t *testing.T) {
@@ -363,14 +348,14 @@ func TestInvalidRedlock(t *testing.T) {
 		assert.Contains(t, err.Error(), "WRONGTYPE")
 		assert.NotErrorIs(t, err, lock.ErrLockLost, "a majority still holds it")
 		assert.EqualValues(t, 1, rl.Stats().Invalid)
-		assert.Len(t, errorLogs(logs, "refresh"), 1, logs.String())
+		assert.Len(t, logs.With(slog.LevelError, "op", "refresh"), 1, logs.String())
 		require.NoError(t, cs[0].Del(ctx, fence(prefix)).Err())
 		require.NoError(t, lk.Release(ctx))
 	})
 
 	t.Run("script-error", func(t *testing.T) {
 		rl, logs := newRL(t, "rlse:")
-		lock.SetScript(rl, "acquire", brokenScript)
+		lock.SetScript(rl, "acquire", redistest.BrokenScript)
 		_, err := rl.TryAcquire(ctx, "k", 10*time.Second)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "user_script")
@@ -378,7 +363,7 @@ func TestInvalidRedlock(t *testing.T) {
 		assert.NotErrorIs(t, err, lock.ErrNotAcquired)
 		assert.EqualValues(t, 1, rl.Stats().Invalid)
 		assert.Zero(t, rl.Stats().Errors)
-		assert.Len(t, errorLogs(logs, "acquire"), 1, logs.String())
+		assert.Len(t, logs.With(slog.LevelError, "op", "acquire"), 1, logs.String())
 	})
 }
 

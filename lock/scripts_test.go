@@ -17,6 +17,7 @@ import (
 
 // scriptEnv is one branch test's view of a lock's keys.
 type scriptEnv struct {
+	redistest.Peek
 	t    *testing.T
 	ctx  context.Context
 	c    redis.UniversalClient
@@ -28,30 +29,6 @@ func (e *scriptEnv) lockKey() string  { return e.keys[0] }
 func (e *scriptEnv) fenceKey() string { return e.keys[1] }
 func (e *scriptEnv) wake(owner string) string {
 	return e.keys[4] + owner
-}
-
-// do runs a command and fails the test on error.
-func (e *scriptEnv) do(args ...any) {
-	e.t.Helper()
-	require.NoError(e.t, e.c.Do(e.ctx, args...).Err(), "%v", args)
-}
-
-// get returns a string key's value, "" when missing.
-func (e *scriptEnv) get(k string) string {
-	e.t.Helper()
-	v, err := e.c.Get(e.ctx, k).Result()
-	if err == redis.Nil {
-		return ""
-	}
-	require.NoError(e.t, err)
-	return v
-}
-
-func (e *scriptEnv) pttl(k string) time.Duration {
-	e.t.Helper()
-	d, err := e.c.PTTL(e.ctx, k).Result()
-	require.NoError(e.t, err)
-	return d
 }
 
 // waiter queues owner with an entry deadline, a ttl and (reserve > 0) the
@@ -67,23 +44,13 @@ func (e *scriptEnv) waiter(owner string, score float64, deadline time.Time, ttl 
 }
 
 // queued returns the queue's members, oldest first.
-func (e *scriptEnv) queued() []string {
-	e.t.Helper()
-	v, err := e.c.ZRange(e.ctx, e.keys[2], 0, -1).Result()
-	require.NoError(e.t, err)
-	return v
-}
+func (e *scriptEnv) queued() []string { return e.ZRange(e.keys[2]) }
 
-func (e *scriptEnv) wakeMsgs(owner string) []string {
-	e.t.Helper()
-	v, err := e.c.LRange(e.ctx, e.wake(owner), 0, -1).Result()
-	require.NoError(e.t, err)
-	return v
-}
+func (e *scriptEnv) wakeMsgs(owner string) []string { return e.LRange(e.wake(owner)) }
 
 func (e *scriptEnv) fence() uint64 {
 	e.t.Helper()
-	v := e.get(e.fenceKey())
+	v := e.Get(e.fenceKey())
 	if v == "" {
 		return 0
 	}
@@ -96,7 +63,7 @@ func (e *scriptEnv) fence() uint64 {
 // list, and returns the granted token.
 func (e *scriptEnv) grantTo(owner string) uint64 {
 	e.t.Helper()
-	require.Equal(e.t, owner, e.get(e.lockKey()), "the lock is granted to %s", owner)
+	require.Equal(e.t, owner, e.Get(e.lockKey()), "the lock is granted to %s", owner)
 	msgs := e.wakeMsgs(owner)
 	require.Len(e.t, msgs, 1, "%s's wake list", owner)
 	parts := strings.Split(msgs[0], "|")
@@ -146,12 +113,12 @@ func TestScriptBranches(t *testing.T) {
 				require.Len(e.t, r, 3)
 				assert.EqualValues(e.t, 1, r[0])
 				assert.GreaterOrEqual(e.t, r[1], r[2], "token >= Redis TIME")
-				assert.Equal(e.t, "me", e.get(e.lockKey()))
-				assert.Greater(e.t, e.pttl(e.lockKey()), 5*time.Second)
+				assert.Equal(e.t, "me", e.Get(e.lockKey()))
+				assert.Greater(e.t, e.PTTL(e.lockKey()), 5*time.Second)
 				assert.EqualValues(e.t, r[1], e.fence(), "counter = token")
 			}},
 		{name: "acquire/free/counter-ahead", script: "acquire", args: []any{"me", 10000, 0, 0},
-			setup: func(e *scriptEnv) { e.do("SET", e.fenceKey(), highToken) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.fenceKey(), highToken) },
 			check: func(e *scriptEnv, v any) {
 				r := ints(e.t, v)
 				assert.EqualValues(e.t, []int64{1, highToken + 1, r[2]}, r)
@@ -164,13 +131,13 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "acquire/ours-again", script: "acquire", args: []any{"me", 10000, 0, 0},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 1000)
-				e.do("SET", e.fenceKey(), highToken)
+				e.Do("SET", e.lockKey(), "me", "PX", 1000)
+				e.Do("SET", e.fenceKey(), highToken)
 			},
 			check: func(e *scriptEnv, v any) {
 				r := ints(e.t, v)
 				assert.EqualValues(e.t, []int64{1, highToken + 1, r[2]}, r, "a new token")
-				assert.Greater(e.t, e.pttl(e.lockKey()), 5*time.Second, "extended to ttl")
+				assert.Greater(e.t, e.PTTL(e.lockKey()), 5*time.Second, "extended to ttl")
 			}},
 		{name: "acquire/free/was-queued", script: "acquire", args: []any{"me", 10000, 1000, 1},
 			setup: func(e *scriptEnv) { e.waiter("me", 1, live(), 10*time.Second, 1) },
@@ -182,7 +149,7 @@ func TestScriptBranches(t *testing.T) {
 				assert.Zero(e.t, n)
 			}},
 		{name: "acquire/held/queue", script: "acquire", args: []any{"me", 10000, 2000, 0},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "other", "PX", 5000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "other", "PX", 5000) },
 			check: func(e *scriptEnv, v any) {
 				r := ints(e.t, v)
 				assert.EqualValues(e.t, 0, r[0])
@@ -195,38 +162,38 @@ func TestScriptBranches(t *testing.T) {
 				dl, _ := strconv.ParseInt(parts[0], 10, 64)
 				assert.InDelta(e.t, float64(r[2]+2_000_000), float64(dl), 1, "entry deadline = now + life")
 				assert.Equal(e.t, []string{"10000", "1"}, parts[1:])
-				assert.Greater(e.t, e.pttl(e.keys[2]), 10*time.Second, "queue expiry")
-				assert.Greater(e.t, e.pttl(e.keys[3]), 10*time.Second, "queue info expiry")
+				assert.Greater(e.t, e.PTTL(e.keys[2]), 10*time.Second, "queue expiry")
+				assert.Greater(e.t, e.PTTL(e.keys[3]), 10*time.Second, "queue info expiry")
 			}},
 		{name: "acquire/held/try", script: "acquire", args: []any{"me", 10000, 0, 0},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "other", "PX", 5000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "other", "PX", 5000) },
 			check: func(e *scriptEnv, v any) {
 				r := ints(e.t, v)
 				assert.EqualValues(e.t, 0, r[0])
 				assert.Empty(e.t, e.queued(), "a try does not queue")
-				assert.Equal(e.t, "other", e.get(e.lockKey()))
+				assert.Equal(e.t, "other", e.Get(e.lockKey()))
 			}},
 
 		// release.lua (and common.lua's bump, next_token, handoff, free)
 		{name: "release/fast", script: "release", args: []any{"me", 0, "1"},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "me", "PX", 5000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "me", "PX", 5000) },
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Empty(e.t, e.get(e.lockKey()))
-				assert.Equal(e.t, "1", e.get(e.wake("me")+":rel"), "tombstone")
+				assert.Empty(e.t, e.Get(e.lockKey()))
+				assert.Equal(e.t, "1", e.Get(e.wake("me")+":rel"), "tombstone")
 			}},
 		{name: "release/slow/bump", script: "release", args: []any{"me", strconv.Itoa(highToken), "0"},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "me", "PX", 5000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "me", "PX", 5000) },
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Empty(e.t, e.get(e.lockKey()))
+				assert.Empty(e.t, e.Get(e.lockKey()))
 				assert.EqualValues(e.t, highToken, e.fence(), "counter raised to our token")
-				assert.Equal(e.t, "1", e.get(e.wake("me")+":rel"), "tombstone")
+				assert.Equal(e.t, "1", e.Get(e.wake("me")+":rel"), "tombstone")
 			}},
 		{name: "release/slow/bump-lower", script: "release", args: []any{"me", "7", "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
-				e.do("SET", e.fenceKey(), highToken)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.fenceKey(), highToken)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
@@ -234,7 +201,7 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "release/grant", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("w1", 1, live(), 7*time.Second, 1)
 				e.waiter("w2", 2, live(), 7*time.Second, 1)
 			},
@@ -242,13 +209,13 @@ func TestScriptBranches(t *testing.T) {
 				assert.EqualValues(e.t, 1, v)
 				tok := e.grantTo("w1")
 				assert.Equal(e.t, tok, e.fence())
-				assert.InDelta(e.t, 7000, e.pttl(e.lockKey()).Milliseconds(), 1000, "the waiter's ttl")
+				assert.InDelta(e.t, 7000, e.PTTL(e.lockKey()).Milliseconds(), 1000, "the waiter's ttl")
 				assert.Equal(e.t, []string{"w2"}, e.queued(), "the next one still waits")
-				assert.Equal(e.t, "1", e.get(e.wake("me")+":rel"), "tombstone")
+				assert.Equal(e.t, "1", e.Get(e.wake("me")+":rel"), "tombstone")
 			}},
 		{name: "release/grant/dead-waiter-skipped", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("dead", 1, time.Now().Add(-time.Second), 7*time.Second, 1)
 				e.waiter("w", 2, live(), 7*time.Second, 1)
 			},
@@ -260,7 +227,7 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "release/grant/own-entry-skipped", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("me", 1, live(), 7*time.Second, 1)
 				e.waiter("w", 2, live(), 7*time.Second, 1)
 			},
@@ -270,17 +237,17 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "release/grant/entry-without-info-skipped", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
-				e.do("ZADD", e.keys[2], 1, "ghost")
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("ZADD", e.keys[2], 1, "ghost")
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Empty(e.t, e.get(e.lockKey()), "nobody to hand it to: deleted")
+				assert.Empty(e.t, e.Get(e.lockKey()), "nobody to hand it to: deleted")
 				assert.Empty(e.t, e.queued())
 			}},
 		{name: "release/grant/info-without-reserve", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("w", 1, live(), 7*time.Second, 0)
 			},
 			check: func(e *scriptEnv, v any) {
@@ -289,7 +256,7 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "release/grant/reserve", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("w", 1, live(), 7*time.Second, 3)
 			},
 			check: func(e *scriptEnv, v any) {
@@ -298,37 +265,37 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "release/wake", script: "release", args: []any{"me", 0, "0"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("w", 1, live(), 7*time.Second, 1)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Empty(e.t, e.get(e.lockKey()), "deleted")
+				assert.Empty(e.t, e.Get(e.lockKey()), "deleted")
 				assert.Equal(e.t, []string{"n"}, e.wakeMsgs("w"), "woken")
 			}},
 		{name: "release/keep", script: "release", args: []any{"me", 0, "1", 3, 7000},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "me", "PX", 2000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "me", "PX", 2000) },
 			check: func(e *scriptEnv, v any) {
 				r := ints(e.t, v)
 				require.Len(e.t, r, 2)
 				assert.EqualValues(e.t, 2, r[0])
-				assert.Equal(e.t, "me", e.get(e.lockKey()), "kept")
-				assert.Greater(e.t, e.pttl(e.lockKey()), 5*time.Second, "with the kept ttl")
+				assert.Equal(e.t, "me", e.Get(e.lockKey()), "kept")
+				assert.Greater(e.t, e.PTTL(e.lockKey()), 5*time.Second, "with the kept ttl")
 				assert.EqualValues(e.t, r[1]+2, e.fence(), "reserving 3 tokens")
-				assert.Empty(e.t, e.get(e.wake("me")+":rel"), "no tombstone: still held")
+				assert.Empty(e.t, e.Get(e.wake("me")+":rel"), "no tombstone: still held")
 			}},
 		{name: "release/keep/waiter-first", script: "release", args: []any{"me", 0, "1", 3, 7000},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 2000)
+				e.Do("SET", e.lockKey(), "me", "PX", 2000)
 				e.waiter("w", 1, live(), 7*time.Second, 1)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
 				e.grantTo("w")
-				assert.Equal(e.t, "1", e.get(e.wake("me")+":rel"), "tombstone")
+				assert.Equal(e.t, "1", e.Get(e.wake("me")+":rel"), "tombstone")
 			}},
 		{name: "release/resent", script: "release", args: []any{"me", 0, "1"},
-			setup: func(e *scriptEnv) { e.do("SET", e.wake("me")+":rel", "1", "PX", 10000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.wake("me")+":rel", "1", "PX", 10000) },
 			check: func(e *scriptEnv, v any) { assert.EqualValues(e.t, 1, v, "the tombstone says it was ours") }},
 		{name: "release/expired/pass-on", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) { e.waiter("w", 1, live(), 7*time.Second, 1) },
@@ -338,61 +305,61 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "release/taken", script: "release", args: []any{"me", 0, "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "other", "PX", 5000)
+				e.Do("SET", e.lockKey(), "other", "PX", 5000)
 				e.waiter("w", 1, live(), 7*time.Second, 1)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 0, v)
-				assert.Equal(e.t, "other", e.get(e.lockKey()))
+				assert.Equal(e.t, "other", e.Get(e.lockKey()))
 				assert.Equal(e.t, []string{"w"}, e.queued(), "the holder's waiter still waits")
 			}},
 
 		// refresh.lua
 		{name: "refresh/ours", script: "refresh", args: []any{"me", 0, 10000},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "me", "PX", 1000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "me", "PX", 1000) },
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Greater(e.t, e.pttl(e.lockKey()), 5*time.Second)
+				assert.Greater(e.t, e.PTTL(e.lockKey()), 5*time.Second)
 				assert.Zero(e.t, e.fence(), "token 0: counter untouched")
 			}},
 		{name: "refresh/ours/bump", script: "refresh", args: []any{"me", strconv.Itoa(highToken), 10000},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "me", "PX", 1000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "me", "PX", 1000) },
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
 				assert.EqualValues(e.t, highToken, e.fence())
 			}},
 		{name: "refresh/ours/bump-lower", script: "refresh", args: []any{"me", "7", 10000},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 1000)
-				e.do("SET", e.fenceKey(), highToken)
+				e.Do("SET", e.lockKey(), "me", "PX", 1000)
+				e.Do("SET", e.fenceKey(), highToken)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
 				assert.EqualValues(e.t, highToken, e.fence())
 			}},
 		{name: "refresh/not-ours", script: "refresh", args: []any{"me", 0, 10000},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "other", "PX", 1000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "other", "PX", 1000) },
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 0, v)
-				assert.LessOrEqual(e.t, e.pttl(e.lockKey()), time.Second, "not extended")
+				assert.LessOrEqual(e.t, e.PTTL(e.lockKey()), time.Second, "not extended")
 			}},
 
 		// pttl.lua
 		{name: "pttl/ours", script: "pttl", args: []any{"me"},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "me", "PX", 5000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "me", "PX", 5000) },
 			check: func(e *scriptEnv, v any) {
 				n, ok := v.(int64)
 				require.True(e.t, ok)
 				assert.True(e.t, n > 0 && n <= 5000, "pttl %d", n)
 			}},
 		{name: "pttl/not-ours", script: "pttl", args: []any{"me"},
-			setup: func(e *scriptEnv) { e.do("SET", e.lockKey(), "other", "PX", 5000) },
+			setup: func(e *scriptEnv) { e.Do("SET", e.lockKey(), "other", "PX", 5000) },
 			check: func(e *scriptEnv, v any) { assert.EqualValues(e.t, -3, v) }},
 
 		// cancel.lua
 		{name: "cancel/granted/pass-on", script: "cancel", args: []any{"me", "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("me", 1, live(), 5*time.Second, 1)
 				e.waiter("w", 2, live(), 7*time.Second, 1)
 			},
@@ -404,23 +371,23 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "cancel/granted/delete", script: "cancel", args: []any{"me", "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("me", 1, live(), 5*time.Second, 1)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Empty(e.t, e.get(e.lockKey()), "nobody waits: deleted")
+				assert.Empty(e.t, e.Get(e.lockKey()), "nobody waits: deleted")
 				assert.Equal(e.t, []string{"c"}, e.wakeMsgs("me"))
-				assert.Greater(e.t, e.pttl(e.wake("me")), time.Duration(0), "the marker expires")
+				assert.Greater(e.t, e.PTTL(e.wake("me")), time.Duration(0), "the marker expires")
 			}},
 		{name: "cancel/granted/wake", script: "cancel", args: []any{"me", "0"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "me", "PX", 5000)
+				e.Do("SET", e.lockKey(), "me", "PX", 5000)
 				e.waiter("w", 1, live(), 7*time.Second, 1)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
-				assert.Empty(e.t, e.get(e.lockKey()))
+				assert.Empty(e.t, e.Get(e.lockKey()))
 				assert.Equal(e.t, []string{"n"}, e.wakeMsgs("w"))
 			}},
 		{name: "cancel/free/pass-turn", script: "cancel", args: []any{"me", "1"},
@@ -434,13 +401,13 @@ func TestScriptBranches(t *testing.T) {
 			}},
 		{name: "cancel/held-by-other", script: "cancel", args: []any{"me", "1"},
 			setup: func(e *scriptEnv) {
-				e.do("SET", e.lockKey(), "other", "PX", 5000)
+				e.Do("SET", e.lockKey(), "other", "PX", 5000)
 				e.waiter("me", 1, live(), 5*time.Second, 1)
 				e.waiter("w", 2, live(), 7*time.Second, 1)
 			},
 			check: func(e *scriptEnv, v any) {
 				assert.EqualValues(e.t, 0, v)
-				assert.Equal(e.t, "other", e.get(e.lockKey()))
+				assert.Equal(e.t, "other", e.Get(e.lockKey()))
 				assert.Equal(e.t, []string{"w"}, e.queued(), "only we left")
 				assert.Equal(e.t, []string{"c"}, e.wakeMsgs("me"))
 			}},
@@ -453,26 +420,26 @@ func TestScriptBranches(t *testing.T) {
 				assert.Equal(e.t, "150", e.hget("t"))
 			}},
 		{name: "fence/stale/shorter", script: "fence", args: []any{"99", "s", "x"},
-			setup: func(e *scriptEnv) { e.do("HSET", e.resKey(), "t", "100") },
+			setup: func(e *scriptEnv) { e.Do("HSET", e.resKey(), "t", "100") },
 			check: func(e *scriptEnv, v any) {
 				assert.Equal(e.t, []any{int64(0), "100"}, v)
 				assert.Empty(e.t, e.hget("v"), "a stale set writes nothing")
 			}},
 		{name: "fence/stale/same-length", script: "fence", args: []any{"120", "c", ""},
-			setup: func(e *scriptEnv) { e.do("HSET", e.resKey(), "t", "150") },
+			setup: func(e *scriptEnv) { e.Do("HSET", e.resKey(), "t", "150") },
 			check: func(e *scriptEnv, v any) { assert.Equal(e.t, []any{int64(0), "150"}, v) }},
 		{name: "fence/equal", script: "fence", args: []any{"150", "c", ""},
-			setup: func(e *scriptEnv) { e.do("HSET", e.resKey(), "t", "150") },
+			setup: func(e *scriptEnv) { e.Do("HSET", e.resKey(), "t", "150") },
 			check: func(e *scriptEnv, v any) { assert.Equal(e.t, []any{int64(1), "150"}, v) }},
 		{name: "fence/newer/set", script: "fence", args: []any{"1000", "s", "v1"},
-			setup: func(e *scriptEnv) { e.do("HSET", e.resKey(), "t", "150", "v", "v0") },
+			setup: func(e *scriptEnv) { e.Do("HSET", e.resKey(), "t", "150", "v", "v0") },
 			check: func(e *scriptEnv, v any) {
 				assert.Equal(e.t, []any{int64(1), "1000"}, v)
 				assert.Equal(e.t, "1000", e.hget("t"))
 				assert.Equal(e.t, "v1", e.hget("v"))
 			}},
 		{name: "fence/newer/check", script: "fence", args: []any{"1000", "c", "ignored"},
-			setup: func(e *scriptEnv) { e.do("HSET", e.resKey(), "t", "150", "v", "v0") },
+			setup: func(e *scriptEnv) { e.Do("HSET", e.resKey(), "t", "150", "v", "v0") },
 			check: func(e *scriptEnv, v any) {
 				assert.Equal(e.t, []any{int64(1), "1000"}, v)
 				assert.Equal(e.t, "v0", e.hget("v"), "a check leaves the value")
@@ -487,7 +454,7 @@ func TestScriptBranches(t *testing.T) {
 			t.Run("topology="+topo.name+"/"+tc.name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				e := &scriptEnv{t: t, ctx: ctx, c: db.Client, pre: db.Prefix + "br" + strconv.Itoa(i) + ":"}
+				e := &scriptEnv{Peek: redistest.Peek{TB: t, Ctx: ctx, C: db.Client}, t: t, ctx: ctx, c: db.Client, pre: db.Prefix + "br" + strconv.Itoa(i) + ":"}
 				e.keys = lock.Keys(e.pre, "k")
 				if tc.setup != nil {
 					tc.setup(e)

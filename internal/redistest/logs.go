@@ -43,6 +43,19 @@ func (l *Logs) Records(level slog.Level) []LogRecord {
 	return out
 }
 
+// With returns the records at level or above whose attribute key has
+// value (e.g. the Error records of one operation: With(slog.LevelError,
+// "op", "acquire")).
+func (l *Logs) With(level slog.Level, key, value string) []LogRecord {
+	var out []LogRecord
+	for _, r := range l.Records(level) {
+		if r.Attrs[key] == value {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Count returns how many records are at level or above.
 func (l *Logs) Count(level slog.Level) int { return len(l.Records(level)) }
 

@@ -20,7 +20,7 @@ func TestScriptRuns(t *testing.T) {
 	c.AddHook(runs)
 	// a script no other test loaded: the first EVALSHA gets NOSCRIPT
 	ok := redis.NewScript("return 1 -- " + db.Prefix)
-	bad := redis.NewScript("return never + 1 -- " + db.Prefix)
+	bad := redis.NewScript(BrokenScript + " -- " + db.Prefix)
 
 	require.True(t, redis.HasErrorPrefix(ok.EvalSha(ctx, c, nil).Err(), "NOSCRIPT"))
 	require.Zero(t, runs.Runs(ok.Hash()), "NOSCRIPT: did not run")
@@ -50,4 +50,7 @@ func TestLogs(t *testing.T) {
 	require.Len(t, errs, 1)
 	require.Equal(t, map[string]string{"op": "acquire", "n": strconv.Itoa(1)}, errs[0].Attrs)
 	require.Contains(t, logs.String(), `"boom"`)
+	require.Len(t, logs.With(slog.LevelError, "op", "acquire"), 1)
+	require.Empty(t, logs.With(slog.LevelError, "op", "release"))
+	require.Empty(t, logs.With(slog.LevelError+1, "op", "acquire"))
 }

@@ -11,7 +11,8 @@
 --   ours, counter already higher         …/refresh/ours/bump-lower
 --   not ours                             …/refresh/not-ours
 -- Through the API: TestContract/…/ttl-and-refresh, …/do-refreshes-past-ttl,
--- …/auto-refresh; refused refreshes: TestInvalidFailsLoudly/…/refresh-*.
+-- …/auto-refresh; refused refreshes: TestInvalidFailsLoudly/…/refresh-*,
+-- TestInvalidAutoRefreshLosesLock.
 local tok = tonumber(ARGV[2])
 if tok > 0 and tok > tonumber(redis.call('GET', KEYS[2]) or '0') then
   redis.call('SET', KEYS[2], ARGV[2]) -- as bump in common.lua
