@@ -128,55 +128,84 @@ func TestInvalidFailsLoudly(t *testing.T) {
 	}
 }
 
-// TestInvalidRefreshCancelsRun: a claim refresh that Redis refuses with an
-// invalid error is not retried: the run's context is cancelled at once
-// with ErrLeaseLost wrapping the error, the run fails with it (Trigger's
-// result and History), and it is counted and logged once.
+// TestInvalidRefreshCancelsRun: a refresh of a run's claim or lease that
+// Redis refuses with an invalid error is not retried: the run's context is
+// cancelled at once with ErrLeaseLost wrapping the error, the run fails
+// with it (Trigger's result and History), and it is counted and logged
+// once. The claim's refresh script is broken; the lease (a lock) is
+// replaced by a hash while the job runs, so that its auto-refresh gets
+// WRONGTYPE.
 func TestInvalidRefreshCancelsRun(t *testing.T) {
 	noLeaks(t)
+	cases := []struct {
+		name    string
+		op      string
+		claim   bool   // break the claim's refresh script, else the lease's key
+		want    string // in the error
+		context string // in the error: which refresh
+	}{
+		{name: "claim", op: "refresh", claim: true, want: "user_script", context: `scheduler: refreshing the claim of "long"`},
+		{name: "lease", op: "lease", want: "WRONGTYPE", context: `lock: refresh "long"`},
+	}
 	for _, b := range redisBackends {
-		t.Run("redis="+b.name, func(t *testing.T) {
-			db := b.mk(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			c := db.NewClient(t)
-			runs := redistest.NewScriptRuns()
-			c.AddHook(runs)
-			logger, logs := redistest.NewLogs()
-			s, err := scheduler.New(c, scheduler.WithNamespace(db.Prefix), scheduler.WithLogger(logger),
-				scheduler.WithLeaseTTL(600*time.Millisecond))
-			require.NoError(t, err)
-			scheduler.SetScript(s, "refresh", redistest.BrokenScript)
-			var cause atomic.Value
-			require.NoError(t, s.Cron("long", "0 0 1 1 *", func(jctx context.Context, _ scheduler.Run) error {
-				select {
-				case <-jctx.Done():
-					cause.Store(context.Cause(jctx))
-					return jctx.Err()
-				case <-ctx.Done():
-					return errors.New("the run's context was not cancelled")
+		db := b.mk(t)
+		for i, tc := range cases {
+			t.Run("redis="+b.name+"/"+tc.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				ns := db.Prefix + "rf" + strconv.Itoa(i) + ":"
+				c := db.NewClient(t)
+				runs := redistest.NewScriptRuns()
+				c.AddHook(runs)
+				logger, logs := redistest.NewLogs()
+				s, err := scheduler.New(c, scheduler.WithNamespace(ns), scheduler.WithLogger(logger),
+					scheduler.WithLeaseTTL(600*time.Millisecond))
+				require.NoError(t, err)
+				if tc.claim {
+					scheduler.SetScript(s, "refresh", redistest.BrokenScript)
 				}
-			}))
-			err = s.Trigger(ctx, "long")
-			require.Error(t, err)
-			require.ErrorIs(t, err, scheduler.ErrLeaseLost)
-			assert.Contains(t, err.Error(), `scheduler: refreshing the claim of "long"`)
-			assert.Contains(t, err.Error(), "user_script")
-			jc, _ := cause.Load().(error)
-			require.ErrorIs(t, jc, scheduler.ErrLeaseLost, "the job's context cause")
-			assert.Contains(t, jc.Error(), "user_script")
-			assert.EqualValues(t, 1, runs.Runs(hashOf(redistest.BrokenScript)), "the refused refresh was retried")
-			recs, err := s.History(ctx, "long", 1)
-			require.NoError(t, err)
-			require.Len(t, recs, 1)
-			assert.Contains(t, recs[0].Error, "user_script")
-			stopAll(t, s)
-			st := s.Stats()
-			assert.EqualValues(t, 1, st.Invalid)
-			assert.Zero(t, st.Errors)
-			assert.EqualValues(t, 1, st.Failed)
-			assert.Len(t, logs.With(slog.LevelError, "op", "refresh"), 1, logs.String())
-		})
+				var cause atomic.Value
+				require.NoError(t, s.Cron("long", "0 0 1 1 *", func(jctx context.Context, _ scheduler.Run) error {
+					if !tc.claim {
+						lease := ns + "lease:{long}"
+						if err := c.Del(ctx, lease).Err(); err != nil {
+							return err
+						}
+						if err := c.HSet(ctx, lease, "f", "v").Err(); err != nil {
+							return err
+						}
+					}
+					select {
+					case <-jctx.Done():
+						cause.Store(context.Cause(jctx))
+						return jctx.Err()
+					case <-ctx.Done():
+						return errors.New("the run's context was not cancelled")
+					}
+				}))
+				err = s.Trigger(ctx, "long")
+				require.Error(t, err)
+				require.ErrorIs(t, err, scheduler.ErrLeaseLost)
+				assert.Contains(t, err.Error(), tc.context)
+				assert.Contains(t, err.Error(), tc.want)
+				jc, _ := cause.Load().(error)
+				require.ErrorIs(t, jc, scheduler.ErrLeaseLost, "the job's context cause")
+				assert.Contains(t, jc.Error(), tc.want)
+				if tc.claim {
+					assert.EqualValues(t, 1, runs.Runs(hashOf(redistest.BrokenScript)), "the refused refresh was retried")
+				}
+				recs, err := s.History(ctx, "long", 1)
+				require.NoError(t, err)
+				require.Len(t, recs, 1)
+				assert.Contains(t, recs[0].Error, tc.want)
+				stopAll(t, s)
+				st := s.Stats()
+				assert.EqualValues(t, 1, st.Invalid)
+				assert.Zero(t, st.Errors)
+				assert.EqualValues(t, 1, st.Failed)
+				assert.Len(t, logs.With(slog.LevelError, "op", tc.op), 1, logs.String())
+			})
+		}
 	}
 }
 
