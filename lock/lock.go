@@ -196,7 +196,8 @@ func (l *Lock) Token() uint64 { return l.token }
 
 // Lost returns a channel that is closed once the lock is known to be lost:
 // its local deadline passed without a successful refresh, a refresh found it
-// gone, or it was released.
+// gone, Redis refused its auto-refresh as invalid, or it was released. Err
+// says which.
 func (l *Lock) Lost() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
