@@ -183,3 +183,115 @@ func pctOr0(ds []time.Duration, p int) time.Duration {
 	}
 	return ds[min(len(ds)*p/100, len(ds)-1)]
 }
+
+// orphan adds n entries and, in the same transaction (so that no blocked
+// reader gets them first), reads them for consumer: entries delivered to a
+// live consumer that never received them, as when the reply of its read is
+// lost. It returns their message IDs.
+func orphan(t *testing.T, c *redis.Client, stream, consumer, tag string, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range ids {
+			ids[i] = fmt.Sprintf("%s-%d", tag, i)
+			p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"id", ids[i], "body", ids[i], "a", "1"}})
+		}
+		p.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "consumers", Consumer: consumer, Streams: []string{stream, ">"}, Count: int64(n)})
+		return nil
+	})
+	require.NoError(t, err)
+	return ids
+}
+
+// TestRedisTakesBackLostDeliveries: entries delivered to a live consumer
+// that it never received (a lost read reply) are taken back at once when
+// its read fails (mode=error: no client retries), when the client re-sent
+// the read on a new connection without an error (mode=retry), and, failing
+// both, within a reclaim period (mode=periodic; VisibilityTimeout is an
+// hour, so another consumer's reclaim cannot be what delivers them). The
+// messages its handlers are running meanwhile (three of four handlers)
+// are not delivered again.
+func TestRedisTakesBackLostDeliveries(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		retries int
+		kill    bool
+		rounds  int
+		bound   time.Duration
+	}{
+		{"error", -1, true, 5, 2 * time.Second},
+		{"retry", 3, true, 5, 2 * time.Second},
+		{"periodic", 3, false, 1, 30 * time.Second},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			s := redistest.StartServer(t)
+			c := s.Client(t, func(o *redis.Options) { o.MaxRetries = tc.retries })
+			admin := s.Client(t)
+			q, err := queue.NewRedis(c, "lost", queue.WithPrefix("t:"))
+			require.NoError(t, err)
+			stream := streamKey("t:", "lost")
+			ctx := context.Background()
+			rec := queuetest.NewRecorder()
+			var mu sync.Mutex
+			first := map[string]time.Time{} // protected by mu
+			release := make(chan struct{})
+			var releaseOnce sync.Once
+			t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) }) // before the consumer's stop
+			running := make(chan struct{}, 3)
+			queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+				mu.Lock()
+				if _, ok := first[m.ID]; !ok {
+					first[m.ID] = time.Now()
+				}
+				mu.Unlock()
+				rec.Add(m)
+				if string(m.Body) == "held" {
+					running <- struct{}{}
+					<-release
+				}
+				return nil
+			}, queue.ConsumerName("pod-1"), queue.VisibilityTimeout(time.Hour), queue.Concurrency(4), queue.Prefetch(8))
+			var held []string
+			for range 3 {
+				id, err := q.Publish(ctx, []byte("held"))
+				require.NoError(t, err)
+				held = append(held, id)
+			}
+			for range 3 {
+				<-running
+			}
+			var all []string
+			var worst time.Duration
+			for r := range tc.rounds {
+				ids := orphan(t, admin, stream, "pod-1", fmt.Sprintf("r%d", r), 5)
+				all = append(all, ids...)
+				since := time.Now()
+				if tc.kill {
+					// The consumer's connections, its blocked read among them.
+					require.NoError(t, admin.Do(ctx, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err())
+				}
+				require.Eventually(t, func() bool {
+					for _, id := range ids {
+						if len(rec.Get(id)) == 0 {
+							return false
+						}
+					}
+					return true
+				}, 60*time.Second, time.Millisecond, "round %d: lost deliveries not taken back", r)
+				mu.Lock()
+				for _, id := range ids {
+					worst = max(worst, first[id].Sub(since))
+				}
+				mu.Unlock()
+			}
+			t.Logf("%d rounds: lost deliveries taken back within %v", tc.rounds, worst.Round(time.Millisecond))
+			assert.Less(t, worst, tc.bound)
+			releaseOnce.Do(func() { close(release) })
+			queuetest.WaitStats(t, q, queuetest.Empty, "drained")
+			for _, id := range append(all, held...) {
+				assert.Len(t, rec.Get(id), 1, "message %s", id)
+			}
+		})
+	}
+}
