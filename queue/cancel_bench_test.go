@@ -25,8 +25,10 @@ func BenchmarkConsumeCancel(b *testing.B) {
 			return q
 		}},
 		{"redis", func(b *testing.B) queue.Queue {
-			db := redistest.New(b)
-			q, err := queue.NewRedis(db.Client, "cancel", queue.WithPrefix(db.Prefix))
+			// A server of its own: on the shared one, other tests' commands
+			// make the tail (the stop waits for two round trips).
+			s := redistest.StartServer(b)
+			q, err := queue.NewRedis(s.Client(b), "cancel")
 			if err != nil {
 				b.Fatal(err)
 			}
