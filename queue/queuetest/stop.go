@@ -70,8 +70,9 @@ var StopCases = []StopCase{{"idle", 0, 0}, {"busy", 2, 0}, {"backlog", 2, 6}}
 // in the consumer's read cycle. q must hold no other message.
 //
 // Busy: it publishes sc.Busy+sc.Backlog messages and consumes them with
-// Concurrency(sc.Busy) handlers of handlerTime each and room to prefetch
-// Busy+Backlog/2, and cancels once sc.Busy handlers are running. The
+// Concurrency(sc.Busy) handlers of handlerTime each and
+// Prefetch(max(Busy+Backlog/2, 2*Busy)), so that the fetcher has room to
+// read, and cancels once sc.Busy handlers are running. The
 // handlers must finish (their ctx is not cancelled before the shutdown
 // timeout) and be acknowledged; the messages fetched and not started are
 // handed back. Messages left from earlier calls may be handled too.
