@@ -1,0 +1,321 @@
+package broadcast
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/coalesce"
+)
+
+var (
+	//go:embed scripts/publish.lua
+	publishLua    string
+	publishScript = redis.NewScript(publishLua)
+	//go:embed scripts/position.lua
+	positionLua    string
+	positionScript = redis.NewScript(positionLua)
+	//go:embed scripts/history.lua
+	historyLua    string
+	historyScript = redis.NewScript(historyLua)
+)
+
+// redisBackend carries a Hub's messages through Redis.
+//
+// Keys and pub/sub channels, under the WithPrefix prefix p, for channel c:
+//
+//	p{c}:m          hash: e = epoch, o = last offset (expires WithPositionTTL after the last message)
+//	p{c}:h          stream: the history, entry ID "0-<offset>", field d (expires with WithHistory's ttl)
+//	p{c}:pr         hash: presence, field "<node>|<client>" = member JSON
+//	p{c}:p          pub/sub channel of c's messages and presence events
+//	p{c}:q:<node>   pub/sub channel of a Hub's Ready probes (Cluster: one per shard)
+//	p:node:<node>   a Hub's liveness lease (WithPresenceTTL)
+//	p:node:<node>:c set: the channels where the Hub has members
+//	p:nodes         set: the Hubs that may have members
+//
+// On a Cluster client the channel name is the hash tag: every key of a
+// channel and its pub/sub channel are in one slot, and pub/sub is sharded.
+type redisBackend struct {
+	h       *Hub
+	client  redis.UniversalClient
+	cluster *redis.ClusterClient // nil unless Cluster
+	pub     *coalesce.Group[*coalesce.Script]
+
+	mu     sync.Mutex             // protects conns and routes
+	conns  map[string]*pubsubConn // by master address ("" for a single node)
+	routes map[string]*pubsubConn // channel -> the connection watching it
+
+	pres *presenceState
+}
+
+func newRedisBackend(h *Hub, client redis.UniversalClient) (*redisBackend, error) {
+	b := &redisBackend{
+		h:      h,
+		client: client,
+		pub:    coalesce.NewScripts(client, 2, 500),
+		conns:  map[string]*pubsubConn{},
+		routes: map[string]*pubsubConn{},
+	}
+	b.cluster, _ = client.(*redis.ClusterClient)
+	b.pres = newPresenceState()
+	// The first connection carries the probe of a Hub with no channel.
+	pc := newPubsubConn(b, b.probeChannel(""))
+	b.conns[""] = pc
+	if b.cluster != nil {
+		pc.addr = "" // a Cluster's probe connection: wherever the probe's slot lives
+	}
+	pc.startLoops()
+	b.startPresence()
+	return b, nil
+}
+
+func (b *redisBackend) key(ch, suffix string) string {
+	return b.h.cfg.prefix + "{" + ch + "}:" + suffix
+}
+
+func (b *redisBackend) pubsubChannel(ch string) string { return b.key(ch, "p") }
+
+// probeChannel is the Hub's probe channel in ch's slot ("" : any slot).
+func (b *redisBackend) probeChannel(ch string) string {
+	if ch == "" {
+		return b.h.cfg.prefix + "{q:" + b.h.cfg.nodeID + "}:q"
+	}
+	return b.key(ch, "q:"+b.h.cfg.nodeID)
+}
+
+func (b *redisBackend) sharded() string {
+	if b.cluster != nil {
+		return "1"
+	}
+	return "0"
+}
+
+func (b *redisBackend) publish(ctx context.Context, ch string, data []byte) (Position, error) {
+	cfg := &b.h.cfg
+	s := &coalesce.Script{
+		Script: publishScript,
+		Keys:   []string{b.key(ch, "m"), b.key(ch, "h")},
+		Args: []any{b.pubsubChannel(ch), data, cfg.historySize, cfg.historyTTL.Milliseconds(),
+			cfg.positionTTL.Milliseconds(), newEpoch(), b.sharded()},
+	}
+	if err := b.pub.Do(ctx, s); err != nil {
+		return Position{}, err
+	}
+	if s.Err != nil {
+		return Position{}, fmt.Errorf("broadcast: publish on %q: %w", ch, s.Err)
+	}
+	pos, _, err := parsePositionReply(s.Val)
+	return pos, err
+}
+
+func (b *redisBackend) position(ctx context.Context, ch string) (Position, error) {
+	v, err := positionScript.Run(ctx, b.client, []string{b.key(ch, "m"), b.key(ch, "h")},
+		newEpoch(), b.h.cfg.positionTTL.Milliseconds()).Result()
+	if err != nil {
+		return Position{}, fmt.Errorf("broadcast: position of %q: %w", ch, err)
+	}
+	pos, _, err := parsePositionReply(v)
+	return pos, err
+}
+
+func (b *redisBackend) history(ctx context.Context, ch string, since Position, limit int, rotate bool) ([]*event, Position, error) {
+	rot := "0"
+	if rotate {
+		rot = "1"
+	}
+	v, err := historyScript.Run(ctx, b.client, []string{b.key(ch, "m"), b.key(ch, "h")},
+		since.Epoch, since.Offset, limit, rot, newEpoch(), b.h.cfg.positionTTL.Milliseconds()).Result()
+	if err != nil {
+		return nil, Position{}, fmt.Errorf("broadcast: history of %q: %w", ch, err)
+	}
+	top, rest, err := parsePositionReply(v)
+	if err != nil {
+		return nil, Position{}, err
+	}
+	if len(rest) == 0 {
+		return nil, Position{}, fmt.Errorf("broadcast: history of %q: short reply", ch)
+	}
+	if st, _ := rest[0].(int64); st != 1 {
+		return nil, top, ErrResync
+	}
+	rest = rest[1:]
+	out := make([]*event, 0, len(rest)/2)
+	for i := 0; i+1 < len(rest); i += 2 {
+		id, _ := rest[i].(string)
+		data, _ := rest[i+1].(string)
+		off, ok := strings.CutPrefix(id, "0-")
+		n, err := strconv.ParseUint(off, 10, 64)
+		if !ok || err != nil {
+			return nil, Position{}, fmt.Errorf("broadcast: history of %q: bad entry ID %q", ch, id)
+		}
+		out = append(out, &event{kind: Publication, channel: ch, data: []byte(data), pos: Position{Epoch: top.Epoch, Offset: n}})
+	}
+	return out, top, nil
+}
+
+// parsePositionReply reads {epoch, offset, ...} and returns the rest.
+func parsePositionReply(v any) (Position, []any, error) {
+	arr, ok := v.([]any)
+	if !ok || len(arr) < 2 {
+		return Position{}, nil, fmt.Errorf("broadcast: unexpected script reply %v", v)
+	}
+	epoch, ok1 := arr[0].(string)
+	off, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 || off < 0 {
+		return Position{}, nil, fmt.Errorf("broadcast: unexpected script reply %v", v)
+	}
+	return Position{Epoch: epoch, Offset: uint64(off)}, arr[2:], nil
+}
+
+// newEpoch returns a fresh epoch: 10 hex digits.
+func newEpoch() string { return randomID(5) }
+
+func (b *redisBackend) watch(ctx context.Context, ch string) error {
+	pc, err := b.connFor(ctx, ch)
+	if err != nil {
+		return err
+	}
+	ready := pc.watch(b.pubsubChannel(ch), ch)
+	b.mu.Lock()
+	b.routes[ch] = pc
+	b.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("broadcast: subscribing to %q: %w", ch, context.Cause(ctx))
+	}
+}
+
+func (b *redisBackend) unwatch(ch string) {
+	b.mu.Lock()
+	pc := b.routes[ch]
+	delete(b.routes, ch)
+	b.mu.Unlock()
+	if pc != nil {
+		pc.unwatch(b.pubsubChannel(ch))
+	}
+}
+
+// connFor returns the pub/sub connection for ch: the one connection of a
+// single node, or on a Cluster the one of the master that serves ch's slot.
+func (b *redisBackend) connFor(ctx context.Context, ch string) (*pubsubConn, error) {
+	if b.cluster == nil {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.conns[""], nil
+	}
+	node, err := b.cluster.MasterForKey(ctx, b.pubsubChannel(ch))
+	if err != nil {
+		return nil, fmt.Errorf("broadcast: routing %q: %w", ch, err)
+	}
+	addr := node.Options().Addr
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pc := b.conns[addr]; pc != nil {
+		return pc, nil
+	}
+	pc := newPubsubConn(b, b.probeChannel(ch))
+	pc.addr = addr
+	b.conns[addr] = pc
+	pc.startLoops()
+	return pc, nil
+}
+
+// publishRaw sends a frame on a pub/sub channel.
+func (b *redisBackend) publishRaw(ctx context.Context, channel, frame string) error {
+	if b.cluster != nil {
+		return b.client.SPublish(ctx, channel, frame).Err()
+	}
+	return b.client.Publish(ctx, channel, frame).Err()
+}
+
+func (b *redisBackend) ready(ctx context.Context) error {
+	b.mu.Lock()
+	conns := make([]*pubsubConn, 0, len(b.conns))
+	for _, pc := range b.conns {
+		conns = append(conns, pc)
+	}
+	b.mu.Unlock()
+	errs := make(chan error, len(conns))
+	for _, pc := range conns {
+		go func() { errs <- pc.probe(ctx) }()
+	}
+	var first error
+	for range conns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (b *redisBackend) close(ctx context.Context) error {
+	err := b.closePresence(ctx)
+	b.mu.Lock()
+	conns := make([]*pubsubConn, 0, len(b.conns))
+	for _, pc := range b.conns {
+		conns = append(conns, pc)
+	}
+	b.mu.Unlock()
+	for _, pc := range conns {
+		pc.close()
+	}
+	return err
+}
+
+// encodeMemberFrame returns the pub/sub frame of a Join ('j') or Leave ('l').
+func encodeMemberFrame(kind byte, m Member) string {
+	js, _ := json.Marshal(m)
+	return string(kind) + string(js)
+}
+
+// decodeFrame reads a pub/sub frame of channel ch. ok is false for a frame
+// that is not ours or is malformed (it is dropped).
+func decodeFrame(ch, payload string) (e *event, ok bool) {
+	if payload == "" {
+		return nil, false
+	}
+	switch payload[0] {
+	case 'p':
+		rest := payload[1:]
+		i := strings.IndexByte(rest, ':')
+		if i <= 0 {
+			return nil, false
+		}
+		off, err := strconv.ParseUint(rest[:i], 10, 64)
+		if err != nil || off == 0 {
+			return nil, false
+		}
+		rest = rest[i+1:]
+		j := strings.IndexByte(rest, ':')
+		if j <= 0 {
+			return nil, false
+		}
+		data := []byte(rest[j+1:])
+		if !json.Valid(data) {
+			return nil, false
+		}
+		return &event{kind: Publication, channel: ch, data: data, pos: Position{Epoch: rest[:j], Offset: off}}, true
+	case 'j', 'l':
+		var m Member
+		if err := json.Unmarshal([]byte(payload[1:]), &m); err != nil || m.ClientID == "" {
+			return nil, false
+		}
+		if len(m.Info) > 0 && !json.Valid(m.Info) {
+			return nil, false
+		}
+		kind := Join
+		if payload[0] == 'l' {
+			kind = Leave
+		}
+		return &event{kind: kind, channel: ch, member: m}, true
+	}
+	return nil, false
+}
