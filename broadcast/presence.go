@@ -25,10 +25,12 @@ type presenceState struct {
 
 func newPresenceState() *presenceState { return &presenceState{counts: map[string]int{}} }
 
-func (b *redisBackend) leaseKey(node string) string     { return b.h.cfg.prefix + "node:" + node }
-func (b *redisBackend) nodeChansKey(node string) string { return b.h.cfg.prefix + "node:" + node + ":c" }
-func (b *redisBackend) nodesKey() string                { return b.h.cfg.prefix + "nodes" }
-func (b *redisBackend) presenceKey(ch string) string    { return b.key(ch, "pr") }
+func (b *redisBackend) leaseKey(node string) string { return b.h.cfg.prefix + "node:" + node }
+func (b *redisBackend) nodeChansKey(node string) string {
+	return b.h.cfg.prefix + "node:" + node + ":c"
+}
+func (b *redisBackend) nodesKey() string             { return b.h.cfg.prefix + "nodes" }
+func (b *redisBackend) presenceKey(ch string) string { return b.key(ch, "pr") }
 
 func memberField(m Member) string { return m.Node + "|" + m.ClientID }
 
@@ -41,9 +43,7 @@ func (b *redisBackend) join(ctx context.Context, ch string, m Member) error {
 	b.pres.counts[ch]++
 	b.pres.mu.Unlock()
 	_, err = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, b.presenceKey(ch), memberField(m), js)
-		p.SAdd(ctx, b.nodeChansKey(m.Node), ch)
-		b.publishFrame(ctx, p, b.pubsubChannel(ch), "j"+string(js))
+		b.joinCmds(ctx, p, ch, m, js)
 		return nil
 	})
 	if err != nil {
@@ -55,6 +55,14 @@ func (b *redisBackend) join(ctx context.Context, ch string, m Member) error {
 		return fmt.Errorf("broadcast: presence join on %q: %w", ch, err)
 	}
 	return nil
+}
+
+// joinCmds queues the commands of a join: the member, the Hub's channel
+// set, the Join event.
+func (b *redisBackend) joinCmds(ctx context.Context, p redis.Pipeliner, ch string, m Member, js []byte) {
+	p.HSet(ctx, b.presenceKey(ch), memberField(m), js)
+	p.SAdd(ctx, b.nodeChansKey(m.Node), ch)
+	b.publishFrame(ctx, p, b.pubsubChannel(ch), "j"+string(js))
 }
 
 func (b *redisBackend) leave(ctx context.Context, ch string, m Member) error {
@@ -187,9 +195,7 @@ func (b *redisBackend) rejoin(ctx context.Context) {
 		for _, m := range ch.memberList() {
 			js, _ := json.Marshal(m)
 			_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-				p.HSet(ctx, b.presenceKey(ch.name), memberField(m), js)
-				p.SAdd(ctx, b.nodeChansKey(m.Node), ch.name)
-				b.publishFrame(ctx, p, b.pubsubChannel(ch.name), "j"+string(js))
+				b.joinCmds(ctx, p, ch.name, m, js)
 				return nil
 			})
 			if err != nil {

@@ -1,0 +1,440 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes the server sends.
+const (
+	closeSlow     = websocket.CloseTryAgainLater // 1013: the buffer filled up (WithSlowClient Disconnect)
+	closeShutdown = websocket.CloseGoingAway     // 1001: the Hub closes
+)
+
+// wsConn is one WebSocket connection. The handler's goroutine reads and
+// runs the client's requests; a writer goroutine runs only while frames are
+// queued, so an idle connection holds one goroutine and no write buffer.
+type wsConn struct {
+	hh     *handler
+	h      *Hub
+	ws     *websocket.Conn
+	r      *http.Request
+	member Member
+	joins  bool // identified: subscriptions join presence
+
+	mu       sync.Mutex // protects the fields below
+	subs     map[string]*wsSub
+	queue    []wsFrame
+	bytes    int
+	writing  bool // a writer goroutine runs
+	overflow bool // Resync policy: dropping until resync frames are queued
+	closed   bool
+	closing  int // close code to send once the queue is written (0: none)
+	lastRead time.Time
+	writerWG sync.WaitGroup
+	stopping atomic.Bool // closeLocked ran: the writer skips queued data
+}
+
+// wsFrame is a queued frame; ping marks a ping.
+type wsFrame struct {
+	data []byte
+	ping bool
+}
+
+// wsSub is a connection's subscription to one channel, the sink the
+// channel hands events to.
+type wsSub struct {
+	c       *wsConn
+	channel string
+	events  bool
+	started bool     // "subscribed" is queued; later events go to the queue
+	early   []*event // events before that
+	resync  bool     // the channel resynced before start: not a live resync
+}
+
+func (hh *handler) serveWebSocket(w http.ResponseWriter, r *http.Request, m Member, identified bool) {
+	ws, err := hh.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered
+	}
+	ws.SetReadLimit(int64(hh.h.cfg.maxMessage) + 4096)
+	c := &wsConn{hh: hh, h: hh.h, ws: ws, r: r, member: m, joins: identified, subs: map[string]*wsSub{}, lastRead: time.Now()}
+	if !hh.h.addConn(c) {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeShutdown, "closed"), time.Now().Add(time.Second))
+		_ = ws.Close()
+		return
+	}
+	hh.h.startTicker(hh.cfg.ping)
+	ws.SetPongHandler(func(string) error { c.touch(); return nil })
+	c.readLoop()
+	c.shutdown()
+}
+
+func (c *wsConn) touch() {
+	c.mu.Lock()
+	c.lastRead = time.Now()
+	c.mu.Unlock()
+}
+
+// readLoop runs the client's requests until the connection fails.
+func (c *wsConn) readLoop() {
+	for {
+		typ, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		c.touch()
+		if typ != websocket.TextMessage {
+			c.send(encodeError("", "", codeBadRequest, "frames must be text"))
+			continue
+		}
+		f, ferr := decodeClientFrame(b, c.h.cfg.maxMessage)
+		if ferr != nil {
+			c.send(encodeError(f.ID, f.Channel, ferr.code, ferr.msg))
+			continue
+		}
+		c.handle(f)
+	}
+}
+
+// handle runs one decoded request.
+func (c *wsConn) handle(f clientFrame) {
+	ctx, cancel := context.WithTimeout(c.h.ctx, 30*time.Second)
+	defer cancel()
+	switch f.Op {
+	case opSubscribe:
+		c.subscribe(ctx, f)
+	case opUnsubscribe:
+		c.mu.Lock()
+		s := c.subs[f.Channel]
+		delete(c.subs, f.Channel)
+		c.mu.Unlock()
+		if s == nil {
+			c.send(encodeError(f.ID, f.Channel, codeNotFound, "not subscribed"))
+			return
+		}
+		c.h.detach(ctx, f.Channel, s, c.memberFor())
+		if f.ID != "" {
+			c.send(encodeUnsubscribed(f.ID, f.Channel))
+		}
+	case opPublish:
+		if err := c.hh.cfg.authorize(c.r, c.member, f.Channel, ActionPublish); err != nil {
+			c.send(encodeError(f.ID, f.Channel, codeForbidden, "publish not allowed"))
+			return
+		}
+		pos, err := c.h.Publish(ctx, f.Channel, f.Data)
+		if err != nil {
+			c.sendErr(f, err)
+			return
+		}
+		if f.ID != "" {
+			c.send(encodePublished(f.ID, f.Channel, pos))
+		}
+	case opPresence:
+		if err := c.hh.cfg.authorize(c.r, c.member, f.Channel, ActionPresence); err != nil {
+			c.send(encodeError(f.ID, f.Channel, codeForbidden, "presence not allowed"))
+			return
+		}
+		ms, err := c.h.Presence(ctx, f.Channel)
+		if err != nil {
+			c.sendErr(f, err)
+			return
+		}
+		c.send(encodePresence(f.ID, f.Channel, ms))
+	}
+}
+
+func (c *wsConn) sendErr(f clientFrame, err error) {
+	switch {
+	case errors.Is(err, ErrInvalidArgument):
+		c.send(encodeError(f.ID, f.Channel, codeBadRequest, trimPrefix(err)))
+	case errors.Is(err, ErrForbidden):
+		c.send(encodeError(f.ID, f.Channel, codeForbidden, "forbidden"))
+	default:
+		c.h.cfg.logger.Warn("broadcast: request failed", "op", f.Op, "channel", f.Channel, "err", err)
+		c.send(encodeError(f.ID, f.Channel, codeInternal, "temporarily unavailable"))
+	}
+}
+
+func trimPrefix(err error) string {
+	s := err.Error()
+	if p := ErrInvalidArgument.Error() + ": "; len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+func (c *wsConn) memberFor() *Member {
+	if !c.joins {
+		return nil
+	}
+	m := c.member
+	return &m
+}
+
+func (c *wsConn) subscribe(ctx context.Context, f clientFrame) {
+	c.mu.Lock()
+	_, dup := c.subs[f.Channel]
+	n := len(c.subs)
+	c.mu.Unlock()
+	if dup {
+		c.send(encodeError(f.ID, f.Channel, codeBadRequest, "already subscribed"))
+		return
+	}
+	if n >= c.hh.cfg.maxSubs {
+		c.send(encodeError(f.ID, f.Channel, codeBadRequest, "too many subscriptions on this connection"))
+		return
+	}
+	if err := c.hh.cfg.authorize(c.r, c.member, f.Channel, ActionSubscribe); err != nil {
+		c.send(encodeError(f.ID, f.Channel, codeForbidden, "subscribe not allowed"))
+		return
+	}
+	s := &wsSub{c: c, channel: f.Channel, events: f.Presence}
+	sc := subConfig{events: f.Presence, member: c.memberFor()}
+	if f.Since != nil {
+		sc.since, sc.hasSince = Position{Epoch: f.Since.Epoch, Offset: f.Since.Offset}, true
+	}
+	c.mu.Lock()
+	c.subs[f.Channel] = s
+	c.mu.Unlock()
+	recovered, pos, err := c.h.attach(ctx, f.Channel, s, sc)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.subs, f.Channel)
+		c.mu.Unlock()
+		c.sendErr(f, err)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	s.started = true
+	c.enqueueLocked(encodeSubscribed(f.ID, f.Channel, pos, recovered))
+	early := s.early
+	s.early = nil
+	for _, e := range early {
+		c.enqueueEventLocked(s, e)
+	}
+}
+
+// deliver implements sink.
+func (s *wsSub) deliver(e *event) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.overflow {
+		return
+	}
+	if !s.started {
+		if e.kind == kindResync {
+			s.early = s.early[:0] // the subscribed frame says recovered: false
+			return
+		}
+		s.early = append(s.early, e)
+		return
+	}
+	c.enqueueEventLocked(s, e)
+}
+
+func (c *wsConn) enqueueEventLocked(s *wsSub, e *event) {
+	if e.kind == kindResync {
+		// The server drops the subscription; the client subscribes again.
+		if c.subs[s.channel] == s {
+			delete(c.subs, s.channel)
+			c.h.goTracked(func() { c.h.detach(context.Background(), s.channel, s, c.memberFor()) })
+		}
+		c.enqueueLocked(encodeResync(s.channel))
+		return
+	}
+	if (e.kind == Join || e.kind == Leave) && !s.events {
+		return
+	}
+	b := e.wsFrame()
+	if len(c.queue) >= c.h.cfg.bufMessages || c.bytes+len(b) > c.h.cfg.bufBytes {
+		c.slowLocked()
+		return
+	}
+	c.enqueueLocked(b)
+}
+
+// slowLocked applies WithSlowClient to a connection whose queue is full.
+func (c *wsConn) slowLocked() {
+	clear(c.queue)
+	c.queue, c.bytes = c.queue[:0], 0
+	if c.h.cfg.slow == Disconnect {
+		c.h.stats.slow.Add(1)
+		c.closeLocked(closeSlow, "too slow")
+		return
+	}
+	c.overflow = true
+	c.h.goTracked(c.resyncAll)
+}
+
+// resyncAll drops every subscription and queues a resync frame for each.
+func (c *wsConn) resyncAll() {
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = map[string]*wsSub{}
+	c.mu.Unlock()
+	for ch, s := range subs {
+		c.h.detach(context.Background(), ch, s, c.memberFor())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.overflow = false
+	for ch := range subs {
+		c.h.stats.resyncs.Add(1)
+		c.enqueueLocked(encodeResync(ch))
+	}
+}
+
+// send queues a reply frame. Replies are small and few (one per request),
+// so they are not counted against the buffer.
+func (c *wsConn) send(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enqueueLocked(b)
+}
+
+func (c *wsConn) enqueueLocked(b []byte) {
+	if c.closed {
+		return
+	}
+	c.queue = append(c.queue, wsFrame{data: b})
+	c.bytes += len(b)
+	c.startWriterLocked()
+}
+
+func (c *wsConn) startWriterLocked() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.writerWG.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop writes the queue until it is empty, then exits.
+func (c *wsConn) writeLoop() {
+	defer c.writerWG.Done()
+	var batch []wsFrame
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.closed && c.closing == 0 {
+			code := c.closing
+			c.writing = false
+			c.closing = 0
+			c.mu.Unlock()
+			if code != 0 {
+				c.writeClose(code)
+			}
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.bytes = 0
+		c.mu.Unlock()
+		for i, f := range batch {
+			if c.stopping.Load() && !f.ping {
+				continue // closing: the close frame goes next
+			}
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.hh.cfg.writeWait))
+			var err error
+			if f.ping {
+				err = c.ws.WriteMessage(websocket.PingMessage, nil)
+			} else {
+				err = c.ws.WriteMessage(websocket.TextMessage, f.data)
+			}
+			batch[i] = wsFrame{}
+			if err != nil {
+				c.mu.Lock()
+				c.writing = false
+				c.mu.Unlock()
+				_ = c.ws.Close()
+				return
+			}
+		}
+		clear(batch)
+	}
+}
+
+func (c *wsConn) writeClose(code int) {
+	msg := "closed"
+	if code == closeSlow {
+		msg = "too slow"
+	}
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
+	_ = c.ws.Close()
+}
+
+// closeLocked stops queueing and has the writer send a close frame (or
+// sends it now if no writer runs), which ends the read loop.
+func (c *wsConn) closeLocked(code int, reason string) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.stopping.Store(true)
+	if c.writing {
+		// Cut a write blocked on a client that does not read short: one
+		// second more for it, then the close frame (or the socket close).
+		c.closing = code
+		_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(time.Second))
+		return
+	}
+	c.writerWG.Add(1)
+	go func() {
+		defer c.writerWG.Done()
+		c.writeClose(code)
+	}()
+}
+
+// tick implements ticker: a ping when the connection was quiet, and a close
+// when the client answered nothing for three intervals.
+func (c *wsConn) tick(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	quiet := now.Sub(c.lastRead)
+	if quiet > 3*c.hh.cfg.ping {
+		c.closed = true
+		go func() { _ = c.ws.Close() }()
+		return
+	}
+	c.queue = append(c.queue, wsFrame{ping: true})
+	c.startWriterLocked()
+}
+
+// closeHub implements closer.
+func (c *wsConn) closeHub() {
+	c.mu.Lock()
+	c.closeLocked(closeShutdown, "closed")
+	c.mu.Unlock()
+}
+
+// shutdown runs when the read loop ends: drop the subscriptions, wait for
+// the writer, close the socket.
+func (c *wsConn) shutdown() {
+	c.mu.Lock()
+	c.closed = true
+	subs := c.subs
+	c.subs = map[string]*wsSub{}
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for ch, s := range subs {
+		c.h.detach(ctx, ch, s, c.memberFor())
+	}
+	_ = c.ws.Close()
+	c.writerWG.Wait()
+	c.h.removeConn(c)
+}
