@@ -119,9 +119,9 @@ func (h *Hub) Handler(opts ...HandlerOption) http.Handler {
 	hh.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// 0: use the reader the hijack returns, which is ours (smallHijack).
-		ReadBufferSize: 0,
-		WriteBufferPool:  &writePool,
-		CheckOrigin:      hc.checkOrigin,
+		ReadBufferSize:  0,
+		WriteBufferPool: &writePool,
+		CheckOrigin:     hc.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
 		},
