@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -43,10 +44,10 @@ type wsConn struct {
 	stopping atomic.Bool // closeLocked ran: the writer skips queued data
 }
 
-// wsFrame is a queued frame; ping marks a ping.
+// wsFrame is a queued frame: its opcode (opText, opPing, ...) and payload.
 type wsFrame struct {
 	data []byte
-	ping bool
+	op   byte
 }
 
 // wsSub is a connection's subscription to one channel, the sink the
@@ -74,6 +75,17 @@ func (hh *handler) serveWebSocket(w *smallHijack, r *http.Request, m Member, ide
 	}
 	hh.h.startTicker(hh.cfg.ping)
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
+	// Only the writer writes to the socket: a pong or a close reply is
+	// queued like any frame.
+	ws.SetPingHandler(func(data string) error { c.control(opPong, []byte(data)); return nil })
+	ws.SetCloseHandler(func(code int, text string) error {
+		if code == websocket.CloseNoStatusReceived {
+			c.control(opClose, nil)
+		} else {
+			c.control(opClose, []byte{byte(code >> 8), byte(code)})
+		}
+		return nil
+	})
 	// Read on a fresh goroutine and let the HTTP server's one end: its
 	// stack (grown by the request's handling) and its buffers are freed,
 	// so an idle connection holds one small goroutine.
@@ -320,7 +332,7 @@ func (c *wsConn) enqueueLocked(b []byte) {
 	if c.closed {
 		return
 	}
-	c.queue = append(c.queue, wsFrame{data: b})
+	c.queue = append(c.queue, wsFrame{data: b, op: opText})
 	c.bytes += len(b)
 	c.startWriterLocked()
 }
@@ -334,10 +346,42 @@ func (c *wsConn) startWriterLocked() {
 	go c.writeLoop()
 }
 
-// writeLoop writes the queue until it is empty, then exits.
+// WebSocket opcodes of the frames the writer sends.
+const (
+	opText  = 1
+	opClose = 8
+	opPing  = 9
+	opPong  = 10
+)
+
+// appendHeader appends the header of an unmasked, final server frame.
+func appendHeader(b []byte, op byte, n int) []byte {
+	switch {
+	case n < 126:
+		return append(b, 0x80|op, byte(n))
+	case n < 1<<16:
+		return append(b, 0x80|op, 126, byte(n>>8), byte(n))
+	}
+	return append(b, 0x80|op, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// writeScratch is a writer's per-batch memory, pooled: an idle connection
+// holds none.
+type writeScratch struct {
+	hdrs []byte
+	bufs net.Buffers
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
+// writeLoop writes the queue until it is empty, then exits. Every frame
+// queued meanwhile goes out in one writev system call: the writer is the
+// only one that writes to the socket (pongs and close frames are queued
+// too), so it frames them itself.
 func (c *wsConn) writeLoop() {
 	defer c.writerWG.Done()
 	var batch []wsFrame
+	nc := c.ws.NetConn()
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closed && c.closing == 0 {
@@ -353,27 +397,39 @@ func (c *wsConn) writeLoop() {
 		batch, c.queue = c.queue, batch[:0]
 		c.bytes = 0
 		c.mu.Unlock()
-		for i, f := range batch {
-			if c.stopping.Load() && !f.ping {
+		ws := scratchPool.Get().(*writeScratch)
+		stopping := c.stopping.Load()
+		if need := 10 * len(batch); cap(ws.hdrs) < need {
+			ws.hdrs = make([]byte, 0, need)
+		}
+		for _, f := range batch {
+			if stopping && f.op == opText {
 				continue // closing: the close frame goes next
 			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.hh.cfg.writeWait))
-			var err error
-			if f.ping {
-				err = c.ws.WriteMessage(websocket.PingMessage, nil)
-			} else {
-				err = c.ws.WriteMessage(websocket.TextMessage, f.data)
-			}
-			batch[i] = wsFrame{}
-			if err != nil {
-				c.mu.Lock()
-				c.writing = false
-				c.mu.Unlock()
-				_ = c.ws.Close()
-				return
-			}
+			at := len(ws.hdrs)
+			ws.hdrs = appendHeader(ws.hdrs, f.op, len(f.data))
+			ws.bufs = append(ws.bufs, ws.hdrs[at:len(ws.hdrs)], f.data)
+		}
+		wait := c.hh.cfg.writeWait
+		if stopping {
+			wait = time.Second
+		}
+		_ = nc.SetWriteDeadline(time.Now().Add(wait))
+		bufs := ws.bufs
+		_, err := bufs.WriteTo(nc)
+		clear(ws.bufs[:cap(ws.bufs)])
+		ws.hdrs, ws.bufs = ws.hdrs[:0], ws.bufs[:0]
+		if cap(ws.hdrs) <= 64<<10 && cap(ws.bufs) <= 8192 {
+			scratchPool.Put(ws)
 		}
 		clear(batch)
+		if err != nil {
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			_ = nc.Close()
+			return
+		}
 	}
 }
 
@@ -382,8 +438,11 @@ func (c *wsConn) writeClose(code int) {
 	if code == closeSlow {
 		msg = "too slow"
 	}
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, msg), time.Now().Add(time.Second))
-	_ = c.ws.Close()
+	nc := c.ws.NetConn()
+	payload := append([]byte{byte(code >> 8), byte(code)}, msg...)
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(append(appendHeader(nil, opClose, len(payload)), payload...))
+	_ = nc.Close()
 }
 
 // closeLocked stops queueing and has the writer send a close frame (or
@@ -408,6 +467,17 @@ func (c *wsConn) closeLocked(code int, reason string) {
 	}()
 }
 
+// control queues a control frame (a pong, a close reply).
+func (c *wsConn) control(op byte, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.queue = append(c.queue, wsFrame{op: op, data: data})
+	c.startWriterLocked()
+}
+
 // tick implements ticker: a ping when the connection was quiet, and a close
 // when the client answered nothing for three intervals.
 func (c *wsConn) tick(now time.Time) {
@@ -422,7 +492,7 @@ func (c *wsConn) tick(now time.Time) {
 		go func() { _ = c.ws.Close() }()
 		return
 	}
-	c.queue = append(c.queue, wsFrame{ping: true})
+	c.queue = append(c.queue, wsFrame{op: opPing})
 	c.startWriterLocked()
 }
 
@@ -446,7 +516,9 @@ func (c *wsConn) shutdown() {
 	for ch, s := range subs {
 		c.h.detach(ctx, ch, s, c.memberFor())
 	}
-	_ = c.ws.Close()
+	// Let the writer send what is queued (a close reply), for a second.
+	_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(time.Second))
 	c.writerWG.Wait()
+	_ = c.ws.Close()
 	c.h.removeConn(c)
 }
