@@ -226,22 +226,33 @@ func (c *handlerConfig) checkOrigin(r *http.Request) bool {
 
 // ticker is the Hub's one clock for every connection: WebSocket pings and
 // SSE heartbeats, instead of a timer per connection.
-type ticker interface{ tick(now time.Time) }
+type ticker interface {
+	tick(now time.Time)
+	slot() uint32 // which of the tickSlots ticks of an interval is this one's
+}
 
-// startTicker runs the Hub's connection clock once, at interval d (the
-// smallest asked for wins only for the first Handler).
+// tickSlots spreads the connections' pings over an interval: each tick of
+// the clock (interval/tickSlots) serves one slot's connections, so 10,000
+// connections do not all get a ping (and a writer) at once.
+const tickSlots = 64
+
+// nextSlot hands out connection slots round-robin.
+func (h *Hub) nextSlot() uint32 { return h.slots.Add(1) % tickSlots }
+
+// startTicker runs the Hub's connection clock once, d being the interval
+// each connection is visited at (the first Handler's PingInterval).
 func (h *Hub) startTicker(d time.Duration) {
 	h.tickOnce.Do(func() {
 		h.goTracked(func() {
-			t := time.NewTicker(d)
+			t := time.NewTicker(d / tickSlots)
 			defer t.Stop()
-			for {
+			for k := uint32(0); ; k = (k + 1) % tickSlots {
 				select {
 				case now := <-t.C:
 					h.mu.Lock()
-					conns := make([]ticker, 0, len(h.conns))
+					conns := make([]ticker, 0, len(h.conns)/tickSlots+1)
 					for c := range h.conns {
-						if tc, ok := c.(ticker); ok {
+						if tc, ok := c.(ticker); ok && tc.slot() == k {
 							conns = append(conns, tc)
 						}
 					}

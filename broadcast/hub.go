@@ -94,7 +94,8 @@ type Hub struct {
 	goDone bool           // Close is waiting: start no more goroutines
 	wg     sync.WaitGroup // every goroutine the Hub starts
 
-	tickOnce sync.Once // starts the connections' clock (startTicker)
+	tickOnce sync.Once     // starts the connections' clock (startTicker)
+	slots    atomic.Uint32 // hands out the connections' tick slots
 
 	stats struct {
 		published, delivered, recovered, resyncs, slow, gaps, reconnects atomic.Uint64

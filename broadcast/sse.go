@@ -17,6 +17,7 @@ type sseConn struct {
 	hh       *handler
 	h        *Hub
 	channels []string
+	tslot    uint32 // tick slot (ticker)
 
 	mu      sync.Mutex // protects the fields below
 	pos     []Position // per channel: the position of the last event queued
@@ -79,7 +80,7 @@ func (hh *handler) serveSSE(w http.ResponseWriter, r *http.Request, m Member, id
 	}
 	events := q.Get("presence") == "1" || q.Get("presence") == "true"
 	rc := http.NewResponseController(w)
-	c := &sseConn{hh: hh, h: hh.h, channels: channels, pos: make([]Position, len(channels)), wake: make(chan struct{}, 1)}
+	c := &sseConn{hh: hh, h: hh.h, channels: channels, pos: make([]Position, len(channels)), wake: make(chan struct{}, 1), tslot: hh.h.nextSlot()}
 	if !hh.h.addConn(c) {
 		http.Error(w, "broadcast: closed", http.StatusServiceUnavailable)
 		return
@@ -287,6 +288,8 @@ func (c *sseConn) wakeLocked() {
 	default:
 	}
 }
+
+func (c *sseConn) slot() uint32 { return c.tslot }
 
 // tick implements ticker: a heartbeat comment.
 func (c *sseConn) tick(time.Time) {

@@ -29,7 +29,8 @@ type wsConn struct {
 	br     *bufio.Reader // ws's read buffer (nil: not ours)
 	r      *http.Request
 	member Member
-	joins  bool // identified: subscriptions join presence
+	joins  bool   // identified: subscriptions join presence
+	tslot  uint32 // tick slot (ticker)
 
 	mu       sync.Mutex // protects the fields below
 	subs     map[string]*wsSub
@@ -67,7 +68,7 @@ func (hh *handler) serveWebSocket(w *smallHijack, r *http.Request, m Member, ide
 		return // the upgrader answered
 	}
 	ws.SetReadLimit(int64(hh.h.cfg.maxMessage) + 4096)
-	c := &wsConn{hh: hh, h: hh.h, ws: ws, br: w.br, r: r, member: m, joins: identified, subs: map[string]*wsSub{}, lastRead: time.Now()}
+	c := &wsConn{hh: hh, h: hh.h, ws: ws, br: w.br, r: r, member: m, joins: identified, subs: map[string]*wsSub{}, lastRead: time.Now(), tslot: hh.h.nextSlot()}
 	if !hh.h.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeShutdown, "closed"), time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -477,6 +478,8 @@ func (c *wsConn) control(op byte, data []byte) {
 	c.queue = append(c.queue, wsFrame{op: op, data: data})
 	c.startWriterLocked()
 }
+
+func (c *wsConn) slot() uint32 { return c.tslot }
 
 // tick implements ticker: a ping when the connection was quiet, and a close
 // when the client answered nothing for three intervals.
