@@ -2,6 +2,8 @@ package broadcast
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -306,10 +308,7 @@ func (h *Hub) Close() error {
 	for c := range h.conns {
 		conns = append(conns, c)
 	}
-	chans := make([]*channel, 0, len(h.channels))
-	for _, ch := range h.channels {
-		chans = append(chans, ch)
-	}
+	chans := slices.Collect(maps.Values(h.channels))
 	h.mu.Unlock()
 	for _, c := range conns {
 		c.closeHub()
@@ -349,6 +348,13 @@ func (h *Hub) removeConn(c closer) {
 	h.mu.Lock()
 	delete(h.conns, c)
 	h.mu.Unlock()
+}
+
+// channelList returns the channels with local subscribers.
+func (h *Hub) channelList() []*channel {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Collect(maps.Values(h.channels))
 }
 
 // acquire returns channel name with a reference taken, started (watched,

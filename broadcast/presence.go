@@ -185,12 +185,7 @@ func (b *redisBackend) renew(ctx context.Context) (lost bool, err error) {
 // rejoin adds every member of this Hub again (after a lost lease another
 // Hub may have removed them and published their Leave).
 func (b *redisBackend) rejoin(ctx context.Context) {
-	b.h.mu.Lock()
-	chans := make([]*channel, 0, len(b.h.channels))
-	for _, ch := range b.h.channels {
-		chans = append(chans, ch)
-	}
-	b.h.mu.Unlock()
+	chans := b.h.channelList()
 	for _, ch := range chans {
 		for _, m := range ch.memberList() {
 			js, _ := json.Marshal(m)
@@ -266,12 +261,7 @@ func (b *redisBackend) removeNode(ctx context.Context, node string) {
 // closePresence removes this Hub's members at once (publishing their
 // Leave) and its lease.
 func (b *redisBackend) closePresence(ctx context.Context) error {
-	b.h.mu.Lock()
-	chans := make([]*channel, 0, len(b.h.channels))
-	for _, ch := range b.h.channels {
-		chans = append(chans, ch)
-	}
-	b.h.mu.Unlock()
+	chans := b.h.channelList()
 	node := b.h.cfg.nodeID
 	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, ch := range chans {

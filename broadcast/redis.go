@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -298,13 +299,15 @@ func (b *redisBackend) publishRaw(ctx context.Context, channel, frame string) er
 	return b.client.Publish(ctx, channel, frame).Err()
 }
 
-func (b *redisBackend) ready(ctx context.Context) error {
+// connList returns the pub/sub connections.
+func (b *redisBackend) connList() []*pubsubConn {
 	b.mu.Lock()
-	conns := make([]*pubsubConn, 0, len(b.conns))
-	for _, pc := range b.conns {
-		conns = append(conns, pc)
-	}
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	return slices.Collect(maps.Values(b.conns))
+}
+
+func (b *redisBackend) ready(ctx context.Context) error {
+	conns := b.connList()
 	errs := make(chan error, len(conns))
 	for _, pc := range conns {
 		go func() { errs <- pc.probe(ctx) }()
@@ -320,22 +323,11 @@ func (b *redisBackend) ready(ctx context.Context) error {
 
 func (b *redisBackend) close(ctx context.Context) error {
 	err := b.closePresence(ctx)
-	b.mu.Lock()
-	conns := make([]*pubsubConn, 0, len(b.conns))
-	for _, pc := range b.conns {
-		conns = append(conns, pc)
-	}
-	b.mu.Unlock()
+	conns := b.connList()
 	for _, pc := range conns {
 		pc.close()
 	}
 	return err
-}
-
-// encodeMemberFrame returns the pub/sub frame of a Join ('j') or Leave ('l').
-func encodeMemberFrame(kind byte, m Member) string {
-	js, _ := json.Marshal(m)
-	return string(kind) + string(js)
 }
 
 // decodeFrame reads a pub/sub frame of channel ch. ok is false for a frame

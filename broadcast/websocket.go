@@ -59,7 +59,6 @@ type wsSub struct {
 	events  bool
 	started bool     // "subscribed" is queued; later events go to the queue
 	early   []*event // events before that
-	resync  bool     // the channel resynced before start: not a live resync
 }
 
 func (hh *handler) serveWebSocket(w *smallHijack, r *http.Request, m Member, identified bool) {
