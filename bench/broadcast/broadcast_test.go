@@ -157,15 +157,25 @@ func checkNoLoss(b *testing.B, r loaderReport) {
 	}
 }
 
+// size returns full when b.N > 1, else (the single warm-up iteration Go
+// runs first, or a -benchtime 1x smoke run) small.
+func size(b *testing.B, full, small int) int {
+	if b.N > 1 {
+		return full
+	}
+	return small
+}
+
 // BenchmarkFanOutLatency: 3 replicas with 1,000 WebSocket subscribers each
 // on one channel; b.N messages published one at a time, every 100ms,
 // round-robin on the three; the latency from Publish to each delivery.
 func BenchmarkFanOutLatency(b *testing.B) {
 	for _, im := range impls {
 		b.Run("impl="+im.name+"/subs=3000", func(b *testing.B) {
-			d, c := setup(b, im.name, im.start, 3*1000, []string{"fan"})
+			subs := size(b, 3000, 300)
+			d, c := setup(b, im.name, im.start, subs, []string{"fan"})
 			ctx := context.Background()
-			warm(b, d, c, 3000)
+			warm(b, d, c, subs)
 			b.ResetTimer()
 			for k := range b.N {
 				if err := d.publish(ctx, k%replicas, "fan", payload(k)); err != nil {
@@ -203,9 +213,10 @@ func warm(b *testing.B, d *deployment, c *child, conns int) {
 func BenchmarkFanOutThroughput(b *testing.B) {
 	for _, im := range impls {
 		b.Run("impl="+im.name+"/subs=3000", func(b *testing.B) {
-			d, c := setup(b, im.name, im.start, 3*1000, []string{"fan"})
+			subs := size(b, 3000, 300)
+			d, c := setup(b, im.name, im.start, subs, []string{"fan"})
 			ctx := context.Background()
-			warm(b, d, c, 3000)
+			warm(b, d, c, subs)
 			n := min(b.N, 1000)
 			b.ResetTimer()
 			start := time.Now()
@@ -243,13 +254,14 @@ func BenchmarkFanOutThroughput(b *testing.B) {
 // connection; then max(b.N, 300) messages published round-robin on the
 // channels every 2ms, and the delivery latency.
 func BenchmarkIdleConnections(b *testing.B) {
-	const conns, nch = 10000, 100
+	const nch = 100
 	channels := make([]string, nch)
 	for i := range channels {
 		channels[i] = "idle-" + strconv.Itoa(i)
 	}
 	for _, im := range impls {
 		b.Run("impl="+im.name+"/conns=10000", func(b *testing.B) {
+			conns := size(b, 10000, 1000)
 			srv := redistest.StartServer(b)
 			d := im.start(b, srv.Addr(), "bench-idle-"+im.name+":")
 			b.Cleanup(d.close)
@@ -259,7 +271,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 			heap1, stack1, g1 := serverMem()
 
 			ctx := context.Background()
-			n := max(b.N, 300)
+			n := max(b.N, size(b, 300, 100))
 			n -= n % nch
 			b.ResetTimer()
 			for k := range n {
@@ -274,10 +286,10 @@ func BenchmarkIdleConnections(b *testing.B) {
 			b.ReportMetric(r.P50, "p50-µs")
 			b.ReportMetric(r.P99, "p99-µs")
 			// After ResetTimer, which drops reported metrics.
-			b.ReportMetric(float64(int64(heap1+stack1)-int64(heap0+stack0))/conns, "B/conn")
-			b.ReportMetric(float64(int64(heap1)-int64(heap0))/conns, "heap-B/conn")
-			b.ReportMetric(float64(int64(stack1)-int64(stack0))/conns, "stack-B/conn")
-			b.ReportMetric(float64(g1-g0)/conns, "goroutines/conn")
+			b.ReportMetric(float64(int64(heap1+stack1)-int64(heap0+stack0))/float64(conns), "B/conn")
+			b.ReportMetric(float64(int64(heap1)-int64(heap0))/float64(conns), "heap-B/conn")
+			b.ReportMetric(float64(int64(stack1)-int64(stack0))/float64(conns), "stack-B/conn")
+			b.ReportMetric(float64(g1-g0)/float64(conns), "goroutines/conn")
 			c.stop()
 		})
 	}
