@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -440,6 +441,7 @@ func TestSlowWebSocket(t *testing.T) {
 			ctx := testCtx(t, 60*time.Second)
 			payload := `"` + strings.Repeat("x", 16<<10) + `"`
 			const n = 2000 // 32 MB: far over the socket buffers
+			heapBefore := heapAlloc()
 			for k := 1; k <= n; k++ {
 				_, err := h.Publish(ctx, "s", []byte(payload))
 				require.NoError(t, err)
@@ -447,6 +449,10 @@ func TestSlowWebSocket(t *testing.T) {
 				require.True(t, strings.HasPrefix(m, `{"op":"message"`) && strings.HasSuffix(m, `"offset":`+strconv.Itoa(k)+`}`),
 					"the fast client is unaffected: got %.60s… at %d", m, k)
 			}
+			// What the Hub holds for the stuck client is its buffer (256 KiB),
+			// not the 32 MB published; the history keeps 256 × 16 KiB.
+			grown := int64(heapAlloc()) - int64(heapBefore)
+			require.Less(t, grown, int64(16<<20), "heap grew by %d bytes", grown)
 			if policy == broadcast.Disconnect {
 				waitFor(t, 30*time.Second, "slow disconnect", func() bool { return h.Stats().SlowDisconnects >= 1 })
 				waitFor(t, 30*time.Second, "slow connection gone", func() bool { return h.Stats().Connections == 1 })
@@ -502,4 +508,12 @@ func TestClientJSServed(t *testing.T) {
 	require.NoError(t, err)
 	resp2.Body.Close()
 	require.Equal(t, http.StatusNotModified, resp2.StatusCode)
+}
+
+// heapAlloc returns the live heap after a GC.
+func heapAlloc() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }

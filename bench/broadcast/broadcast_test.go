@@ -2,6 +2,7 @@ package broadcastbench
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 // deployment is three replicas of one implementation on one Redis, each
 // behind its own HTTP server.
 type deployment struct {
+	stats   func() string // for failure messages
 	urls    []string
 	publish func(ctx context.Context, replica int, channel string, data []byte) error
 	close   func()
@@ -69,6 +71,13 @@ func startOutrigger(tb testing.TB, addr, prefix string) *deployment {
 	d.publish = func(ctx context.Context, i int, ch string, data []byte) error {
 		_, err := hubs[i].Publish(ctx, ch, data)
 		return err
+	}
+	d.stats = func() string {
+		var b strings.Builder
+		for _, h := range hubs {
+			fmt.Fprintf(&b, "%+v; ", h.Stats())
+		}
+		return b.String()
 	}
 	d.close = func() {
 		for i := range hubs {
@@ -122,6 +131,7 @@ func startCentrifuge(tb testing.TB, addr, prefix string) *deployment {
 		_, err := nodes[i].Publish(ch, data, centrifuge.WithHistory(256, 10*time.Minute))
 		return err
 	}
+	d.stats = func() string { return "" }
 	d.close = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -201,7 +211,7 @@ func warm(b *testing.B, d *deployment, c *child, conns int) {
 		b.Fatal(err)
 	}
 	if r := c.report(b, 1); r.Delivered != int64(conns) {
-		b.Fatalf("warm-up: %d of %d delivered", r.Delivered, conns)
+		b.Fatalf("warm-up: %d of %d delivered; %s", r.Delivered, conns, d.stats())
 	}
 	c.reset(b)
 }
