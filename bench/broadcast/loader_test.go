@@ -113,15 +113,15 @@ func (l *loader) connect() error {
 				return
 			}
 			l.conns[i] = c
+			// Read at once: a client that does not read does not answer the
+			// server's pings, and servers close connections silent for long.
+			go c.read(l.spec.Impl)
 		})
 	}
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
 		return err
-	}
-	for _, c := range l.conns {
-		go c.read(l.spec.Impl)
 	}
 	return nil
 }
