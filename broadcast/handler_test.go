@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -456,18 +457,24 @@ func TestSlowWebSocket(t *testing.T) {
 			if policy == broadcast.Disconnect {
 				waitFor(t, 30*time.Second, "slow disconnect", func() bool { return h.Stats().SlowDisconnects >= 1 })
 				waitFor(t, 30*time.Second, "slow connection gone", func() bool { return h.Stats().Connections == 1 })
-				// The slow client reads what was in flight, then the close.
-				var cerr *websocket.CloseError
+				// The slow client reads what was in flight, then the end:
+				// the close frame (1013), or, when the server's last write
+				// was cut short, the socket's close (1006) or a reset (the
+				// client answers the pings it finds after the server closed).
 				for {
 					_ = slow.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-					if _, _, err := slow.ws.ReadMessage(); err != nil {
-						require.ErrorAs(t, err, &cerr)
-						break
+					_, _, err := slow.ws.ReadMessage()
+					if err == nil {
+						continue
 					}
+					var cerr *websocket.CloseError
+					if errors.As(err, &cerr) {
+						require.Contains(t, []int{websocket.CloseTryAgainLater, websocket.CloseAbnormalClosure}, cerr.Code)
+					} else {
+						require.ErrorIs(t, err, syscall.ECONNRESET)
+					}
+					break
 				}
-				// 1013 when the client reads the close frame; a client that
-				// stopped reading for the write timeout sees the socket close.
-				require.Contains(t, []int{websocket.CloseTryAgainLater, websocket.CloseAbnormalClosure}, cerr.Code)
 				return
 			}
 			waitFor(t, 30*time.Second, "a resync", func() bool { return h.Stats().Resyncs >= 1 })
@@ -516,4 +523,46 @@ func heapAlloc() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// TestSilentWebSocketClosed: a client that answers no ping is closed after
+// three ping intervals; one that reads (and so answers pings) stays.
+func TestSilentWebSocketClosed(t *testing.T) {
+	leakCheck(t)
+	h, err := broadcast.NewLocal()
+	require.NoError(t, err)
+	defer h.Close()
+	srv := serve(t, h, broadcast.PingInterval(250*time.Millisecond))
+	defer srv.Close()
+	silent, alive := dial(t, srv, nil), dial(t, srv, nil)
+	frames := make(chan []byte, 16)
+	go func() { // gorilla answers pings while it reads
+		defer close(frames)
+		for {
+			_, b, err := alive.ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			frames <- b
+		}
+	}()
+	waitFor(t, 10*time.Second, "both connections registered", func() bool { return h.Stats().Connections == 2 })
+	start := time.Now()
+	// The silent client reads nothing until the server gave up on it.
+	waitFor(t, 30*time.Second, "a connection closed", func() bool { return h.Stats().Connections < 2 })
+	require.Greater(t, time.Since(start), 500*time.Millisecond, "not before the pings went unanswered")
+	_ = silent.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := silent.ws.ReadMessage(); err != nil {
+			break // its pings, then the closed socket
+		}
+	}
+	alive.send(`{"op":"subscribe","channel":"still-here"}`)
+	select {
+	case b, ok := <-frames:
+		require.True(t, ok, "the reading client was closed too")
+		require.Contains(t, string(b), `"op":"subscribed"`)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reading client got no answer")
+	}
 }
