@@ -70,6 +70,18 @@
 // Join events, when it is back). Authentication is the application's:
 // Identify and Authorize are where it plugs in.
 //
+// # Cost
+//
+// An idle WebSocket connection holds one goroutine, parked in a
+// readability wait so that its stack stays small, a 512-byte read buffer
+// and no write buffer: about 8.5 KB in all, against 19.6 KB for
+// centrifuge v0.40.1 on the same benchmark (bench/broadcast). A writer
+// goroutine runs only while frames are queued and sends them with one
+// writev. One clock per Hub pings every connection (spread over the
+// interval), with no timer per connection. Each Hub holds one pub/sub
+// connection (one per Cluster master with subscribers) and a lease renewal
+// loop.
+//
 // # Wire protocol: WebSocket
 //
 // Clients connect with a WebSocket upgrade to the Handler (Origin must be

@@ -2,7 +2,6 @@ package broadcast
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -281,13 +280,11 @@ type smallHijack struct {
 }
 
 func (s *smallHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := s.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("broadcast: the ResponseWriter cannot be hijacked")
-	}
-	conn, brw, err := hj.Hijack()
+	// Through http.ResponseController: middleware that wraps the
+	// ResponseWriter and has an Unwrap method works too.
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("broadcast: the ResponseWriter cannot be hijacked: %w", err)
 	}
 	if brw.Reader.Buffered() > 0 {
 		// The client sent data before the handshake's end: keep the
