@@ -57,6 +57,7 @@ func (ch *channel) start(ctx context.Context) {
 		defer c2()
 	}
 	err := ch.h.be.watch(ctx, ch.name)
+	ch.unwatchIfAbandoned()
 	var pos Position
 	if err == nil {
 		pos, err = ch.h.be.position(ctx, ch.name)
@@ -71,6 +72,21 @@ func (ch *channel) start(ctx context.Context) {
 	ch.drainLocked()
 	ch.mu.Unlock()
 	close(ch.ready)
+}
+
+// unwatchIfAbandoned undoes a watch that finished after every subscriber
+// waiting for it gave up (release ran before the watch was registered),
+// unless a new channel of the same name owns the subscription by now.
+func (ch *channel) unwatchIfAbandoned() {
+	h := ch.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch.mu.Lock()
+	removed := ch.removed
+	ch.mu.Unlock()
+	if removed && h.channels[ch.name] == nil {
+		h.be.unwatch(ch.name)
+	}
 }
 
 // live takes a publication from the pub/sub connection.
