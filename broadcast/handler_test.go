@@ -566,3 +566,46 @@ func TestSilentWebSocketClosed(t *testing.T) {
 		t.Fatal("the reading client got no answer")
 	}
 }
+
+// TestSlowSSE: an SSE client that stops reading has its stream ended at
+// its buffer bound (Disconnect), counted, with the Hub's memory bounded;
+// when it comes back with Last-Event-ID it missed more than a recovery may
+// hold (the buffer bound), so it gets a resync, then the live messages.
+func TestSlowSSE(t *testing.T) {
+	leakCheck(t)
+	h, err := broadcast.NewLocal(broadcast.WithClientBuffer(16, 1<<20), broadcast.WithHistory(100000, time.Hour))
+	require.NoError(t, err)
+	defer h.Close()
+	srv := serve(t, h, broadcast.WriteTimeout(500*time.Millisecond))
+	defer srv.Close()
+	ctx := testCtx(t, 60*time.Second)
+	resp, err := sseGet(srv.URL+"/live?channel=s", "")
+	require.NoError(t, err)
+	r := newSSEReader(t, resp)
+	payload := []byte(`"` + strings.Repeat("x", 4<<10) + `"`)
+	_, err = h.Publish(ctx, "s", payload)
+	require.NoError(t, err)
+	r.next() // reading, then not
+	lastID := r.lastID
+	published := 1
+	for h.Stats().SlowDisconnects == 0 {
+		_, err := h.Publish(ctx, "s", payload)
+		require.NoError(t, err)
+		published++
+		require.Less(t, published, 50000, "never cut off")
+	}
+	waitFor(t, 30*time.Second, "the stream gone", func() bool { return h.Stats().Connections == 0 })
+	resp.Body.Close()
+
+	resp2, err := sseGet(srv.URL+"/live?channel=s", lastID)
+	require.NoError(t, err)
+	defer resp2.Body.Close()
+	r2 := newSSEReader(t, resp2)
+	ev := r2.next()
+	require.Equal(t, "resync", ev.event, "%d messages missed, over the 16 a recovery may hold", published-1)
+	pos, err := h.Publish(ctx, "s", []byte(`"after"`))
+	require.NoError(t, err)
+	ev = r2.next()
+	require.Equal(t, "message", ev.event)
+	require.Contains(t, ev.data, `"offset":`+strconv.FormatUint(pos.Offset, 10)+`}`)
+}
