@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -374,4 +375,83 @@ func TestSentinelFailover(t *testing.T) {
 		require.Empty(t, rep.Lost, "no resync, so nothing may be missing: %s", rep.String())
 	}
 	t.Logf("%d published (%d after the failover); %s; resyncs %d", last, last-after, rep.String(), r.resyncs)
+}
+
+// TestClusterFailover: the master of the shard serving a channel fails
+// over (CLUSTER FAILOVER) while one Hub publishes and another subscribes
+// through sharded pub/sub: every acknowledged message arrives, or a resync
+// says otherwise; what is published after the failover arrives; Ready
+// recovers.
+func TestClusterFailover(t *testing.T) {
+	leakCheck(t)
+	cl := redistest.StartCluster(t, redistest.WithReplicas(1))
+	prefix := redistest.NewPrefix()
+	mk := func() *broadcast.Hub {
+		return hubOn(t, cl.Client(t, func(o *redis.ClusterOptions) { o.MaxRetries = 5 }), prefix, broadcast.WithHistory(100000, time.Minute))
+	}
+	a, b := mk(), mk()
+	ch := strings.Trim(cl.ShardTag(0), "{}")
+	ctx := testCtx(t, 120*time.Second)
+	var hist historytest.QueueHistory
+	r := startReader(t, "c", subscribe(t, b, ch), &hist)
+	stop := make(chan struct{})
+	var attempted atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, err := a.Publish(ctx, ch, []byte(strconv.Itoa(k)))
+			hist.Enqueue("c/"+strconv.Itoa(k), historytest.OutcomeOf(err))
+			attempted.Store(int64(k + 1))
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+	waitFor(t, 20*time.Second, "traffic", func() bool { return r.count() > 50 })
+	require.NoError(t, cl.FailoverShard(ctx, 0))
+	var readyErr error
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		readyErr = errors.Join(a.Ready(c), b.Ready(c))
+		cancel()
+		if readyErr == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not Ready 60s after the failover: %v", readyErr)
+		}
+	}
+	after := attempted.Load()
+	waitFor(t, 60*time.Second, "publishes after the failover", func() bool { return attempted.Load() > after+200 })
+	close(stop)
+	wg.Wait()
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		missing := 0
+		for _, id := range hist.Check().Lost {
+			if k, _ := strconv.Atoi(id[2:]); int64(k) >= after {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages published after the failover are missing: %s; stats b %+v", missing, hist.Check().String(), b.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rep := hist.Check()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.Empty(t, r.errs)
+	require.Empty(t, rep.Duplicated, rep.String())
+	if r.resyncs == 0 {
+		require.Empty(t, rep.Lost, "no resync, so nothing may be missing: %s", rep.String())
+	}
+	t.Logf("%s; resyncs %d; stats b %+v", rep.String(), r.resyncs, b.Stats())
 }

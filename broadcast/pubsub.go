@@ -27,11 +27,18 @@ type pubsubConn struct {
 	b       *redisBackend
 	addr    string // master address on a Cluster ("" otherwise)
 	probeCh string
+	// shard: a Cluster master's connection, whose shard channels are in
+	// many slots. go-redis re-subscribes them in one SSUBSCRIBE after a
+	// reconnect, which Redis refuses (CROSSSLOT), and a failover moves them
+	// to another master: on any trouble such a connection is dropped and
+	// its channels are watched again where they live (reroute).
+	shard bool
 
 	mu      sync.Mutex // protects ps, chans, ops, probes and closed
 	ps      *redis.PubSub
 	chans   map[string]*watchState // pub/sub channel -> state
 	ops     []psOp
+	unsubs  map[string]int // SUNSUBSCRIBE sent, reply not yet seen, per channel
 	probes  map[string]chan struct{}
 	closed  bool
 	opsWake chan struct{}
@@ -42,6 +49,7 @@ type watchState struct {
 	name      string // the Hub's channel
 	ready     chan struct{}
 	confirmed bool
+	dropped   bool // ready was closed because the connection was dropped
 }
 
 type psOp struct {
@@ -53,6 +61,7 @@ func newPubsubConn(b *redisBackend, probeCh string) *pubsubConn {
 	return &pubsubConn{
 		b: b, probeCh: probeCh,
 		chans:   map[string]*watchState{},
+		unsubs:  map[string]int{},
 		probes:  map[string]chan struct{}{},
 		opsWake: make(chan struct{}, 1),
 	}
@@ -77,14 +86,24 @@ func (pc *pubsubConn) newPubSub(ctx context.Context, chans []string) *redis.PubS
 
 // watch asks for ch's messages (for Hub channel name) and returns a channel
 // closed once Redis confirmed the subscription.
-func (pc *pubsubConn) watch(ch, name string) <-chan struct{} {
+func (pc *pubsubConn) watch(ch, name string) (*watchState, bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
+	if pc.closed {
+		return nil, false
+	}
 	st := &watchState{name: name, ready: make(chan struct{})}
 	pc.chans[ch] = st
 	pc.ops = append(pc.ops, psOp{subscribe: true, channel: ch})
 	pc.wakeLocked()
-	return st.ready
+	return st, true
+}
+
+// isDropped reports whether st's ready was closed by a dropped connection.
+func (pc *pubsubConn) isDropped(st *watchState) bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return st.dropped
 }
 
 func (pc *pubsubConn) unwatch(ch string) {
@@ -113,6 +132,12 @@ func (pc *pubsubConn) opsLoop() {
 		case <-ctx.Done():
 			return
 		}
+		pc.mu.Lock()
+		closed := pc.closed
+		pc.mu.Unlock()
+		if closed {
+			return
+		}
 		for {
 			pc.mu.Lock()
 			if len(pc.ops) == 0 || pc.closed {
@@ -122,6 +147,9 @@ func (pc *pubsubConn) opsLoop() {
 			op := pc.ops[0]
 			pc.ops = pc.ops[1:]
 			ps := pc.ps
+			if !op.subscribe && pc.shard {
+				pc.unsubs[op.channel]++ // its reply is ours, not a slot move
+			}
 			pc.mu.Unlock()
 			var err error
 			switch {
@@ -156,14 +184,20 @@ func (pc *pubsubConn) readLoop() {
 				return
 			}
 			var ne interface{ Timeout() bool }
-			if errors.As(err, &ne) && ne.Timeout() {
-				if time.Since(last) > deadAfter {
-					pc.b.h.cfg.logger.Warn("broadcast: pub/sub connection silent; replacing it", "addr", pc.addr)
-					pc.replace()
-					last = time.Now()
-					continue
-				}
+			timeout := errors.As(err, &ne) && ne.Timeout()
+			if timeout && time.Since(last) <= deadAfter {
 				_ = ps.Ping(ctx)
+				continue
+			}
+			if pc.shard {
+				pc.b.h.cfg.logger.Warn("broadcast: shard pub/sub connection failed; subscribing its channels again", "addr", pc.addr, "err", err)
+				pc.b.reroute(pc)
+				return
+			}
+			if timeout {
+				pc.b.h.cfg.logger.Warn("broadcast: pub/sub connection silent; replacing it", "addr", pc.addr)
+				pc.replace()
+				last = time.Now()
 				continue
 			}
 			if !pc.broken.Swap(true) {
@@ -184,7 +218,9 @@ func (pc *pubsubConn) readLoop() {
 		case *redis.Message:
 			pc.onMessage(m)
 		case *redis.Subscription:
-			pc.onSubscription(m)
+			if !pc.onSubscription(m) {
+				return
+			}
 		}
 	}
 }
@@ -208,7 +244,9 @@ func (pc *pubsubConn) replace() {
 	_ = old.Close()
 }
 
-func (pc *pubsubConn) onSubscription(m *redis.Subscription) {
+// onSubscription handles a (un)subscription reply; false means the
+// connection was dropped (rerouted) and its read loop must end.
+func (pc *pubsubConn) onSubscription(m *redis.Subscription) bool {
 	switch m.Kind {
 	case "subscribe", "ssubscribe":
 		pc.mu.Lock()
@@ -231,17 +269,30 @@ func (pc *pubsubConn) onSubscription(m *redis.Subscription) {
 			pc.b.h.onResubscribed(st.name)
 		}
 	case "sunsubscribe":
-		// Redis drops shard subscriptions whose slot moved to another
-		// master. If we still want the channel, watch it again where it
-		// lives now; the re-subscription recovers what was missed.
+		// Redis drops shard subscriptions whose slot left the master (a
+		// failover, a slot migration). An unsubscription we did not ask
+		// for (the channel is still wanted, or is the probe) means the
+		// channels must be subscribed again where they live now.
 		pc.mu.Lock()
-		st := pc.chans[m.Channel]
-		pc.mu.Unlock()
-		if st != nil && st.confirmed {
-			name := st.name
-			pc.b.h.goTracked(func() { pc.b.rewatch(name) })
+		if pc.unsubs[m.Channel] > 0 {
+			if pc.unsubs[m.Channel]--; pc.unsubs[m.Channel] == 0 {
+				delete(pc.unsubs, m.Channel)
+			}
+			pc.mu.Unlock()
+			return true // the reply to our own SUNSUBSCRIBE
 		}
+		_, wanted := pc.chans[m.Channel]
+		pc.mu.Unlock()
+		if !wanted && m.Channel != pc.probeCh {
+			return true
+		}
+		if pc.shard {
+			pc.b.reroute(pc)
+			return false
+		}
+		pc.replace() // the probe connection: its one channel, on its new master
 	}
+	return true
 }
 
 func (pc *pubsubConn) onMessage(m *redis.Message) {
@@ -313,23 +364,83 @@ func (pc *pubsubConn) close() {
 	}
 }
 
-// rewatch moves channel name to the connection of the master that serves
-// it now, after Redis dropped its shard subscription.
+// reroute drops a Cluster shard connection and watches each of its
+// channels again on the connection of the master that serves it now; each
+// then recovers what it missed from the history.
+func (b *redisBackend) reroute(pc *pubsubConn) {
+	pc.mu.Lock()
+	if pc.closed {
+		pc.mu.Unlock()
+		return
+	}
+	pc.closed = true
+	names := make([]string, 0, len(pc.chans))
+	for _, st := range pc.chans {
+		if st.confirmed {
+			names = append(names, st.name)
+		} else {
+			// Its watch call is still waiting: it retries by itself.
+			st.dropped = true
+			close(st.ready)
+		}
+	}
+	clear(pc.chans)
+	ps := pc.ps
+	b.h.cfg.logger.Info("broadcast: shard pub/sub connection dropped; its channels are subscribed again where they live", "addr", pc.addr, "channels", len(names))
+	pc.wakeLocked() // its ops loop sees closed and ends
+	pc.mu.Unlock()
+	_ = ps.Close()
+	b.h.stats.reconnects.Add(1)
+	b.mu.Lock()
+	if b.conns[pc.addr] == pc {
+		delete(b.conns, pc.addr)
+	}
+	for _, name := range names {
+		if b.routes[name] == pc {
+			delete(b.routes, name)
+		}
+	}
+	b.mu.Unlock()
+	for _, name := range names {
+		b.h.goTracked(func() { b.rewatch(name) })
+	}
+	b.h.goTracked(b.checkAcked)
+}
+
+// rewatch watches channel name again, retrying until it works, the channel
+// is no longer wanted or the Hub closes, then recovers what was missed.
 func (b *redisBackend) rewatch(name string) {
-	b.h.mu.Lock()
-	_, still := b.h.channels[name]
-	if still {
-		b.unwatch(name)
+	backoff := 50 * time.Millisecond
+	for {
+		b.h.mu.Lock()
+		_, wanted := b.h.channels[name]
+		b.mu.Lock()
+		_, routed := b.routes[name]
+		b.mu.Unlock()
+		b.h.mu.Unlock()
+		if !wanted || routed {
+			return // released, or watched again by a new subscriber
+		}
+		ctx, cancel := context.WithTimeout(b.h.ctx, 10*time.Second)
+		err := b.watchOn(ctx, name, true)
+		cancel()
+		if err == nil {
+			b.h.cfg.logger.Debug("broadcast: subscribed again", "channel", name)
+			b.h.mu.Lock()
+			_, wanted = b.h.channels[name]
+			if !wanted {
+				b.unwatch(name)
+			}
+			b.h.mu.Unlock()
+			if wanted {
+				b.h.onResubscribed(name)
+			}
+			return
+		}
+		b.h.cfg.logger.Warn("broadcast: subscribing again failed; retrying", "channel", name, "err", err)
+		if !b.h.sleep(backoff) {
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	b.h.mu.Unlock()
-	if !still {
-		return
-	}
-	ctx, cancel := context.WithTimeout(b.h.ctx, 30*time.Second)
-	defer cancel()
-	if err := b.watch(ctx, name); err != nil {
-		b.h.cfg.logger.Warn("broadcast: re-subscribing after a slot move failed", "channel", name, "err", err)
-		return
-	}
-	b.h.onResubscribed(name)
 }

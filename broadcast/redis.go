@@ -240,19 +240,33 @@ func parsePositionReply(v any) (Position, []any, error) {
 func newEpoch() string { return randomID(5) }
 
 func (b *redisBackend) watch(ctx context.Context, ch string) error {
-	pc, err := b.connFor(ctx, ch)
-	if err != nil {
-		return err
-	}
-	ready := pc.watch(b.pubsubChannel(ch), ch)
-	b.mu.Lock()
-	b.routes[ch] = pc
-	b.mu.Unlock()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("broadcast: subscribing to %q: %w", ch, context.Cause(ctx))
+	return b.watchOn(ctx, ch, false)
+}
+
+// watchOn watches ch; with verify (after a failover) the master the
+// Cluster client names for ch is asked whether it is one still.
+func (b *redisBackend) watchOn(ctx context.Context, ch string, verify bool) error {
+	for {
+		pc, err := b.connFor(ctx, ch, verify)
+		if err != nil {
+			return err
+		}
+		st, ok := pc.watch(b.pubsubChannel(ch), ch)
+		if !ok {
+			return fmt.Errorf("broadcast: subscribing to %q: the pub/sub connection closed", ch)
+		}
+		b.mu.Lock()
+		b.routes[ch] = pc
+		b.mu.Unlock()
+		select {
+		case <-st.ready:
+		case <-ctx.Done():
+			return fmt.Errorf("broadcast: subscribing to %q: %w", ch, context.Cause(ctx))
+		}
+		if !pc.isDropped(st) {
+			return nil
+		}
+		verify = true // the connection was dropped before confirming: route again
 	}
 }
 
@@ -268,7 +282,7 @@ func (b *redisBackend) unwatch(ch string) {
 
 // connFor returns the pub/sub connection for ch: the one connection of a
 // single node, or on a Cluster the one of the master that serves ch's slot.
-func (b *redisBackend) connFor(ctx context.Context, ch string) (*pubsubConn, error) {
+func (b *redisBackend) connFor(ctx context.Context, ch string, verify bool) (*pubsubConn, error) {
 	if b.cluster == nil {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -278,6 +292,16 @@ func (b *redisBackend) connFor(ctx context.Context, ch string) (*pubsubConn, err
 	if err != nil {
 		return nil, fmt.Errorf("broadcast: routing %q: %w", ch, err)
 	}
+	if verify {
+		// Right after a failover the client's slot map may still name the
+		// old master, now a replica that no longer gets the shard's
+		// messages: refresh the map and let the caller retry.
+		role, err := node.Do(ctx, "ROLE").Slice()
+		if err != nil || len(role) == 0 || role[0] != "master" {
+			b.cluster.ReloadState(ctx)
+			return nil, fmt.Errorf("broadcast: routing %q: %s is not a master (yet)", ch, node.Options().Addr)
+		}
+	}
 	addr := node.Options().Addr
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -285,7 +309,7 @@ func (b *redisBackend) connFor(ctx context.Context, ch string) (*pubsubConn, err
 		return pc, nil
 	}
 	pc := newPubsubConn(b, b.probeChannel(ch))
-	pc.addr = addr
+	pc.addr, pc.shard = addr, true
 	b.conns[addr] = pc
 	pc.startLoops()
 	return pc, nil
