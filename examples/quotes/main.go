@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -52,6 +53,7 @@ type config struct {
 	retention      time.Duration
 	replica        string
 	keyPrefix      string
+	peers          []string // base URLs of every replica, for pages to fail over to
 	logLevel       slog.Level
 }
 
@@ -68,12 +70,18 @@ func parseConfig(args []string) (config, error) {
 	fs.DurationVar(&c.retention, "retention", envDuration("RETENTION", 7*24*time.Hour), "the nightly purge deletes quotes older than this [RETENTION]")
 	fs.StringVar(&c.replica, "replica", envOr("REPLICA", ""), "this replica's name in logs and job history; empty = host name and PID [REPLICA]")
 	fs.StringVar(&c.keyPrefix, "key-prefix", envOr("KEY_PREFIX", "quotes:"), "prefix of every Redis key and channel the service uses; replicas of one deployment share it [KEY_PREFIX]")
+	peers := fs.String("peers", envOr("PEERS", ""), "comma-separated base URLs of the replicas (http://host:port), for pages to fail over to when no load balancer is in front [PEERS]")
 	level := fs.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error [LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("quotes: unexpected argument %q", fs.Arg(0))
+	}
+	for _, p := range strings.Split(*peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.peers = append(c.peers, p)
+		}
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("quotes: -log-level: %w", err)
