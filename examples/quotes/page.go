@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
@@ -64,22 +63,7 @@ func (l *live) pages() http.Handler {
 	mux.Handle("GET /static/broadcast.js", broadcast.ClientJS)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", revalidate(http.FileServerFS(static))))
 	mux.HandleFunc("GET /{$}", l.servePage)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "" {
-			// Mounted under a prefix and asked for it without the trailing
-			// slash: relative URLs need it.
-			p := r.URL.EscapedPath()
-			if i := strings.IndexByte(r.RequestURI, '?'); i >= 0 {
-				p = r.RequestURI[:i]
-			} else if r.RequestURI != "" {
-				p = r.RequestURI
-			}
-			w.Header().Set("Location", path.Base(p)+"/")
-			w.WriteHeader(http.StatusMovedPermanently)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
+	return mux
 }
 
 // revalidate makes browsers revalidate assets (they change with the binary).
