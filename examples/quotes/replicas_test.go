@@ -83,7 +83,9 @@ func (r *replica) latest(t *testing.T, symbol string) (apiQuote, bool) {
 
 // TestReplicas runs three replicas on the real Redis and PostgreSQL and
 // checks what the service promises: every published quote stored exactly
-// once even when a replica is killed mid-ingest, the roll-up run once per
+// once even when a replica is killed mid-ingest, every stored quote
+// delivered once to live clients on every replica (those of the killed one
+// reconnecting to the others), the roll-up run once per
 // tick, the rate limit global across replicas, and cached quotes refreshed
 // on every replica.
 func TestReplicas(t *testing.T) {
@@ -105,12 +107,14 @@ func TestReplicas(t *testing.T) {
 	r1 := startReplica(t, "r1", feed...)
 	r2 := startReplica(t, "r2", feed...)
 	r3 := startReplica(t, "r3", append([]string{"FEED_RATE=0"}, common...)...)
+	live := startLiveCheck(t, r1, r2, r3) // clients on every replica, from the first quote
 
 	// Kill the consumer-only replica while it holds messages.
 	require.Eventually(t, func() bool { return scrape(t, r3.base)["quotes_stored_total"] > 0 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, r3.cmd.Process.Signal(syscall.SIGKILL))
 	<-r3.done
 	r3.done <- nil
+	require.Eventually(t, func() bool { return live.reconnected(r3) == 3 }, 30*time.Second, 50*time.Millisecond, "r3's live clients did not reconnect")
 
 	t.Run("rate limit is global", func(t *testing.T) {
 		var allowed, denied atomic.Int64
@@ -156,6 +160,14 @@ func TestReplicas(t *testing.T) {
 		}, 60*time.Second, 200*time.Millisecond, "stored %d of %v", rows, published)
 		require.Equal(t, int64(published), rows)
 		require.Equal(t, rows, distinct)
+	})
+
+	t.Run("live clients on every replica get every stored quote once", func(t *testing.T) {
+		db, err := openDatabase(context.Background(), dbURL)
+		require.NoError(t, err)
+		defer db.close()
+		live.verify(t, db)
+		live.stop()
 	})
 
 	t.Run("roll-up runs once per tick", func(t *testing.T) {

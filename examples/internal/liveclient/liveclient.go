@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,10 @@ type Client struct {
 	// ("quotes:<SYMBOL>"): the stream is asked for by symbol.
 	Channels  []string
 	Transport Transport
+	// Since, if set, gives channels a position to start after (e.g.
+	// {epoch, 0}: from the epoch's first message), as if the Client had
+	// delivered up to it.
+	Since map[string]Position
 	// Header is sent with every connection request (e.g. X-API-Key).
 	Header http.Header
 	// OnMessage, if set, is called for each new publication, in order per
@@ -111,6 +116,19 @@ func (c *Client) init() {
 	c.initOnce.Do(func() {
 		c.pos = map[string]Position{}
 		c.ready = make(chan struct{})
+		var parts []string
+		for _, ch := range c.Channels {
+			p, ok := c.Since[ch]
+			if ok {
+				c.pos[ch] = p
+				parts = append(parts, p.Epoch+"-"+strconv.FormatUint(p.Offset, 10))
+			} else {
+				parts = append(parts, "")
+			}
+		}
+		if len(c.Since) > 0 {
+			c.sseID = strings.Join(parts, ".")
+		}
 	})
 }
 
