@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/outrigger-dev/outrigger/broadcast"
 	"github.com/outrigger-dev/outrigger/scheduler"
 )
@@ -126,6 +128,16 @@ func (s *service) buildLive() error {
 		hopts = append(hopts, broadcast.AllowOrigins(hosts...))
 	}
 	l.handler = hub.Handler(hopts...)
+	s.metrics.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "broadcast_connections", Help: "Open live WebSocket and SSE connections."},
+			func() float64 { return float64(hub.Stats().Connections) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "broadcast_delivered_total", Help: "Live messages handed to subscribers (one per subscriber)."},
+			func() float64 { return float64(hub.Stats().Delivered) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "broadcast_published_total", Help: "Live messages this replica published."},
+			func() float64 { return float64(hub.Stats().Published) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "live_outbox_unverified_total", Help: "Staged quotes published without a history check (the history no longer reached back)."},
+			func() float64 { return float64(l.unverified.Load()) }),
+	)
 	l.board = newBoard(hub, s.log)
 	if err := s.sched.Every("live-viewers", 2*time.Second, l.countViewers, scheduler.Timeout(10*time.Second)); err != nil {
 		return err
