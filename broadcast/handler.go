@@ -1,7 +1,10 @@
 package broadcast
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -115,9 +118,10 @@ func (h *Hub) Handler(opts ...HandlerOption) http.Handler {
 	hh := &handler{h: h, cfg: hc}
 	hh.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   1024,
-		WriteBufferPool:  &writePool,
-		CheckOrigin:      hc.checkOrigin,
+		// 0: use the reader the hijack returns, which is ours (smallHijack).
+		ReadBufferSize:  0,
+		WriteBufferPool: &writePool,
+		CheckOrigin:     hc.checkOrigin,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
 		},
@@ -156,7 +160,7 @@ func (hh *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case websocket.IsWebSocketUpgrade(r):
-		hh.serveWebSocket(w, r, m, identified)
+		hh.serveWebSocket(&smallHijack{ResponseWriter: w}, r, m, identified)
 	case acceptsEventStream(r):
 		hh.serveSSE(w, r, m, identified)
 	default:
@@ -251,4 +255,34 @@ func (h *Hub) startTicker(d time.Duration) {
 			}
 		})
 	})
+}
+
+// readBufferSize is a WebSocket connection's read buffer: frames longer
+// than this are read in several fills.
+const readBufferSize = 512
+
+// smallHijack hands the WebSocket upgrader a small read buffer of ours
+// instead of the HTTP server's 4 KiB one, and keeps it so the read loop can
+// tell whether a frame is already buffered.
+type smallHijack struct {
+	http.ResponseWriter
+	br *bufio.Reader
+}
+
+func (s *smallHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("broadcast: the ResponseWriter cannot be hijacked")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Reader.Buffered() > 0 {
+		// The client sent data before the handshake's end: keep the
+		// server's reader, which holds it (the upgrader refuses it anyway).
+		return conn, brw, nil
+	}
+	s.br = bufio.NewReaderSize(conn, readBufferSize)
+	return conn, bufio.NewReadWriter(s.br, brw.Writer), nil
 }

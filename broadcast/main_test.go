@@ -2,6 +2,8 @@ package broadcast_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -82,12 +84,23 @@ func deployments(t *testing.T) []deployment {
 // hubOn returns a Hub on client with prefix, closed when the test ends.
 func hubOn(t *testing.T, client redis.UniversalClient, prefix string, opts ...broadcast.Option) *broadcast.Hub {
 	t.Helper()
-	h, err := broadcast.New(client, append([]broadcast.Option{broadcast.WithPrefix(prefix)}, opts...)...)
+	base := []broadcast.Option{broadcast.WithPrefix(prefix)}
+	if os.Getenv("BROADCAST_TEST_LOG") != "" { // to debug a test: the Hubs' logs in its output
+		base = append(base, broadcast.WithLogger(slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	h, err := broadcast.New(client, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = h.Close() })
 	return h
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 // testCtx returns a context that ends with the test, bounded by d.

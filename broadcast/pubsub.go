@@ -225,6 +225,7 @@ func (pc *pubsubConn) onSubscription(m *redis.Subscription) {
 		pc.mu.Unlock()
 		if pc.broken.Swap(false) {
 			pc.b.h.stats.reconnects.Add(1)
+			pc.b.h.goTracked(pc.b.checkAcked)
 		}
 		if again {
 			pc.b.h.onResubscribed(st.name)

@@ -4,10 +4,13 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -47,9 +50,10 @@ type redisBackend struct {
 	cluster *redis.ClusterClient // nil unless Cluster
 	pub     *coalesce.Group[*coalesce.Script]
 
-	mu     sync.Mutex             // protects conns and routes
+	mu     sync.Mutex             // protects conns, routes and acked
 	conns  map[string]*pubsubConn // by master address ("" for a single node)
 	routes map[string]*pubsubConn // channel -> the connection watching it
+	acked  map[string]ackedPos    // channel -> last position Publish acknowledged
 
 	pres *presenceState
 }
@@ -61,6 +65,7 @@ func newRedisBackend(h *Hub, client redis.UniversalClient) (*redisBackend, error
 		pub:    coalesce.NewScripts(client, 2, 500),
 		conns:  map[string]*pubsubConn{},
 		routes: map[string]*pubsubConn{},
+		acked:  map[string]ackedPos{},
 	}
 	b.cluster, _ = client.(*redis.ClusterClient)
 	b.pres = newPresenceState()
@@ -98,11 +103,14 @@ func (b *redisBackend) sharded() string {
 
 func (b *redisBackend) publish(ctx context.Context, ch string, data []byte) (Position, error) {
 	cfg := &b.h.cfg
+	b.mu.Lock()
+	known := b.acked[ch].pos
+	b.mu.Unlock()
 	s := &coalesce.Script{
 		Script: publishScript,
 		Keys:   []string{b.key(ch, "m"), b.key(ch, "h")},
 		Args: []any{b.pubsubChannel(ch), data, cfg.historySize, cfg.historyTTL.Milliseconds(),
-			cfg.positionTTL.Milliseconds(), newEpoch(), b.sharded()},
+			cfg.positionTTL.Milliseconds(), newEpoch(), b.sharded(), known.Epoch, known.Offset},
 	}
 	if err := b.pub.Do(ctx, s); err != nil {
 		return Position{}, err
@@ -111,7 +119,61 @@ func (b *redisBackend) publish(ctx context.Context, ch string, data []byte) (Pos
 		return Position{}, fmt.Errorf("broadcast: publish on %q: %w", ch, s.Err)
 	}
 	pos, _, err := parsePositionReply(s.Val)
+	if err == nil {
+		b.noteAcked(ch, pos)
+	}
 	return pos, err
+}
+
+// ackedPos is a position Publish acknowledged, and when.
+type ackedPos struct {
+	pos Position
+	at  time.Time
+}
+
+// maxAcked bounds the acknowledged positions a Hub remembers.
+const maxAcked = 10000
+
+// noteAcked remembers the last acknowledged position of ch, for
+// checkAcked.
+func (b *redisBackend) noteAcked(ch string, pos Position) {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.acked) >= maxAcked {
+		for k, a := range b.acked {
+			if now.Sub(a.at) > 30*time.Second {
+				delete(b.acked, k)
+			}
+		}
+		if len(b.acked) >= maxAcked {
+			return
+		}
+	}
+	// A new epoch replaces the old one: positions of two epochs do not
+	// compare, and a rotation means the new one is current.
+	if a, ok := b.acked[ch]; !ok || a.pos.Epoch != pos.Epoch || a.pos.Offset < pos.Offset {
+		b.acked[ch] = ackedPos{pos, now}
+	}
+}
+
+// checkAcked runs after a pub/sub reconnect (a failover kills pub/sub
+// connections): a channel whose history is now behind a position Publish
+// acknowledged lost messages in the failover, so it starts a new epoch and
+// every subscriber resyncs, instead of the lost offsets being reused by new
+// messages unnoticed.
+func (b *redisBackend) checkAcked() {
+	b.mu.Lock()
+	acked := maps.Clone(b.acked)
+	b.mu.Unlock()
+	for ch, a := range acked {
+		ctx, cancel := context.WithTimeout(b.h.ctx, 5*time.Second)
+		_, _, err := b.history(ctx, ch, a.pos, 0, true)
+		cancel()
+		if err != nil && !errors.Is(err, ErrResync) {
+			return // Redis still away: the next reconnect checks again
+		}
+	}
 }
 
 func (b *redisBackend) position(ctx context.Context, ch string) (Position, error) {

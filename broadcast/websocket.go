@@ -1,6 +1,7 @@
 package broadcast
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
@@ -24,6 +25,7 @@ type wsConn struct {
 	hh     *handler
 	h      *Hub
 	ws     *websocket.Conn
+	br     *bufio.Reader // ws's read buffer (nil: not ours)
 	r      *http.Request
 	member Member
 	joins  bool // identified: subscriptions join presence
@@ -58,13 +60,13 @@ type wsSub struct {
 	resync  bool     // the channel resynced before start: not a live resync
 }
 
-func (hh *handler) serveWebSocket(w http.ResponseWriter, r *http.Request, m Member, identified bool) {
+func (hh *handler) serveWebSocket(w *smallHijack, r *http.Request, m Member, identified bool) {
 	ws, err := hh.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader answered
 	}
 	ws.SetReadLimit(int64(hh.h.cfg.maxMessage) + 4096)
-	c := &wsConn{hh: hh, h: hh.h, ws: ws, r: r, member: m, joins: identified, subs: map[string]*wsSub{}, lastRead: time.Now()}
+	c := &wsConn{hh: hh, h: hh.h, ws: ws, br: w.br, r: r, member: m, joins: identified, subs: map[string]*wsSub{}, lastRead: time.Now()}
 	if !hh.h.addConn(c) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeShutdown, "closed"), time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -72,8 +74,15 @@ func (hh *handler) serveWebSocket(w http.ResponseWriter, r *http.Request, m Memb
 	}
 	hh.h.startTicker(hh.cfg.ping)
 	ws.SetPongHandler(func(string) error { c.touch(); return nil })
-	c.readLoop()
-	c.shutdown()
+	// Read on a fresh goroutine and let the HTTP server's one end: its
+	// stack (grown by the request's handling) and its buffers are freed,
+	// so an idle connection holds one small goroutine.
+	if !hh.h.goTracked(func() {
+		c.readLoop()
+		c.shutdown()
+	}) {
+		c.shutdown()
+	}
 }
 
 func (c *wsConn) touch() {
@@ -85,6 +94,9 @@ func (c *wsConn) touch() {
 // readLoop runs the client's requests until the connection fails.
 func (c *wsConn) readLoop() {
 	for {
+		if c.br != nil && c.br.Buffered() == 0 {
+			waitReadable(c.ws.NetConn())
+		}
 		typ, b, err := c.ws.ReadMessage()
 		if err != nil {
 			return

@@ -10,9 +10,19 @@
 -- ARGV[5] position ttl (ms): how long meta outlives the last message
 -- ARGV[6] epoch to start if meta is missing (first use, expired, Redis restarted empty)
 -- ARGV[7] "1": SPUBLISH (Redis Cluster sharded pub/sub), else PUBLISH
+-- ARGV[8] epoch of the last position this Hub's Publish acknowledged on the channel ("" none)
+-- ARGV[9] its offset
+--
+-- meta behind a position Redis acknowledged means Redis lost writes (a
+-- failover to a replica that lacked them): a new epoch starts, so that the
+-- lost offsets are not reused unnoticed.
 --
 -- The pub/sub frame is "p<offset>:<epoch>:<data>". Returns {epoch, offset}.
-local epoch = redis.call('HGET', KEYS[1], 'e')
+local m = redis.call('HMGET', KEYS[1], 'e', 'o')
+local epoch = m[1]
+if epoch and epoch == ARGV[8] and tonumber(m[2]) < tonumber(ARGV[9]) then
+  epoch = nil
+end
 if not epoch then
   epoch = ARGV[6]
   redis.call('DEL', KEYS[2])
