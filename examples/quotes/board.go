@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -146,9 +147,18 @@ func (b *board) applyQuote(sym string) func(*broadcast.Message, broadcast.Positi
 		if m == nil {
 			return
 		}
-		sb.Last = &q
+		// Offsets are publish order; replicas store batches concurrently, so
+		// the chart and the latest quote go by the quote's time.
 		sb.Updates++
-		sb.Points = append(sb.Points, point{T: q.TS.UnixMilli(), P: q.Price})
+		if sb.Last == nil || !q.TS.Before(sb.Last.TS) {
+			sb.Last = &q
+		}
+		pt := point{T: q.TS.UnixMilli(), P: q.Price}
+		i := len(sb.Points)
+		for i > 0 && sb.Points[i-1].T > pt.T {
+			i--
+		}
+		sb.Points = slices.Insert(sb.Points, i, pt)
 		if len(sb.Points) > chartPoints {
 			sb.Points = append(sb.Points[:0], sb.Points[len(sb.Points)-chartPoints:]...)
 		}

@@ -31,10 +31,22 @@ type replica struct {
 
 func startReplica(t *testing.T, name string, env ...string) *replica {
 	t.Helper()
+	return startReplicaAt(t, name, freeAddr(t), env...)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	l.Close()
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startReplicaAt starts a replica listening on addr.
+func startReplicaAt(t *testing.T, name, addr string, env ...string) *replica {
+	t.Helper()
+	var err error
 	r := &replica{name: name, base: "http://" + addr, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan error, 1)}
 	logf, err := os.Create(r.log)
 	require.NoError(t, err)

@@ -27,6 +27,7 @@
   };
 
   var rows = {};
+  var colors = {}; // replica -> colour class (replicaColor)
   var replicas = {}; // name -> {f: figures, seen: ms (local clock)}
   var viewers = state.viewers || {symbols: {}, total: 0};
   var lastUpdate = 0;
@@ -38,16 +39,18 @@
     var tr = document.getElementById("row-" + sb.symbol);
     rows[sb.symbol] = {
       tr: tr,
-      price: tr.querySelector(".price"),
+      price: tr.querySelector(".price .p"),
+      tick: tr.querySelector(".price .tick"),
       change: tr.querySelector(".change"),
       svg: tr.querySelector(".chart svg"),
       updates: tr.querySelector(".updates"),
       viewers: tr.querySelector(".viewers"),
-      by: tr.querySelector(".by"),
+      by: tr.querySelector(".by span"),
+      byDot: tr.querySelector(".by .rdot"),
       points: sb.points.slice(),
       last: sb.last || null,
       count: sb.updates,
-      flash: 0,
+      dir: 0,
     };
     diag.symbols[sb.symbol] = {epoch: sb.pos.epoch, offset: sb.pos.offset, ids: []};
     tr.dataset.offset = sb.pos.offset;
@@ -110,12 +113,19 @@
     diag.received++;
     diag.lastVia = diag.via;
 
+    // Offsets are publish order; replicas store batches concurrently, so
+    // the chart and the latest price go by the quote's time.
     var r = rows[sym];
-    var prev = r.last ? r.last.price : q.price;
-    r.last = q;
+    var t = Date.parse(q.ts);
     r.count++;
-    r.flash = q.price > prev ? 1 : q.price < prev ? -1 : r.flash;
-    r.points.push({t: Date.parse(q.ts), p: q.price});
+    if (!r.last || t >= Date.parse(r.last.ts)) {
+      var prev = r.last ? r.last.price : q.price;
+      r.dir = q.price > prev ? 1 : q.price < prev ? -1 : r.dir;
+      r.last = q;
+    }
+    var i = r.points.length;
+    while (i > 0 && r.points[i - 1].t > t) i--;
+    r.points.splice(i, 0, {t: t, p: q.price});
     if (r.points.length > 120) r.points.splice(0, r.points.length - 120);
     r.tr.dataset.offset = m.offset;
     r.tr.dataset.id = q.id;
@@ -167,18 +177,13 @@
     r.price.textContent = fmtPrice.format(r.last.price);
     r.updates.textContent = fmtInt.format(r.count);
     r.by.textContent = r.last.stored_by;
+    r.byDot.className = "rdot " + replicaColor(r.last.stored_by);
+    r.tick.textContent = r.dir > 0 ? "▲" : r.dir < 0 ? "▼" : "";
+    r.tick.className = "tick " + (r.dir > 0 ? "up" : r.dir < 0 ? "down" : "");
     var first = r.points.length ? r.points[0].p : r.last.price;
     var ch = first > 0 ? (r.last.price / first - 1) * 100 : 0;
     r.change.textContent = (ch >= 0 ? "+" : "") + ch.toFixed(2) + "%";
     r.change.className = "num change " + (ch >= 0 ? "up" : "down");
-    if (r.flash) {
-      var cls = r.flash > 0 ? "flash-up" : "flash-down";
-      r.price.classList.remove("flash-up", "flash-down");
-      void r.price.offsetWidth; // restart the fade
-      r.price.classList.add(cls);
-      setTimeout(function () { r.price.classList.remove(cls); }, 120);
-      r.flash = 0;
-    }
     drawChart(r.svg, r.points, ch >= 0, sym);
   }
 
@@ -292,11 +297,11 @@
       var up = alive.has(n);
       li.className = (up ? "live" : "gone") + (n === diag.served ? " me" : "") + (n === diag.via ? " via" : "");
       var head = div("rname");
-      head.appendChild(document.createElement("i")).className = "dot";
+      head.appendChild(document.createElement("i")).className = "rdot " + replicaColor(n);
       head.appendChild(document.createTextNode(n));
       var tags = [];
       if (n === diag.served) tags.push("page");
-      if (n === diag.via) tags.push("live");
+      if (n === diag.via) tags.push("stream");
       if (!up) tags = [f.stopping ? "stopped" : "unreachable"];
       if (tags.length) head.appendChild(span("tag", tags.join(" · ")));
       li.appendChild(head);
@@ -319,6 +324,19 @@
     d.appendChild(b);
     d.appendChild(document.createTextNode(k));
     parent.appendChild(d);
+  }
+
+  // replicaColor gives each replica a colour class, the same everywhere.
+  function replicaColor(name) {
+    if (!(name in colors)) {
+      var h = 0;
+      for (var i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+      var used = Object.keys(colors).map(function (k) { return colors[k]; });
+      var c = h % 6;
+      for (var j = 0; j < 6 && used.indexOf("c" + c) >= 0; j++) c = (c + 1) % 6;
+      colors[name] = "c" + c;
+    }
+    return colors[name];
   }
 
   function div(cls) { var d = document.createElement("div"); if (cls) d.className = cls; return d; }
