@@ -85,6 +85,13 @@ func startLiveCheck(t *testing.T, rs ...*replica) *liveCheck {
 			lc.done.Go(func() { _ = c.Run(ctx) })
 		}
 	}
+	lc.waitReady(t)
+	return lc
+}
+
+// waitReady waits until every client is subscribed.
+func (lc *liveCheck) waitReady(t *testing.T) {
+	t.Helper()
 	for _, w := range lc.clients {
 		select {
 		case <-w.client.Ready():
@@ -92,7 +99,6 @@ func startLiveCheck(t *testing.T, rs ...*replica) *liveCheck {
 			t.Fatalf("%s did not connect within 30s", w.name)
 		}
 	}
-	return lc
 }
 
 func (lc *liveCheck) stop() {

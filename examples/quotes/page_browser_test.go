@@ -176,12 +176,6 @@ func startViewers(t *testing.T, rs ...*replica) *liveCheck {
 		lc.clients = append(lc.clients, &liveWatcher{name: strings.Join(c.Channels, ","), client: c})
 		lc.done.Go(func() { _ = c.Run(ctx) })
 	}
-	for _, w := range lc.clients {
-		select {
-		case <-w.client.Ready():
-		case <-time.After(30 * time.Second):
-			t.Fatalf("viewer %s did not connect", w.name)
-		}
-	}
+	lc.waitReady(t)
 	return lc
 }

@@ -285,13 +285,11 @@ func (c *Client) runWebSocket(ctx context.Context, endpoint string, start time.T
 				connected = true
 				c.connected(start)
 			}
-		case "message":
-			c.deliver(Message{Channel: f.Channel, Position: Position{Epoch: f.Epoch, Offset: f.Offset}, Data: f.Data, Endpoint: endpoint})
-		case "resync":
-			c.stats.resyncs.Add(1)
-			c.mu.Lock()
-			delete(c.pos, f.Channel)
-			c.mu.Unlock()
+		case "message", "resync":
+			c.handle(f, endpoint)
+			if f.Op == "message" {
+				continue
+			}
 			if err := ws.WriteJSON(map[string]any{"op": "subscribe", "channel": f.Channel}); err != nil {
 				return connected, err
 			}
@@ -357,14 +355,8 @@ func (c *Client) runSSE(ctx context.Context, endpoint string, start time.Time) (
 				if err := json.Unmarshal([]byte(data), &f); err != nil {
 					return connected, fmt.Errorf("liveclient: bad event data %q: %w", data, err)
 				}
-				switch event {
-				case "message":
-					c.deliver(Message{Channel: f.Channel, Position: Position{Epoch: f.Epoch, Offset: f.Offset}, Data: f.Data, Endpoint: endpoint})
-				case "resync":
-					c.stats.resyncs.Add(1)
-					c.mu.Lock()
-					delete(c.pos, f.Channel)
-					c.mu.Unlock()
+				if event == "message" || event == "resync" {
+					c.handle(f, endpoint)
 				}
 			}
 			id, event, data = "", "", ""
@@ -377,6 +369,19 @@ func (c *Client) runSSE(ctx context.Context, endpoint string, start time.Time) (
 		}
 	}
 	return connected, sc.Err()
+}
+
+// handle takes a message or resync frame (the same JSON over both
+// transports).
+func (c *Client) handle(f frame, endpoint string) {
+	if f.Op == "resync" {
+		c.stats.resyncs.Add(1)
+		c.mu.Lock()
+		delete(c.pos, f.Channel)
+		c.mu.Unlock()
+		return
+	}
+	c.deliver(Message{Channel: f.Channel, Position: Position{Epoch: f.Epoch, Offset: f.Offset}, Data: f.Data, Endpoint: endpoint})
 }
 
 // startPositionsLocked sets, from an SSE id, the position of the channels
