@@ -26,6 +26,11 @@ import (
 const (
 	concurrency = 32 // publishers, and handlers (or partition goroutines)
 	partitions  = 8
+	// warmUp messages are published and processed before the clock starts,
+	// by the same producer and consumer: the first run in a process (heap
+	// growth, connections, fetch sessions, goroutine stacks) would
+	// otherwise penalize whichever implementation runs first.
+	warmUp = 5000
 )
 
 var body = []byte(`{"symbol":"ACME","bid":101.25,"ask":101.5,"venue":"X","seq":12345}`)
@@ -121,10 +126,14 @@ func benchOutrigger(b *testing.B, brokers []string) {
 	go func() {
 		done <- q.Consume(cctx, func(context.Context, *queue.Message) error { got.Add(1); return nil }, queue.Concurrency(concurrency))
 	}()
+	publish := func() error { _, err := q.Publish(ctx, body); return err }
+	publishAll(b, warmUp, publish)
+	waitCount(b, &got, warmUp)
+	got.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := startClock()
-	publishAll(b, b.N, func() error { _, err := q.Publish(ctx, body); return err })
+	publishAll(b, b.N, publish)
 	waitCount(b, &got, b.N)
 	report(b, start)
 	b.StopTimer()
@@ -132,17 +141,30 @@ func benchOutrigger(b *testing.B, brokers []string) {
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
+	if err := q.Delete(ctx); err != nil {
+		b.Fatal(err)
+	}
 }
 
+// createTopic creates topic, deleted at the end of the benchmark so that
+// the next implementation runs on a broker holding as little as this one
+// did.
 func createTopic(b *testing.B, brokers []string, topic string) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), partitions, -1, nil, topic); err != nil {
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopics(context.Background(), partitions, -1, nil, topic); err != nil {
+		cl.Close()
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		defer cl.Close()
+		if _, err := adm.DeleteTopics(context.Background(), topic); err != nil {
+			b.Error(err)
+		}
+	})
 }
 
 // benchFranz does by hand what queue/kafka does: an idempotent acks=all
@@ -221,12 +243,14 @@ func benchFranz(b *testing.B, brokers []string) {
 			cons.AllowRebalance()
 		}
 	}()
+	publish := func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() }
+	publishAll(b, warmUp, publish)
+	waitCount(b, &got, warmUp)
+	got.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := startClock()
-	publishAll(b, b.N, func() error {
-		return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr()
-	})
+	publishAll(b, b.N, publish)
 	waitCount(b, &got, b.N)
 	report(b, start)
 	b.StopTimer()
@@ -284,12 +308,14 @@ func benchKafkaGo(b *testing.B, brokers []string) {
 			}
 		}()
 	}
+	publish := func() error { return w.WriteMessages(ctx, segkafka.Message{Value: body}) }
+	publishAll(b, warmUp, publish)
+	waitCount(b, &got, warmUp)
+	got.Store(0)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := startClock()
-	publishAll(b, b.N, func() error {
-		return w.WriteMessages(ctx, segkafka.Message{Value: body})
-	})
+	publishAll(b, b.N, publish)
 	waitCount(b, &got, b.N)
 	report(b, start)
 	b.StopTimer()
@@ -316,11 +342,17 @@ func BenchmarkPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer q.Close()
+		publish := func() error { _, err := q.Publish(ctx, body); return err }
+		publishAll(b, warmUp, publish)
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := startClock()
-		publishAll(b, b.N, func() error { _, err := q.Publish(ctx, body); return err })
+		publishAll(b, b.N, publish)
 		report(b, start)
+		b.StopTimer()
+		if err := q.Delete(ctx); err != nil {
+			b.Fatal(err)
+		}
 	})
 	b.Run("impl=franz-go", func(b *testing.B) {
 		topic := name("franz-")
@@ -331,10 +363,12 @@ func BenchmarkPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer prod.Close()
+		publish := func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() }
+		publishAll(b, warmUp, publish)
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := startClock()
-		publishAll(b, b.N, func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() })
+		publishAll(b, b.N, publish)
 		report(b, start)
 	})
 }
