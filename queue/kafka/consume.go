@@ -44,11 +44,7 @@ func (q *Queue) Consume(ctx context.Context, handler any, opts ...queue.ConsumeO
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	dispatchCap := spec.Concurrency()
-	if isBatch(handler) {
-		dispatchCap = spec.Prefetch() // batches are collected from the engine's queue
-	}
-	d := newDriver(q, max(spec.Prefetch(), 2*spec.Concurrency()), dispatchCap)
+	d := newDriver(q, max(spec.Prefetch(), 2*spec.Concurrency()))
 	wrapped := d.wrap(handler)
 	if spec, err = queue.NewConsumeSpec(wrapped, opts...); err != nil {
 		return err
@@ -86,16 +82,6 @@ func (q *Queue) ConsumeBatch(ctx context.Context, handler queue.BatchHandler, op
 		return fmt.Errorf("%w: handler is nil", queue.ErrInvalidHandler)
 	}
 	return q.Consume(ctx, handler, opts...)
-}
-
-// isBatch reports whether handler is a batch handler (NewConsumeSpec has
-// validated its type).
-func isBatch(handler any) bool {
-	switch handler.(type) {
-	case queue.BatchHandler, func(context.Context, []*queue.Message) []error:
-		return true
-	}
-	return false
 }
 
 // wrap returns handler run through enter: a message whose partition was

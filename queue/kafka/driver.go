@@ -27,16 +27,11 @@ import (
 // handlers (enter). They share the state below under mu; the handlers only
 // take msgMu.
 type driver struct {
-	q     *Queue
-	cl    *kgo.Client
-	limit int // most records admitted (not waiting) at once
-	// most records handed to the engine and not settled at once: no more
-	// than its workers take, so that the engine queues next to nothing. A
-	// queued record is released (not run) when Consume stops, and every
-	// record of its partition finished after it would run again.
-	dispatchCap int
-	tierOf      map[string]int
-	stopping    atomic.Bool // Consume's ctx is done
+	q        *Queue
+	cl       *kgo.Client
+	limit    int // most records admitted (not waiting) at once
+	tierOf   map[string]int
+	stopping atomic.Bool // Consume's ctx is done
 
 	mu    sync.Mutex // protects the fields below and every pstate and rec
 	parts map[tp]*pstate
@@ -48,7 +43,6 @@ type driver struct {
 	succ        []*rec
 	due         dueHeap
 	active      int    // records admitted and not settled, all partitions
-	dispatched  int    // records handed to the engine and not settled
 	waitingTier []int  // waiting records per tier
 	paused      []bool // tiers paused for holding too many waiting records
 
@@ -68,11 +62,10 @@ type driver struct {
 	stopPause  func() bool
 }
 
-func newDriver(q *Queue, limit, dispatchCap int) *driver {
+func newDriver(q *Queue, limit int) *driver {
 	d := &driver{
 		q:           q,
 		limit:       limit,
-		dispatchCap: dispatchCap,
 		tierOf:      map[string]int{q.name: -1},
 		parts:       make(map[tp]*pstate),
 		byMsg:       make(map[*queue.Message]*rec),
@@ -312,8 +305,7 @@ func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error)
 			d.promote(now)
 		}
 		var out []*queue.Delivery
-		most := min(most, d.dispatchCap-d.dispatched)
-		if len(d.succ)+len(d.ready) > 0 && most > 0 {
+		if len(d.succ)+len(d.ready) > 0 {
 			out = make([]*queue.Delivery, 0, min(most, len(d.succ)+len(d.ready)))
 			d.msgMu.Lock()
 			out = d.dispatch(&d.succ, out, most)
@@ -359,7 +351,6 @@ func (d *driver) dispatch(q *[]*rec, out []*queue.Delivery, most int) []*queue.D
 			continue // dropped
 		}
 		x.st = stDispatched
-		d.dispatched++
 		d.byMsg[x.d.msg] = x
 		out = append(out, x.delivery())
 	}
@@ -394,14 +385,10 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 	d.mu.Lock()
 	d.msgMu.Lock()
 	succ := len(d.succ)
-	capped := d.dispatched >= d.dispatchCap
 	for _, s := range ss {
 		x := s.Delivery.Handle.(*rec)
 		if x.st != stDispatched {
 			continue // settled by an earlier try
-		}
-		if s.Outcome == queue.OutcomeAck || s.Outcome == queue.OutcomeRelease || x.copied || x.p.gone.Load() {
-			d.dispatched-- // it leaves stDispatched below
 		}
 		if x.p.gone.Load() {
 			// Given up in a rebalance: the new owner runs it again.
@@ -422,8 +409,7 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 			}
 		}
 	}
-	// The next records of keys, or room to dispatch.
-	woke := len(d.succ) > succ || capped && d.dispatched < d.dispatchCap
+	woke := len(d.succ) > succ // the next records of keys
 	d.msgMu.Unlock()
 	d.mu.Unlock()
 	if woke {
