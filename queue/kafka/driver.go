@@ -52,8 +52,9 @@ type driver struct {
 	wake chan struct{} // cap 1: ready or due changed
 	room chan struct{} // cap 1: active dropped below limit
 
-	commitMu   sync.Mutex    // orders snapshot-and-commit of the committer and of revokes
-	commitKick chan struct{} // cap 1: commit now (a rebalance just ended)
+	commitMu   sync.Mutex          // orders snapshot-and-commit of the committer and of revokes
+	ids        map[string][16]byte // topic IDs for commitDirect (protected by commitMu)
+	commitKick chan struct{}       // cap 1: commit now (a rebalance just ended)
 	pollDone   chan struct{}
 	commitStop chan struct{}
 	commitDone chan struct{}
@@ -711,7 +712,7 @@ func (d *driver) commitNow(ctx context.Context) error {
 	if len(offsets) == 0 {
 		return nil
 	}
-	return d.commit(ctx, offsets)
+	return d.commitDirect(ctx, offsets)
 }
 
 // commitPoints adds to offsets the commit point of every owned partition
