@@ -698,7 +698,8 @@ func (d *driver) commitLoop() {
 // rebalancing reports commit errors that only mean a rebalance is under way.
 func rebalancing(err error) bool {
 	return errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration) ||
-		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID)
+		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch) // KIP-848 groups (kgo.ServerSideBalancer in Config.Opts)
 }
 
 // commitNow commits the commit point of every owned partition that moved.
