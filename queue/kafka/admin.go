@@ -47,13 +47,7 @@ type held struct {
 // localHeld sums what this process's consumers hold, by partition.
 func (q *Queue) localHeld() map[tp]held {
 	out := make(map[tp]held)
-	q.mu.Lock()
-	ds := make([]*driver, 0, len(q.consumers))
-	for d := range q.consumers {
-		ds = append(ds, d)
-	}
-	q.mu.Unlock()
-	for _, d := range ds {
+	for _, d := range q.drivers() {
 		d.mu.Lock()
 		for t, p := range d.parts {
 			h := out[t]

@@ -58,3 +58,25 @@ func TestNewValidation(t *testing.T) {
 	_, err = q.Publish(context.Background(), []byte("x"), queue.WithHeaders(map[string]string{headerID: "forged"}))
 	require.ErrorContains(t, err, "reserved")
 }
+
+// TestDeleteUnconsumed: Delete succeeds on a queue no consumer ever read
+// (its group does not exist) and removes its topics.
+func TestDeleteUnconsumed(t *testing.T) {
+	cfg := testConfig(testBrokers(t))
+	ctx := context.Background()
+	q, err := New(ctx, cfg, randomName("outrigger-test-del-"))
+	require.NoError(t, err)
+	defer q.Close()
+	_, err = q.Publish(ctx, []byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, q.Delete(ctx))
+	topics, err := q.adm.ListTopics(ctx, q.Topics()...)
+	require.NoError(t, err)
+	var left []string
+	for _, td := range topics.Sorted() {
+		if td.Err == nil {
+			left = append(left, td.Topic)
+		}
+	}
+	require.Empty(t, left, "got topics %v after Delete, want none", left)
+}

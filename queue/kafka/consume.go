@@ -55,7 +55,7 @@ func (q *Queue) Consume(ctx context.Context, handler any, opts ...queue.ConsumeO
 		name = host + "-" + strconv.Itoa(os.Getpid()) + "-" + q.newID()
 	}
 	q.mu.Lock()
-	if q.closed {
+	if q.closed.Load() {
 		q.mu.Unlock()
 		return errClosed
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,6 +27,11 @@ import (
 )
 
 const crashChildEnv = "OUTRIGGER_KAFKA_CRASH_CHILD"
+
+// crashLogsEnv names a directory where TestCrash's children write debug
+// logs (the queue's and franz-go's: joins, syncs, commits), one file each,
+// to study what the duplicates come from.
+const crashLogsEnv = "OUTRIGGER_KAFKA_CRASH_LOGS"
 
 // crashConfig is the queue config of TestCrash and its children: a short
 // session, so that the partitions of a killed child move on quickly.
@@ -48,7 +55,19 @@ func TestCrashChild(t *testing.T) {
 	brokers, prefix, logTopic := []string{os.Getenv("CRASH_BROKERS")}, os.Getenv("CRASH_PREFIX"), os.Getenv("CRASH_LOG")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	q, err := New(ctx, crashConfig(brokers), "crash", queue.WithPrefix(prefix))
+	cfg := crashConfig(brokers)
+	opts := []queue.Option{queue.WithPrefix(prefix)}
+	if dir := os.Getenv(crashLogsEnv); dir != "" {
+		// Debug logs of the queue and of franz-go (joins, syncs, commits).
+		f, err := os.Create(filepath.Join(dir, filepath.Base(os.Getenv("CRASH_READY"))+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cfg.Opts = append(cfg.Opts, kgo.WithLogger(kgo.BasicLogger(f, kgo.LogLevelDebug, func() string { return time.Now().Format("15:04:05.000000 ") })))
+		opts = append(opts, queue.WithLogger(slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	q, err := New(ctx, cfg, "crash", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +205,16 @@ func TestCrash(t *testing.T) {
 	require.Eventually(t, func() bool { return handled() >= n }, 3*time.Minute, 20*time.Millisecond,
 		"not every message was handled: %d of %d", handled(), n)
 	took := time.Since(began)
+	// The poison's retries may still be under way: let the consumers
+	// dead-letter it and commit everything before they stop.
+	var (
+		last    queue.Stats
+		lastErr error
+	)
+	require.Eventually(t, func() bool {
+		last, lastErr = q.Stats(ctx)
+		return lastErr == nil && queuetest.Empty(last) && last.Dead == 1
+	}, 2*time.Minute, 20*time.Millisecond, "the consumers did not drain the queue and dead-letter the poison: last stats %+v, err %v", last, lastErr)
 
 	// Stop the children gracefully: they commit and leave the group.
 	for i, ch := range children {

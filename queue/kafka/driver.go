@@ -21,10 +21,11 @@ import (
 // by key, holds retries until they are due, hands them to the consume
 // engine, and commits up to the first unfinished record of each partition.
 //
-// Goroutines: the poller (PollRecords, routing), the committer, the
-// engine's fetcher (Fetch) and settler (Settle), franz-go's group loop
-// (the partition callbacks) and the handlers (enter). They share the state
-// below under mu.
+// Goroutines: the poller (PollRecords, routing), the committer, the prober
+// of parked retry partitions (park.go), the engine's fetcher (Fetch) and
+// settler (Settle), franz-go's group loop (the partition callbacks) and the
+// handlers (enter). They share the state below under mu; the handlers only
+// take msgMu.
 type driver struct {
 	q        *Queue
 	cl       *kgo.Client
@@ -32,22 +33,33 @@ type driver struct {
 	tierOf   map[string]int
 	stopping atomic.Bool // Consume's ctx is done
 
-	mu          sync.Mutex // protects the fields below and every pstate and rec
-	parts       map[tp]*pstate
-	ready       []*rec // FIFO of records that may run
+	mu    sync.Mutex // protects the fields below and every pstate and rec
+	parts map[tp]*pstate
+	ready []*rec // FIFO of records that may run
+	// FIFO of records that may run, handed out before ready: the next
+	// records of keys, older than most of ready. Running them first keeps
+	// what finishes close to offset order, so a stop leaves few finished
+	// records behind an unstarted one (those run again on the next owner).
+	succ        []*rec
 	due         dueHeap
-	byMsg       map[*queue.Message]*rec // dispatched records by message
-	active      int                     // records admitted and not settled, all partitions
-	waitingTier []int                   // waiting records per tier
-	paused      []bool                  // tiers paused for holding too many waiting records
+	active      int    // records admitted and not settled, all partitions
+	waitingTier []int  // waiting records per tier
+	paused      []bool // tiers paused for holding too many waiting records
+
+	msgMu sync.Mutex              // protects byMsg; taken after mu when both are
+	byMsg map[*queue.Message]*rec // dispatched records by message
 
 	wake chan struct{} // cap 1: ready or due changed
 	room chan struct{} // cap 1: active dropped below limit
 
-	commitMu   sync.Mutex // orders snapshot-and-commit of the committer and of revokes
+	commitMu   sync.Mutex          // orders snapshot-and-commit of the committer and of revokes
+	ids        map[string][16]byte // topic IDs for commitDirect (protected by commitMu)
+	commitKick chan struct{}       // cap 1: commit now (a rebalance just ended)
 	pollDone   chan struct{}
 	commitStop chan struct{}
 	commitDone chan struct{}
+	probeStop  chan struct{}
+	probeDone  chan struct{}
 	stopPause  func() bool
 }
 
@@ -62,9 +74,12 @@ func newDriver(q *Queue, limit int) *driver {
 		paused:      make([]bool, len(q.tiers)),
 		wake:        make(chan struct{}, 1),
 		room:        make(chan struct{}, 1),
+		commitKick:  make(chan struct{}, 1),
 		pollDone:    make(chan struct{}),
 		commitStop:  make(chan struct{}),
 		commitDone:  make(chan struct{}),
+		probeStop:   make(chan struct{}),
+		probeDone:   make(chan struct{}),
 	}
 	for i, t := range q.tiers {
 		d.tierOf[t.topic] = i
@@ -99,8 +114,8 @@ func (d *driver) clientOpts(consumer string) []kgo.Opt {
 	return append(o, q.cfg.Opts...)
 }
 
-// start runs the poller and the committer until ctx is done (poller) or
-// Leave (committer).
+// start runs the poller, the committer and the prober until ctx is done
+// (poller) or Leave (committer, prober).
 func (d *driver) start(ctx context.Context) {
 	d.stopPause = context.AfterFunc(ctx, func() {
 		// No fetch starts after the cancel is seen.
@@ -110,6 +125,7 @@ func (d *driver) start(ctx context.Context) {
 	})
 	go d.pollLoop(ctx)
 	go d.commitLoop()
+	go d.probeLoop()
 }
 
 func (d *driver) signal(c chan struct{}) {
@@ -170,23 +186,34 @@ func (d *driver) route(fs kgo.Fetches) {
 	now := time.Now()
 	added := false
 	d.mu.Lock()
-	fs.EachRecord(func(r *kgo.Record) {
-		p := d.parts[tp{r.Topic, r.Partition}]
-		if p == nil || p.revoking || p.gone || r.Offset <= p.lastOffset() {
-			return // not ours (any more), or a repeat
-		}
-		x := &rec{p: p, r: r, d: decode(r), heapAt: -1}
-		p.recs = append(p.recs, x)
-		p.epoch = r.LeaderEpoch
-		added = true
-		if p.tier >= 0 && !x.isDue(now) {
-			x.st = stWaiting
-			p.waiting++
-			d.waitingTier[p.tier]++
-			heap.Push(&d.due, x)
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
 			return
 		}
-		d.admit(x)
+		p := d.parts[tp{fp.Topic, fp.Partition}]
+		if p == nil || p.revoking || p.gone.Load() {
+			return // not ours (any more)
+		}
+		last := p.lastOffset()
+		for _, r := range fp.Records {
+			if r.Offset <= last {
+				continue // a repeat
+			}
+			last = r.Offset
+			x := &rec{p: p, r: r, heapAt: -1}
+			x.d = decodeInto(r, &x.msg)
+			p.recs = append(p.recs, x)
+			p.epoch = r.LeaderEpoch
+			added = true
+			if p.tier >= 0 && !x.isDue(now) {
+				x.st = stWaiting
+				p.waiting++
+				d.waitingTier[p.tier]++
+				heap.Push(&d.due, x)
+				continue
+			}
+			d.admit(x)
+		}
 	})
 	d.mu.Unlock()
 	if added {
@@ -227,9 +254,16 @@ func (d *driver) promote(now time.Time) {
 // applyPauses pauses the retry topics whose consumer holds too many waiting
 // records, and resumes them below half of that.
 func (d *driver) applyPauses() {
-	var pause, resume []string
-	buf := d.q.cfg.DelayedBuffer
 	d.mu.Lock()
+	pause, resume := d.pauseChanges()
+	d.mu.Unlock()
+	d.setPauses(pause, resume)
+}
+
+// pauseChanges returns the retry topics to pause and to resume for the
+// records they hold waiting. Called with mu held.
+func (d *driver) pauseChanges() (pause, resume []string) {
+	buf := d.q.cfg.DelayedBuffer
 	for i, n := range d.waitingTier {
 		switch {
 		case !d.paused[i] && n >= buf:
@@ -240,7 +274,11 @@ func (d *driver) applyPauses() {
 			resume = append(resume, d.q.tiers[i].topic)
 		}
 	}
-	d.mu.Unlock()
+	return pause, resume
+}
+
+// setPauses applies pauseChanges.
+func (d *driver) setPauses(pause, resume []string) {
 	if len(pause) > 0 {
 		d.cl.PauseFetchTopics(pause...)
 	}
@@ -264,28 +302,24 @@ func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error)
 		}
 		now := time.Now()
 		d.mu.Lock()
-		d.promote(now)
-		var out []*queue.Delivery
-		n := 0
-		for n < len(d.ready) && len(out) < most {
-			x := d.ready[n]
-			n++
-			if x.st != stReady {
-				continue // dropped
-			}
-			x.st = stDispatched
-			d.byMsg[x.d.msg] = x
-			out = append(out, x.delivery())
+		if len(d.due) > 0 {
+			d.promote(now)
 		}
-		left := copy(d.ready, d.ready[n:])
-		clear(d.ready[left:])
-		d.ready = d.ready[:left]
+		var out []*queue.Delivery
+		if len(d.succ)+len(d.ready) > 0 {
+			out = make([]*queue.Delivery, 0, min(most, len(d.succ)+len(d.ready)))
+			d.msgMu.Lock()
+			out = d.dispatch(&d.succ, out, most)
+			out = d.dispatch(&d.ready, out, most)
+			d.msgMu.Unlock()
+		}
 		wait := time.Duration(-1)
 		if len(d.due) > 0 {
 			wait = max(d.due[0].d.due.Sub(now), time.Millisecond)
 		}
+		pause, resume := d.pauseChanges()
 		d.mu.Unlock()
-		d.applyPauses()
+		d.setPauses(pause, resume)
 		if len(out) > 0 {
 			return out, nil
 		}
@@ -307,17 +341,37 @@ func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error)
 	}
 }
 
+// dispatch moves records of the FIFO q to out, up to most in all. Called
+// with mu and msgMu held.
+func (d *driver) dispatch(q *[]*rec, out []*queue.Delivery, most int) []*queue.Delivery {
+	n := 0
+	for n < len(*q) && len(out) < most {
+		x := (*q)[n]
+		n++
+		if x.st != stReady {
+			continue // dropped
+		}
+		x.st = stDispatched
+		d.byMsg[x.d.msg] = x
+		out = append(out, x.delivery())
+	}
+	left := copy(*q, (*q)[n:])
+	clear((*q)[left:])
+	*q = (*q)[:left]
+	return out
+}
+
 // enter is called by the handler wrapper: it returns the ctx the handler
 // runs with, or false when the message's partition was given up (its
 // result would be dropped: do not run it).
 func (d *driver) enter(hctx context.Context, m *queue.Message) (*pstate, context.Context, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.msgMu.Lock()
 	x := d.byMsg[m]
-	if x == nil || x.p.gone {
+	d.msgMu.Unlock()
+	if x == nil || x.p.gone.Load() {
 		return nil, nil, false
 	}
-	return x.p, x.p.handlerCtx(hctx), true
+	return x.p, x.p.handlerCtx(&d.mu, hctx), true
 }
 
 // Settle implements queue.Driver. Retry and dead-letter copies are written
@@ -325,13 +379,68 @@ func (d *driver) enter(hctx context.Context, m *queue.Message) (*pstate, context
 // commit point moves past finished records, the next record of the same
 // key becomes runnable. Records of partitions given up are ignored.
 func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
+	var first error
+	if needCopies(ss) {
+		first = d.writeCopies(ctx, ss)
+	}
+	d.mu.Lock()
+	d.msgMu.Lock()
+	succ := len(d.succ)
+	for _, s := range ss {
+		x := s.Delivery.Handle.(*rec)
+		if x.st != stDispatched {
+			continue // settled by an earlier try
+		}
+		if x.p.gone.Load() {
+			// Given up in a rebalance: the new owner runs it again.
+			x.st = stDropped
+			d.active--
+			delete(d.byMsg, x.d.msg)
+			d.q.stale[s.Outcome].Add(1)
+			continue
+		}
+		switch s.Outcome {
+		case queue.OutcomeAck:
+			d.finish(x, stDone)
+		case queue.OutcomeRelease:
+			d.finish(x, stReleased)
+		default:
+			if x.copied {
+				d.finish(x, stDone)
+			}
+		}
+	}
+	woke := len(d.succ) > succ // the next records of keys
+	d.msgMu.Unlock()
+	d.mu.Unlock()
+	if woke {
+		d.signal(d.wake)
+	}
+	d.signal(d.room) // wakes the poller only if it waits for room
+	return first
+}
+
+// needCopies reports whether any settlement is a retry or a dead letter.
+func needCopies(ss []queue.Settlement) bool {
+	for _, s := range ss {
+		if s.Outcome == queue.OutcomeRetry || s.Outcome == queue.OutcomeDeadLetter {
+			return true
+		}
+	}
+	return false
+}
+
+// writeCopies writes the retry and dead-letter copies of the settlements
+// (acks=all) and marks those acknowledged as copied. Retry partitions
+// written to that a consumer of this queue parked are resumed at once.
+func (d *driver) writeCopies(ctx context.Context, ss []queue.Settlement) error {
 	now := time.Now()
 	var copies []*kgo.Record
 	var owners []*rec
 	d.mu.Lock()
 	for _, s := range ss {
 		x := s.Delivery.Handle.(*rec)
-		if x.p.gone || x.st != stDispatched || x.copied {
+		if x.p.gone.Load() || x.st != stDispatched || x.copied {
 			continue
 		}
 		m := *x.d.msg
@@ -351,52 +460,29 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 		owners = append(owners, x)
 	}
 	d.mu.Unlock()
-	var first error
-	if len(copies) > 0 {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		errs, err := d.q.produce(pctx, copies...)
-		cancel()
-		first = err
-		d.mu.Lock()
-		for i, x := range owners {
-			if errs[i] == nil {
-				x.copied = true
-			}
-		}
-		d.mu.Unlock()
+	if len(copies) == 0 {
+		return nil
 	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	errs, err := d.q.produce(pctx, copies...)
+	cancel()
 	d.mu.Lock()
-	for _, s := range ss {
-		x := s.Delivery.Handle.(*rec)
-		if x.st != stDispatched {
-			continue // settled by an earlier try
-		}
-		if x.p.gone {
-			// Given up in a rebalance: the new owner runs it again.
-			x.st = stDropped
-			d.active--
-			delete(d.byMsg, x.d.msg)
-			d.q.stale[s.Outcome].Add(1)
-			continue
-		}
-		switch s.Outcome {
-		case queue.OutcomeAck:
-			d.finish(x, stDone)
-		case queue.OutcomeRelease:
-			d.finish(x, stReleased)
-		default:
-			if x.copied {
-				d.finish(x, stDone)
-			}
+	for i, x := range owners {
+		if errs[i] == nil {
+			x.copied = true
 		}
 	}
 	d.mu.Unlock()
-	d.signal(d.wake)
-	d.signal(d.room)
-	return first
+	for i, r := range copies {
+		if errs[i] == nil && r.Topic != d.q.dead {
+			d.q.wakeTier(r.Topic, r.Partition)
+		}
+	}
+	return err
 }
 
-// finish settles dispatched record x into state st. Called with mu held.
+// finish settles dispatched record x into state st. Called with mu and
+// msgMu held.
 func (d *driver) finish(x *rec, st recState) {
 	p := x.p
 	x.st = st
@@ -413,7 +499,7 @@ func (d *driver) finish(x *rec, st recState) {
 				kq.head = nxt
 				if st == stDone && nxt.st == stBlocked {
 					nxt.st = stReady
-					d.ready = append(d.ready, nxt)
+					d.succ = append(d.succ, nxt)
 				}
 			}
 		}
@@ -449,8 +535,12 @@ func (d *driver) dropQueued(p *pstate) {
 	}
 }
 
-// onAssigned starts the state of newly assigned partitions.
+// onAssigned starts the state of newly assigned partitions. It is called
+// at the end of every rebalance (franz-go blocks commits during the join and
+// sync before it), so it also has the committer commit at once what
+// finished in the meantime.
 func (d *driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	d.signal(d.commitKick)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for topic, parts := range assigned {
@@ -470,7 +560,12 @@ func (d *driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 
 // onRevoked gives up revoked partitions: the records already fetched from
 // them may finish (for at most Config.RevokeWait; none when Consume is
-// stopping), then the commit point of each is committed.
+// stopping), then the commit point of each is committed, with those of the
+// partitions kept. franz-go calls it at the start of every rebalance (with
+// nothing revoked under the cooperative protocol) before it joins the
+// group, the last moment commits go through until the rebalance ends: so
+// everything finished so far is committed then, and a consumer that dies
+// during the rebalance only runs again what it finished during it.
 func (d *driver) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	d.giveUp(ctx, revoked, true)
 }
@@ -482,6 +577,7 @@ func (d *driver) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]in
 }
 
 func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) {
+	defer d.signal(d.room) // dropped records made room
 	d.mu.Lock()
 	var ps []*pstate
 	for topic, parts := range m {
@@ -513,7 +609,7 @@ func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) 
 		}
 	}
 	d.mu.Unlock()
-	if len(ps) == 0 {
+	if len(ps) == 0 && !commit {
 		return
 	}
 	if commit && len(idles) > 0 {
@@ -535,13 +631,14 @@ func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) 
 	}
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
 	d.mu.Lock()
+	if commit {
+		// The partitions kept too: commits wait until the rebalance ends.
+		d.commitPoints(offsets)
+	}
 	for _, p := range ps {
 		if commit {
 			if cp := p.commitPoint(); cp >= 0 && cp != p.sent {
-				if offsets[p.tp.topic] == nil {
-					offsets[p.tp.topic] = make(map[int32]kgo.EpochOffset)
-				}
-				offsets[p.tp.topic][p.tp.part] = kgo.EpochOffset{Epoch: p.epoch, Offset: cp}
+				addOffset(offsets, p, cp)
 			}
 		}
 		d.abandon(p)
@@ -550,7 +647,11 @@ func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) 
 	if len(offsets) > 0 {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := d.commit(cctx, offsets); err != nil {
+		switch err := d.commit(cctx, offsets); {
+		case err == nil:
+		case len(ps) == 0 && rebalancing(err):
+			d.q.log.Debug("kafka: commit at the start of a rebalance refused; retried when it ends", "err", err)
+		default:
 			d.q.log.Warn("kafka: commit on revoke failed; the next owner runs the finished messages again", "err", err)
 		}
 	}
@@ -560,10 +661,11 @@ func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) 
 // cancelled and their results ignored. Called with mu held.
 func (d *driver) abandon(p *pstate) {
 	d.dropQueued(p)
-	p.gone = true
+	p.gone.Store(true)
 	if p.cancel != nil {
 		p.cancel()
 	}
+	d.unpark(p)
 	if d.parts[p.tp] == p {
 		delete(d.parts, p.tp)
 	}
@@ -579,6 +681,7 @@ func (d *driver) commitLoop() {
 		case <-d.commitStop:
 			return
 		case <-t.C:
+		case <-d.commitKick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := d.commitNow(ctx); err != nil && !d.stopping.Load() {
@@ -595,7 +698,8 @@ func (d *driver) commitLoop() {
 // rebalancing reports commit errors that only mean a rebalance is under way.
 func rebalancing(err error) bool {
 	return errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.IllegalGeneration) ||
-		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID)
+		errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch) // KIP-848 groups (kgo.ServerSideBalancer in Config.Opts)
 }
 
 // commitNow commits the commit point of every owned partition that moved.
@@ -604,22 +708,32 @@ func (d *driver) commitNow(ctx context.Context) error {
 	defer d.commitMu.Unlock()
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
 	d.mu.Lock()
-	for _, p := range d.parts {
-		if p.revoking || p.gone {
-			continue
-		}
-		if cp := p.commitPoint(); cp >= 0 && cp > p.sent {
-			if offsets[p.tp.topic] == nil {
-				offsets[p.tp.topic] = make(map[int32]kgo.EpochOffset)
-			}
-			offsets[p.tp.topic][p.tp.part] = kgo.EpochOffset{Epoch: p.epoch, Offset: cp}
-		}
-	}
+	d.commitPoints(offsets)
 	d.mu.Unlock()
 	if len(offsets) == 0 {
 		return nil
 	}
-	return d.commit(ctx, offsets)
+	return d.commitDirect(ctx, offsets)
+}
+
+// commitPoints adds to offsets the commit point of every owned partition
+// that moved since its last commit. Called with mu held.
+func (d *driver) commitPoints(offsets map[string]map[int32]kgo.EpochOffset) {
+	for _, p := range d.parts {
+		if p.revoking || p.gone.Load() {
+			continue
+		}
+		if cp := p.commitPoint(); cp >= 0 && cp > p.sent {
+			addOffset(offsets, p, cp)
+		}
+	}
+}
+
+func addOffset(offsets map[string]map[int32]kgo.EpochOffset, p *pstate, cp int64) {
+	if offsets[p.tp.topic] == nil {
+		offsets[p.tp.topic] = make(map[int32]kgo.EpochOffset)
+	}
+	offsets[p.tp.topic][p.tp.part] = kgo.EpochOffset{Epoch: p.epoch, Offset: cp}
 }
 
 // commit commits offsets synchronously and records what was committed.
@@ -659,6 +773,8 @@ func (d *driver) Leave(ctx context.Context) {
 	<-d.pollDone
 	close(d.commitStop)
 	<-d.commitDone
+	close(d.probeStop)
+	<-d.probeDone
 	if err := d.commitNow(ctx); err != nil {
 		d.q.log.Warn("kafka: final commit failed; the next owner runs the finished messages again", "err", err)
 	}

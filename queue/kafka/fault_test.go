@@ -81,30 +81,43 @@ func TestConnectionLoss(t *testing.T) {
 			return nil, errConnCut, true // closes the connection
 		})
 	}
-	const n = 3000
+	// Publish a steady stream until connections were cut a few times while
+	// produce and fetch requests were under way.
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range n / 4 {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				id, err := q.Publish(pctx, []byte(strconv.Itoa(g*n+i)))
+				id, err := q.Publish(pctx, []byte(strconv.Itoa(g)+"-"+strconv.Itoa(i)))
 				cancel()
 				if err != nil {
-					hist.Enqueue("unknown-"+strconv.Itoa(g*n+i), historytest.Unknown)
+					hist.Enqueue("unknown-"+strconv.Itoa(g)+"-"+strconv.Itoa(i), historytest.Unknown)
 					continue
 				}
 				hist.Enqueue(id, historytest.OK)
+				if i%50 == 0 {
+					time.Sleep(time.Millisecond)
+				}
 			}
 		}()
 	}
-	for range 3 {
+	deadline := time.Now().Add(30 * time.Second)
+	for windows := 0; windows < 3 || cut.Load() < 3; windows++ {
+		require.True(t, time.Now().Before(deadline), "only %d connections cut in %d windows", cut.Load(), windows)
 		time.Sleep(150 * time.Millisecond)
 		cutting.Store(true)
 		time.Sleep(100 * time.Millisecond)
 		cutting.Store(false)
 	}
+	close(stop)
 	wg.Wait()
 	rep := hist.Check()
 	require.Eventually(t, func() bool { return len(hist.Check().Lost) == 0 }, 60*time.Second, 20*time.Millisecond,

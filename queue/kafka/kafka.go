@@ -208,8 +208,8 @@ type Queue struct {
 	deadMu  sync.Mutex // serializes dead-letter index reads
 	deadIdx *deadIndex // nil until first used (protected by deadMu)
 
-	mu        sync.Mutex // protects closed and consumers
-	closed    bool
+	mu        sync.Mutex // protects consumers and writes of closed
+	closed    atomic.Bool
 	consumers map[*driver]context.CancelFunc
 	running   sync.WaitGroup
 }
@@ -386,13 +386,26 @@ func (q *Queue) Counters() queue.Counters {
 
 // newID returns a message ID unique across processes.
 func (q *Queue) newID() string {
-	return q.idPfx + strconv.FormatUint(q.idSeq.Add(1), 36)
+	var b [64]byte
+	return string(q.appendID(b[:0]))
 }
 
-func (q *Queue) isClosed() bool {
+// appendID appends a new message ID to b.
+func (q *Queue) appendID(b []byte) []byte {
+	return strconv.AppendUint(append(b, q.idPfx...), q.idSeq.Add(1), 36)
+}
+
+func (q *Queue) isClosed() bool { return q.closed.Load() }
+
+// drivers returns the running Consume calls' drivers.
+func (q *Queue) drivers() []*driver {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.closed
+	ds := make([]*driver, 0, len(q.consumers))
+	for d := range q.consumers {
+		ds = append(ds, d)
+	}
+	return ds
 }
 
 var errClosed = fmt.Errorf("kafka: %w", queue.ErrClosed)
@@ -403,11 +416,11 @@ var errClosed = fmt.Errorf("kafka: %w", queue.ErrClosed)
 // Kafka.
 func (q *Queue) Close() error {
 	q.mu.Lock()
-	if q.closed {
+	if q.closed.Load() {
 		q.mu.Unlock()
 		return nil
 	}
-	q.closed = true
+	q.closed.Store(true)
 	for _, cancel := range q.consumers {
 		cancel()
 	}

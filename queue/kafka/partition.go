@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,11 +24,14 @@ const (
 	stDropped                    // its partition was given up before it finished
 )
 
-// rec is one fetched record.
+// rec is one fetched record, with its message and delivery (one allocation
+// per record).
 type rec struct {
 	p      *pstate
 	r      *kgo.Record
-	d      decoded
+	d      decoded // d.msg is &msg
+	msg    queue.Message
+	dl     queue.Delivery
 	st     recState
 	next   *rec // next record with the same key (FIFO), while gated
 	heapAt int  // index in the due heap while waiting
@@ -45,8 +50,8 @@ type tp struct {
 	part  int32
 }
 
-// pstate is one assigned partition of one consumer. Every field is
-// protected by the driver's mu.
+// pstate is one assigned partition of one consumer. Every field but gone
+// and hc is protected by the driver's mu.
 type pstate struct {
 	tp    tp
 	tier  int    // retry tier index, -1 for the main topic
@@ -59,16 +64,27 @@ type pstate struct {
 	active   int // records admitted (blocked, ready, dispatched) and not settled
 	waiting  int // records in stWaiting
 	revoking bool
-	gone     bool
+	gone     atomic.Bool   // given up: written under mu, read anywhere
 	idle     chan struct{} // closed when active reaches 0 while revoking
 
-	hctx   context.Context // the engine's handler ctx the ctx below derives from
-	ctx    context.Context // handlers' ctx, cancelled when the partition is given up
-	cancel context.CancelFunc
+	// A retry tier's partition with nothing unread is parked: not fetched
+	// until its end offset moves past base (see park.go).
+	parked bool
+	base   int64 // where fetching starts when nothing was fetched yet (-1: unknown)
+	wakes  int   // records this process wrote to the partition (Queue.wakeTier)
+
+	hc     atomic.Pointer[handlerCtx] // handlers' ctx, set under mu
+	cancel context.CancelFunc         // cancels hc's ctx
+}
+
+// handlerCtx is the ctx handlers of one partition run with: the engine's
+// handler ctx hctx, cancelled early when the partition is given up.
+type handlerCtx struct {
+	hctx, ctx context.Context
 }
 
 func newPState(t tp, tier int) *pstate {
-	return &pstate{tp: t, tier: tier, next: -1, sent: -1, epoch: -1, keys: make(map[string]*keyq)}
+	return &pstate{tp: t, tier: tier, next: -1, sent: -1, epoch: -1, base: -1, keys: make(map[string]*keyq)}
 }
 
 // commitPoint is the offset to commit: that of the first record not
@@ -103,20 +119,37 @@ func (p *pstate) lastOffset() int64 {
 	return p.next - 1
 }
 
-// handlerCtx returns the ctx handlers of this partition run with: hctx,
-// cancelled early if the partition is given up.
-func (p *pstate) handlerCtx(hctx context.Context) context.Context {
-	if p.ctx == nil || p.hctx != hctx {
-		if p.cancel != nil {
-			p.cancel()
-		}
-		p.hctx = hctx
-		p.ctx, p.cancel = context.WithCancel(hctx)
-		if p.gone {
-			p.cancel()
-		}
+// position is the offset this consumer fetches the partition from next, as
+// far as it knows: after the latest fetched record, or base (-1: unknown).
+func (p *pstate) position() int64 {
+	if last := p.lastOffset(); last >= 0 {
+		return last + 1
 	}
-	return p.ctx
+	return p.base
+}
+
+// handlerCtx returns the ctx handlers of this partition run with: hctx,
+// cancelled early if the partition is given up. Called without mu: the
+// ctx is made once, under mu.
+func (p *pstate) handlerCtx(mu *sync.Mutex, hctx context.Context) context.Context {
+	if c := p.hc.Load(); c != nil && c.hctx == hctx {
+		return c.ctx
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if c := p.hc.Load(); c != nil && c.hctx == hctx {
+		return c.ctx
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	c := &handlerCtx{hctx: hctx}
+	c.ctx, p.cancel = context.WithCancel(hctx)
+	if p.gone.Load() {
+		p.cancel()
+	}
+	p.hc.Store(c)
+	return c.ctx
 }
 
 // dueHeap orders waiting records by due time.
@@ -142,9 +175,10 @@ func (h *dueHeap) Pop() any {
 	return r
 }
 
-// message returns the delivery's message.
+// delivery returns the record's delivery.
 func (r *rec) delivery() *queue.Delivery {
-	return &queue.Delivery{Message: r.d.msg, Handle: r}
+	r.dl = queue.Delivery{Message: r.d.msg, Handle: r}
+	return &r.dl
 }
 
 // due reports whether r may run at now.

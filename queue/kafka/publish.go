@@ -68,6 +68,56 @@ func (q *Queue) produce(ctx context.Context, rs ...*kgo.Record) ([]error, error)
 	return errs, first
 }
 
+// waiter is the promise of one produced record: the result is sent on done,
+// which is buffered so that a promise running after its caller stopped
+// waiting (ctx done) never blocks. Waiters are pooled: one is put back only
+// after its promise ran.
+type waiter struct {
+	done    chan error
+	promise func(*kgo.Record, error)
+}
+
+var waiters = sync.Pool{New: func() any {
+	w := &waiter{done: make(chan error, 1)}
+	w.promise = func(_ *kgo.Record, err error) { w.done <- err }
+	return w
+}}
+
+// produceOne is produce for one record, without allocating.
+func (q *Queue) produceOne(ctx context.Context, r *kgo.Record) error {
+	w := waiters.Get().(*waiter)
+	q.cl.Produce(ctx, r, w.promise)
+	var err error
+	if done := ctx.Done(); done == nil {
+		err = <-w.done
+	} else {
+		select {
+		case err = <-w.done:
+		case <-done:
+			select {
+			case err = <-w.done:
+			default:
+				// The promise still runs, into w.done; w is not reused.
+				return fmt.Errorf("kafka: waiting for the broker's acknowledgement (the message may or may not be written): %w", ctx.Err())
+			}
+		}
+	}
+	waiters.Put(w)
+	if err != nil {
+		return fmt.Errorf("kafka: produce to %q: %w", r.Topic, err)
+	}
+	return nil
+}
+
+// plainRecord is the record of a message with no headers of its own and no
+// delay, in one allocation: its only header is the ID, whose bytes live in
+// id.
+type plainRecord struct {
+	r  kgo.Record
+	h  [1]kgo.RecordHeader
+	id [64]byte
+}
+
 // Publish adds one message and returns its ID once the broker acknowledged
 // it (acks=all: every in-sync replica has it; the idempotent producer makes
 // client retries write it once). With queue.WithKey the key picks the
@@ -78,18 +128,21 @@ func (q *Queue) produce(ctx context.Context, rs ...*kgo.Record) ([]error, error)
 // client retries) until ctx is done; an error then means the message may or
 // may not be written, never that it was silently dropped.
 func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishOption) (string, error) {
-	ps, err := queue.ResolvePublishOptions(opts...)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case ps.DedupKey != "":
-		return "", fmt.Errorf("kafka: WithDedupKey: %w", queue.ErrUnsupported)
-	case ps.ID != "":
-		return "", fmt.Errorf("kafka: WithID (deduplicated IDs): %w", queue.ErrUnsupported)
-	}
-	if err := checkHeaders(ps.Headers); err != nil {
-		return "", err
+	var ps queue.PublishSettings
+	if len(opts) > 0 {
+		var err error
+		if ps, err = queue.ResolvePublishOptions(opts...); err != nil {
+			return "", err
+		}
+		switch {
+		case ps.DedupKey != "":
+			return "", fmt.Errorf("kafka: WithDedupKey: %w", queue.ErrUnsupported)
+		case ps.ID != "":
+			return "", fmt.Errorf("kafka: WithID (deduplicated IDs): %w", queue.ErrUnsupported)
+		}
+		if err := checkHeaders(ps.Headers); err != nil {
+			return "", err
+		}
 	}
 	if q.isClosed() {
 		return "", errClosed
@@ -102,19 +155,40 @@ func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishO
 
 func (q *Queue) publish(ctx context.Context, body []byte, ps queue.PublishSettings) (string, error) {
 	now := time.Now()
-	m := &queue.Message{ID: q.newID(), Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: now}
-	topic := q.name
-	var due time.Time
-	if ps.Delay > 0 {
-		topic = q.tiers[q.tierFor(ps.Delay)].topic
-		due = now.Add(ps.Delay)
+	var (
+		r  *kgo.Record
+		id string
+	)
+	if len(ps.Headers) == 0 && ps.Delay <= 0 {
+		pr := &plainRecord{}
+		idb := q.appendID(pr.id[:0])
+		id = string(idb)
+		if body == nil {
+			body = []byte{}
+		}
+		pr.h[0] = kgo.RecordHeader{Key: headerID, Value: idb}
+		pr.r = kgo.Record{Topic: q.name, Key: keyBytes(ps.Key), Value: body, Headers: pr.h[:], Timestamp: now}
+		r = &pr.r
+	} else {
+		m := &queue.Message{ID: q.newID(), Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: now}
+		id = m.ID
+		topic := q.name
+		var due time.Time
+		if ps.Delay > 0 {
+			topic = q.tiers[q.tierFor(ps.Delay)].topic
+			due = now.Add(ps.Delay)
+		}
+		r = encode(topic, keyBytes(ps.Key), m, due, origin{})
 	}
-	_, err := q.produce(ctx, encode(topic, keyBytes(ps.Key), m, due, origin{}))
+	err := q.produceOne(ctx, r)
 	q.cnt.CountPublish(err)
 	if err != nil {
 		return "", err
 	}
-	return m.ID, nil
+	if ps.Delay > 0 {
+		q.wakeTier(r.Topic, r.Partition)
+	}
+	return id, nil
 }
 
 // PublishBatch publishes the bodies (without keys), all sent before waiting

@@ -46,7 +46,20 @@ type decoded struct {
 // Attempt, LastError and PublishedAt are written only when they say more
 // than the record itself.
 func encode(topic string, key []byte, m *queue.Message, due time.Time, o origin) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(m.Headers)+8)
+	n := 2 + len(m.Headers) // the ID, and room for deadRecord's key
+	if m.Attempt > 1 {
+		n++
+	}
+	if m.LastError != "" {
+		n++
+	}
+	if !due.IsZero() {
+		n++
+	}
+	if o.topic != "" {
+		n += 4
+	}
+	hs := make([]kgo.RecordHeader, 0, n)
 	hs = append(hs, kgo.RecordHeader{Key: headerID, Value: []byte(m.ID)})
 	for k, v := range m.Headers {
 		hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
@@ -83,8 +96,11 @@ func encode(topic string, key []byte, m *queue.Message, due time.Time, o origin)
 
 // decode reads a record written by encode. Records without an ID header
 // (written by other producers) get an ID from their position.
-func decode(r *kgo.Record) decoded {
-	m := &queue.Message{Body: r.Value, Attempt: 1, PublishedAt: r.Timestamp}
+func decode(r *kgo.Record) decoded { return decodeInto(r, new(queue.Message)) }
+
+// decodeInto is decode into m.
+func decodeInto(r *kgo.Record, m *queue.Message) decoded {
+	*m = queue.Message{Body: r.Value, Attempt: 1, PublishedAt: r.Timestamp}
 	if m.Body == nil {
 		m.Body = []byte{}
 	}

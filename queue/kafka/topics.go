@@ -91,11 +91,11 @@ func (q *Queue) Delete(ctx context.Context) error {
 		}
 	}
 	gr, err := q.adm.DeleteGroup(ctx, q.group)
-	if err != nil {
-		return fmt.Errorf("kafka: delete group %q: %w", q.group, err)
+	if err == nil {
+		err = gr.Err
 	}
-	if gr.Err != nil && !errors.Is(gr.Err, kerr.GroupIDNotFound) {
-		return fmt.Errorf("kafka: delete group %q: %w", q.group, gr.Err)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) { // no consumer ever committed
+		return fmt.Errorf("kafka: delete group %q: %w", q.group, err)
 	}
 	return nil
 }
