@@ -483,6 +483,9 @@ type panicError struct {
 func (p *panicError) Error() string { return fmt.Sprintf("queue: handler panicked: %v", p.value) }
 
 func (e *engine) logPanic(err error) {
+	if err == nil {
+		return // (errors.As would allocate for nothing)
+	}
 	var p *panicError
 	if errors.As(err, &p) {
 		e.cnt.panics.Add(1)
