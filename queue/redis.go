@@ -44,6 +44,9 @@ var (
 	//go:embed scripts/leave.lua
 	leaveLua    string
 	leaveScript = redis.NewScript(leaveLua)
+	//go:embed scripts/tally.lua
+	tallyLua    string
+	tallyScript = redis.NewScript(tallyLua)
 )
 
 // groupName is the consumer group every consumer of a queue joins.
@@ -342,6 +345,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 				c.args = append(c.args, "h:"+k, v)
 			}
 		}
+		c.keys, c.args = q.withMetrics(c.keys, c.args)
 		calls = append(calls, c)
 	}
 	// With WaitReplicas, WAIT ends each pipeline: it counts the writes of

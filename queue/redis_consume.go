@@ -22,6 +22,7 @@ type redisConsumer struct {
 	historyFrom string    // read our pending entries after this ID
 	cursor      string    // XAUTOCLAIM cursor
 	lastReclaim time.Time // when XAUTOCLAIM last ran
+	pause       pauseGate // see pause.go
 }
 
 func (c *redisConsumer) reclaimEvery() time.Duration {
@@ -45,6 +46,9 @@ func isNoGroup(err error) bool {
 }
 
 func (c *redisConsumer) fetch(ctx context.Context, n int) ([]*delivery, error) {
+	if c.hold(ctx) {
+		return nil, nil
+	}
 	// A read that started must finish: what it returns after ctx is done
 	// is released, not left pending until the visibility timeout.
 	ctx = context.WithoutCancel(ctx)
@@ -300,6 +304,9 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 		calls = append(calls, call{failScript, []string{c.q.stream, c.q.delayed, c.q.payloads, c.q.dead, c.q.deadIndex}, args})
 	}
 	flushAcks()
+	if keys, args := c.q.tally(ss); len(ss) > 0 {
+		calls = append(calls, call{tallyScript, keys, args})
+	}
 	cmds := make([]*redis.Cmd, len(calls))
 	pipe := c.q.client.Pipeline()
 	for i, cl := range calls {
