@@ -53,8 +53,8 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []
 	if a.fence {
 		fence = "1"
 	}
-	res, err := claimScript.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence"},
-		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:").Result()
+	res, err := claimScript.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"},
+		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:", pausable(a.id)).Result()
 	if err != nil {
 		return false, 0, nil, err
 	}
