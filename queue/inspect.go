@@ -112,6 +112,8 @@ type QueueInfo struct {
 	// Throughput is the messages acknowledged per second over the last
 	// five minutes, by every replica.
 	Throughput float64 `json:"throughput"`
+	// Acked is the messages acknowledged over the last five minutes.
+	Acked int64 `json:"acked_5m"`
 	// Published is the messages published over the last five minutes.
 	Published int64 `json:"published_5m"`
 	// Failed is the failed attempts (retried or dead-lettered) over the
@@ -242,6 +244,7 @@ func (in *Inspector) queues(ctx context.Context, names []string) ([]QueueInfo, e
 		}
 		// The current minute is partly over: rate over the time covered.
 		covered := time.Duration(recent-1)*time.Minute + time.Duration(now.Unix()%60)*time.Second
+		qi.Acked = acked
 		qi.Throughput = float64(acked) / covered.Seconds()
 		out[i] = qi
 	}

@@ -156,6 +156,7 @@ func TestInspector(t *testing.T) {
 			assert.WithinDuration(t, time.Now(), o.PausedAt, time.Minute)
 			assert.Greater(t, o.OldestAge, time.Duration(0))
 			assert.Equal(t, int64(27), o.Published)
+			assert.Equal(t, int64(5), o.Acked)
 			assert.Equal(t, int64(10), o.Failed)
 			assert.Greater(t, o.Throughput, 0.0)
 
