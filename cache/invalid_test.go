@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outrigger-dev/outrigger/cache"
-	"github.com/outrigger-dev/outrigger/internal/logtest"
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 )
 
@@ -57,7 +56,7 @@ func TestInvalidAnswersFailLoudly(t *testing.T) {
 			t.Run("deploy="+rb.name+"/"+tc.name, func(t *testing.T) {
 				leakCheck(t)
 				db := rb.mk(t)
-				logger, logs := logtest.New()
+				logger, logs := redistest.NewLogs()
 				c, err := cache.New[int](cache.WithRedis(db.NewClient(t)), cache.WithPrefix(db.Prefix),
 					cache.WithRedisErrorPolicy(tc.policy), cache.WithLogger(logger), cache.WithBreaker(3, time.Minute),
 					cache.WithLocal(100, time.Minute))
@@ -115,8 +114,8 @@ func TestInvalidAnswersFailLoudly(t *testing.T) {
 				nErr := logs.Count(slog.LevelError)
 				assert.GreaterOrEqual(t, nErr, 1, "no error logged:\n%s", logs)
 				assert.LessOrEqual(t, nErr, 3, "error lines: want one per operation and kind:\n%s", logs)
-				for _, r := range logs.Records() {
-					assert.NotContains(t, r.Message, "loading without it", "fell back to the loader")
+				for _, r := range logs.Records(slog.LevelDebug) {
+					assert.NotContains(t, r.Msg, "loading without it", "fell back to the loader")
 				}
 			})
 		}

@@ -28,10 +28,25 @@ type Stats struct {
 	Refreshed uint64
 	// Lost counts locks lost before they were released.
 	Lost uint64
+	// Errors counts Redis errors that a degrade path absorbed because Redis
+	// was unavailable (a network error or timeout, LOADING, READONLY after a
+	// failover, …): a waiter's wake-up read that fell back to polling, an
+	// auto-refresh that was retried, a clean-up that failed (the state it
+	// would have removed expires), a Redlock node that did not answer while
+	// a majority did.
+	Errors uint64
+	// Invalid counts Redis calls whose answer meant that the lock's script,
+	// the key's data or the reply was wrong (a script error, WRONGTYPE, a
+	// reply of the wrong shape): never retried nor absorbed, returned to the
+	// caller or, for an auto-refresh, closing Lost (see Lock.Err). A failed
+	// call and the clean-up after it may count twice. A non-zero count is a
+	// bug to look at.
+	Invalid uint64
 }
 
 type stats struct {
 	acquired, handedOff, localHandoffs, notAcquired, releases, refreshes, lost atomic.Uint64
+	errors, invalid                                                            atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -43,6 +58,8 @@ func (s *stats) snapshot() Stats {
 		Released:       s.releases.Load(),
 		Refreshed:      s.refreshes.Load(),
 		Lost:           s.lost.Load(),
+		Errors:         s.errors.Load(),
+		Invalid:        s.invalid.Load(),
 	}
 }
 
@@ -72,7 +89,7 @@ func do(ctx context.Context, acquire func(context.Context, string, time.Duration
 		defer close(watchExited)
 		select {
 		case <-lk.Lost():
-			cancel(ErrLockLost)
+			cancel(lk.Err())
 		case <-watchDone:
 		}
 	}()
@@ -89,14 +106,18 @@ func do(ctx context.Context, acquire func(context.Context, string, time.Duration
 	}
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer rcancel()
+	cause := lk.Err() // why it was lost, before Release makes it ErrReleased
 	relErr := lk.Release(rctx)
 	if errors.Is(relErr, ErrLockLost) {
+		if !lost {
+			cause = relErr
+		}
 		lost = true
 		relErr = nil
 	}
 	var lostErr error
 	if lost {
-		lostErr = fmt.Errorf("%w while fn ran (key %q)", ErrLockLost, key)
+		lostErr = fmt.Errorf("lock: lost while fn ran (key %q): %w", key, cause)
 	}
 	return errors.Join(fnErr, lostErr, relErr)
 }

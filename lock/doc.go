@@ -64,6 +64,39 @@
 // the lock is lost, releases when fn returns and turns a panic in fn into
 // an error. WithMaxHold caps how long Do and WithAutoRefresh keep a lock.
 //
+// # When Redis fails
+//
+// Errors are sorted by internal/rediserr. Only errors that mean Redis cannot
+// answer now take a degrade path: network errors and timeouts (connection
+// refused or reset, EOF, i/o timeout, a pool timeout, unreachable
+// sentinels), the replies LOADING, BUSY, CLUSTERDOWN, TRYAGAIN, MASTERDOWN,
+// READONLY, NOREPLICAS, MISCONF, OOM, "max number of clients reached" and a
+// MOVED or ASK left after the client's redirects. Those are absorbed where
+// the lock can go on without the answer, counted in Stats.Errors and logged
+// at Warn level: a waiter whose wake-up read failed polls again (backoff),
+// an auto-refresh (WithAutoRefresh, Do) that failed is retried every
+// ttl/12 until its local deadline (then Lost closes; Err names the last
+// error), a Redlock majority answers without the nodes that did not (a
+// node's own WithNodeTimeout counts as not answering), and a failed
+// clean-up (leaving the wait queue, undoing a failed try) is left to the
+// expiry of what it would have removed. Elsewhere they are returned,
+// wrapped: Acquire, TryAcquire, Refresh, Release and TTL return them as
+// "lock: acquire "k": …" (after a failed Release the lock is still held and
+// Release may be retried).
+//
+// An answer that means the lock's script, the key's data or the reply is
+// wrong (ERR user_script…, ERR Error running script, WRONGTYPE — a key of
+// another type under the prefix —, an unknown command, NOAUTH or NOPERM, a
+// reply or wake-up message of the wrong shape) is never absorbed nor
+// retried, and is never taken for Redis being down: the operation returns
+// it, wrapped the same way (a waiter leaves the queue first; a Redlock
+// operation fails even if a majority answered, after undoing its grants);
+// an auto-refresh it refuses closes Lost at once, and Err (and the cause of
+// Do's context, and Do's error) wraps it with ErrLockLost. Each is counted
+// in Stats.Invalid and logged once per operation and kind at Error level
+// through WithLogger. Such an error is a bug or bad data to fix: a
+// degrade path that absorbed it would hide it for as long as nobody looks.
+//
 // # When a Redis lock is safe, and when it is not
 //
 // A lease lock cannot by itself stop a holder that is paused (GC, swapping,

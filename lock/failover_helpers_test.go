@@ -26,6 +26,19 @@ func runs(short, longN int) int {
 	return short
 }
 
+// noInvalid makes t fail at its end if l counted an invalid reply: every
+// error a fault provokes (a failover, a pause, a restart) must be taken for
+// Redis being unavailable, never for a bug.
+func noInvalid(t *testing.T, l *lock.RedisLocker) *lock.RedisLocker {
+	t.Helper()
+	t.Cleanup(func() {
+		if st := l.Stats(); st.Invalid != 0 {
+			t.Errorf("a fault gave %d invalid replies, want 0 (stats %+v)", st.Invalid, st)
+		}
+	})
+	return l
+}
+
 // ctxFor returns a context bounded by d, cancelled when the test ends.
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

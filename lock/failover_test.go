@@ -58,7 +58,7 @@ func testSentinelForcedLag(t *testing.T) {
 			newLocker := func() *lock.RedisLocker {
 				l, err := lock.New(s.Client(t, fastSentinel), append([]lock.Option{lock.WithPrefix("lag:")}, mode.opts...)...)
 				require.NoError(t, err)
-				return l
+				return noInvalid(t, l)
 			}
 			a, b, probe := newLocker(), newLocker(), newLocker()
 			w := newWriter(t)
@@ -169,8 +169,10 @@ func testSentinelZombie(t *testing.T) {
 			s := redistest.StartSentinel(t, mode.opts...)
 			b, err := lock.New(s.Client(t, fastSentinel), lock.WithPrefix("z:"))
 			require.NoError(t, err)
+			noInvalid(t, b)
 			probe, err := lock.New(s.Client(t, fastSentinel), lock.WithPrefix("z:"))
 			require.NoError(t, err)
+			noInvalid(t, probe)
 			w := newWriter(t)
 			var c tally
 			var zombieOK, rounds int
@@ -184,6 +186,7 @@ func testSentinelZombie(t *testing.T) {
 				})
 				a, err := lock.New(stale, lock.WithPrefix("z:"))
 				require.NoError(t, err)
+				noInvalid(t, a)
 				kKey, zKey := fmt.Sprintf("r%d-k", round), fmt.Sprintf("r%d-z", round)
 				held, err := a.Acquire(ctx, kKey, ttl)
 				require.NoError(t, err)
@@ -217,7 +220,8 @@ func testSentinelZombie(t *testing.T) {
 				} else {
 					c.refused.Add(1)
 				}
-				if zerr != nil && !strings.HasPrefix(zerr.Error(), "NOREPLICAS") {
+				var re redis.Error
+				if zerr != nil && !(errors.As(zerr, &re) && strings.HasPrefix(re.Error(), "NOREPLICAS")) {
 					t.Errorf("acquire on the zombie: got %v, want success or NOREPLICAS", zerr)
 				}
 
@@ -296,12 +300,13 @@ func testClusterShard(t *testing.T) {
 		for i := range pair {
 			l, err := lock.New(client(), append([]lock.Option{lock.WithPrefix("cl:")}, m.opts...)...)
 			require.NoError(t, err)
-			pair[i] = l
+			pair[i] = noInvalid(t, l)
 		}
 		lockers[m.name] = pair
 	}
 	probe, err := lock.New(client(), lock.WithPrefix("cl:"))
 	require.NoError(t, err)
+	noInvalid(t, probe)
 	w := newWriter(t)
 	counts := map[string]*tally{}
 	faults := []struct {
@@ -476,7 +481,7 @@ func testPauseRetries(t *testing.T) {
 		})
 		l, err := lock.New(c, lock.WithPrefix("pause:"))
 		require.NoError(t, err)
-		lockers = append(lockers, l)
+		lockers = append(lockers, noInvalid(t, l))
 	}
 	w := newWriter(t)
 	var tenures histories
@@ -578,7 +583,7 @@ func testRestartEmpty(t *testing.T) {
 	mk := func() *lock.RedisLocker {
 		l, err := lock.New(s.Client(t, func(o *redis.Options) { o.MaxRetries = 3 }), lock.WithPrefix("restart:"))
 		require.NoError(t, err)
-		return l
+		return noInvalid(t, l)
 	}
 	a, b := mk(), mk()
 	w := newWriter(t)

@@ -252,6 +252,9 @@ func TestRedlockMinorityDown(t *testing.T) {
 	require.NoError(t, err, "2 of 5 down: still acquires")
 	require.Greater(t, b.Token(), a.Token())
 	require.NoError(t, b.Release(ctx))
+	st := l.Stats()
+	require.NotZero(t, st.Errors, "the majority answered without the stopped nodes: counted as absorbed outages")
+	require.Zero(t, st.Invalid, "a stopped node is not an invalid reply")
 
 	require.NoError(t, srv[2].Stop())
 	for _, acquire := range []func(context.Context, string, time.Duration) (*lock.Lock, error){l.TryAcquire, l.Acquire} {

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // Fence is the guard a protected resource puts in front of its writes: it
@@ -86,27 +88,37 @@ func (f *Fence) Get(ctx context.Context, resource string) (value string, token u
 	}
 	v, err := f.c.HMGet(ctx, f.key(resource), "v", "t").Result()
 	if err != nil {
-		return "", 0, err
+		return "", 0, fmt.Errorf("lock: fence get %q: %w", resource, err)
 	}
 	if s, ok := v[0].(string); ok {
 		value = s
 	}
 	if s, ok := v[1].(string); ok {
-		token, _ = strconv.ParseUint(s, 10, 64)
+		if token, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return "", 0, fmt.Errorf("lock: fence get %q: %w", resource, rediserr.BadReply("token %q", s))
+		}
 	}
 	return value, token, nil
 }
 
 func (f *Fence) run(ctx context.Context, resource string, token uint64, mode, value string) error {
+	op := "fence check"
+	if mode == "s" {
+		op = "fence set"
+	}
 	v, err := fenceScript.Run(ctx, f.c, []string{f.key(resource)}, strconv.FormatUint(token, 10), mode, value).Slice()
+	if err == nil && len(v) != 2 {
+		err = rediserr.BadReply("fence reply %v, want {accepted, token}", v)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("lock: %s %q: %w", op, resource, err)
 	}
-	if len(v) != 2 {
-		return fmt.Errorf("lock: unexpected fence reply %v", v)
-	}
-	if ok, _ := v[0].(int64); ok == 1 {
+	switch ok, _ := v[0].(int64); ok {
+	case 1:
 		return nil
+	case 0:
+	default:
+		return fmt.Errorf("lock: %s %q: %w", op, resource, rediserr.BadReply("fence reply %v, want {0|1, token}", v))
 	}
 	return fmt.Errorf("%w: %d for %q, already saw %v", ErrStaleToken, token, resource, v[1])
 }

@@ -98,6 +98,8 @@ type Lock struct {
 	deadline time.Time     // local, monotonic
 	timer    *time.Timer   // closes lost at deadline; started with lost
 	isLost   bool
+	cause    error // why it was lost (wraps ErrLockLost), set with isLost
+	lastErr  error // the last failed auto-refresh's error
 	released bool
 	stopAuto func() // stops the auto-refresh goroutine, if any
 }
@@ -130,7 +132,16 @@ func (l *Lock) expire() {
 		l.timer.Reset(time.Until(l.deadline))
 		return
 	}
-	l.markLostLocked()
+	l.markLostLocked(l.deadlineCauseLocked())
+}
+
+// deadlineCauseLocked is the cause of a lock lost at its local deadline.
+// l.mu must be held.
+func (l *Lock) deadlineCauseLocked() error {
+	if l.lastErr != nil {
+		return fmt.Errorf("%w: %q: local deadline passed, no refresh succeeded (last error: %w)", ErrLockLost, l.key, l.lastErr)
+	}
+	return fmt.Errorf("%w: %q: local deadline passed", ErrLockLost, l.key)
 }
 
 // checkDeadlineLocked marks the lock lost if its deadline passed (for
@@ -138,16 +149,18 @@ func (l *Lock) expire() {
 // l.mu must be held.
 func (l *Lock) checkDeadlineLocked() {
 	if !l.isLost && !time.Now().Before(l.deadline) {
-		l.markLostLocked()
+		l.markLostLocked(l.deadlineCauseLocked())
 	}
 }
 
-// markLostLocked closes Lost once. l.mu must be held.
-func (l *Lock) markLostLocked() {
+// markLostLocked closes Lost once, recording cause (an error wrapping
+// ErrLockLost). l.mu must be held.
+func (l *Lock) markLostLocked(cause error) {
 	if l.isLost {
 		return
 	}
 	l.isLost = true
+	l.cause = cause
 	if l.lost != nil {
 		close(l.lost)
 	}
@@ -166,9 +179,9 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
-func (l *Lock) markLost() {
+func (l *Lock) markLost(cause error) {
 	l.mu.Lock()
-	l.markLostLocked()
+	l.markLostLocked(cause)
 	l.mu.Unlock()
 }
 
@@ -183,7 +196,8 @@ func (l *Lock) Token() uint64 { return l.token }
 
 // Lost returns a channel that is closed once the lock is known to be lost:
 // its local deadline passed without a successful refresh, a refresh found it
-// gone, or it was released.
+// gone, Redis refused its auto-refresh as invalid, or it was released. Err
+// says which.
 func (l *Lock) Lost() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -201,6 +215,31 @@ func (l *Lock) Lost() <-chan struct{} {
 	l.lost = make(chan struct{})
 	l.timer = time.AfterFunc(time.Until(l.deadline), l.expire)
 	return l.lost
+}
+
+// Err returns nil while the lock is held, as far as its holder knows, and
+// once Lost is closed an error wrapping ErrLockLost that says why: its local
+// deadline passed (with the last auto-refresh error, when refreshes kept
+// failing because Redis was unavailable), a refresh or release found it
+// gone, it was released (ErrReleased), or Redis refused an auto-refresh with
+// an error that means a bug or bad data rather than an outage (a script
+// error, WRONGTYPE, a reply of the wrong shape: that error is wrapped too,
+// and auto-refresh does not retry it). Do cancels fn's context with this
+// cause.
+func (l *Lock) Err() error {
+	if l.b == nil {
+		return errZeroLock
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.checkDeadlineLocked()
+	if !l.isLost {
+		return nil
+	}
+	if l.released {
+		return ErrReleased
+	}
+	return l.cause
 }
 
 // Deadline returns the local time until which the lock is known to be held,
@@ -246,7 +285,7 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 	start := time.Now()
 	err := l.b.refresh(ctx, l, ttl)
 	if errors.Is(err, ErrLockLost) {
-		l.markLost()
+		l.markLost(err)
 		return err
 	}
 	if err != nil {
@@ -299,7 +338,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.mu.Lock()
 	already := l.released
 	l.released = true
-	l.markLostLocked()
+	l.markLostLocked(ErrReleased)
 	l.mu.Unlock()
 	if already {
 		return ErrReleased
@@ -324,7 +363,7 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 	}
 	d, err := l.b.pttl(ctx, l)
 	if errors.Is(err, ErrLockLost) {
-		l.markLost()
+		l.markLost(err)
 	}
 	return d, err
 }
@@ -332,8 +371,11 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 // autoRefresh starts a goroutine that refreshes the lock every ttl/3 until
 // the lock is released or lost, or maxHold (if > 0) has passed since start;
 // after that the lock is left to expire and Lost closes at its deadline.
-// The goroutine is stopped and waited for by Release and by the returned
-// stop function.
+// A refresh that fails because Redis is unavailable is retried sooner (Lost
+// closes at the deadline if none succeeds); one that Redis refused with an
+// invalid error (see rediserr) is not: the lock is lost at once, with that
+// error as its cause (Err). The goroutine is stopped and waited for by
+// Release and by the returned stop function.
 func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func(string, ...any)) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
@@ -361,8 +403,8 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 			if maxHold > 0 && time.Since(start)+ttl > maxHold {
 				// Extend only up to maxHold, then let the lock run out.
 				if rest := maxHold - time.Since(start); rest >= time.Millisecond {
-					if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && log != nil {
-						log("lock: final refresh failed", "key", l.key, "err", err)
+					if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && ctx.Err() == nil {
+						l.refreshFailed(err, "lock: final refresh failed", log)
 					}
 				}
 				select {
@@ -375,21 +417,38 @@ func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func
 			switch {
 			case err == nil:
 				t.Reset(interval)
-			case errors.Is(err, ErrLockLost):
+			case errors.Is(err, ErrLockLost), ctx.Err() != nil:
 				return
-			default:
-				if ctx.Err() != nil {
-					return
-				}
-				if log != nil {
-					log("lock: refresh failed, retrying", "key", l.key, "err", err)
-				}
+			case l.refreshFailed(err, "lock: refresh failed, retrying", log):
 				// Retry sooner; Lost closes at the deadline if none succeeds.
 				t.Reset(max(interval/4, time.Millisecond))
+			default:
+				return
 			}
 		}
 	}()
 	return stop
+}
+
+// refreshFailed handles an auto-refresh's error (the backend counted and
+// reported it): it reports whether the refresh may be retried (Redis was
+// unavailable: counted in Stats.Errors and logged with msg), or else marks
+// the lock lost with the error as its cause.
+func (l *Lock) refreshFailed(err error, msg string, log func(string, ...any)) bool {
+	if isInvalid(err) {
+		l.markLost(lostTo(err))
+		return false
+	}
+	if l.st != nil {
+		l.st.errors.Add(1)
+	}
+	l.mu.Lock()
+	l.lastErr = err
+	l.mu.Unlock()
+	if log != nil {
+		log(msg, "key", l.key, "err", err)
+	}
+	return true
 }
 
 // refreshBefore refreshes with a context that also ends at the lock's

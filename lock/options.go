@@ -188,8 +188,11 @@ func WithLocalHandoff(n int) Option { return func(o *options) { o.localHandoff =
 // clients need ContextTimeoutEnabled; otherwise their ReadTimeout applies.
 func WithNodeTimeout(d time.Duration) Option { return func(o *options) { o.nodeTimeout = d } }
 
-// WithLogger sets a logger for background failures (auto-refresh errors,
-// failed clean-ups). Silent by default.
+// WithLogger sets a logger for the errors the Locker absorbs (auto-refresh
+// retries, wake-ups that fell back to polling, failed clean-ups: Warn
+// level) and, once per operation and kind, for answers that mean a bug or
+// bad data (Error level; see "When Redis fails" in the package
+// documentation). Silent by default.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 func (o *options) logf() func(string, ...any) {

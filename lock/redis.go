@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outrigger-dev/outrigger/internal/coalesce"
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // RedisLocker is a Locker on one Redis deployment: a single node, a
@@ -28,6 +29,8 @@ type RedisLocker struct {
 	c     redis.UniversalClient
 	o     options
 	st    stats
+	f     faults  // counts and reports Redis errors (into st)
+	sc    scripts // the scripts it runs
 	local localKeys
 	calls *coalesce.Group[*coalesce.Script] // shares round trips among concurrent calls
 	rtCap time.Duration                     // longest wake wait that stays under the client's ReadTimeout
@@ -56,7 +59,7 @@ func (r *RedisLocker) runInt(ctx context.Context, script *redis.Script, keys []s
 	}
 	n, ok := v.(int64)
 	if !ok {
-		return 0, fmt.Errorf("lock: unexpected script reply %v", v)
+		return 0, rediserr.BadReply("script reply %v (%T), want an integer", v, v)
 	}
 	return n, nil
 }
@@ -79,7 +82,8 @@ func New(client redis.UniversalClient, opts ...Option) (*RedisLocker, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &RedisLocker{c: client, o: o}
+	r := &RedisLocker{c: client, o: o, sc: lockScripts}
+	r.f = faults{st: &r.st, logger: o.logger}
 	r.calls = coalesce.NewScripts(client, max(2, runtime.GOMAXPROCS(0)), maxPipeline)
 	if rt := readTimeout(client); rt > 0 {
 		r.rtCap = rt / 2
@@ -232,9 +236,9 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 		res, err := r.runAcquire(ctx, key, keys, owner, ttlMs, life, queued, res1)
 		if err != nil {
 			// The script may have run with its reply lost (go-redis gave up
-			// re-sending, or ctx ended): we may be queued, or even hold the
-			// lock. Undo both, so our own failed call does not leave the lock
-			// held until its ttl.
+			// re-sending, or ctx ended), or failed half-way: we may be
+			// queued, or even hold the lock. Undo both, so our own failed
+			// call does not leave the lock held until its ttl.
 			if wait {
 				r.cancel(ctx, keys, owner)
 			} else {
@@ -243,7 +247,10 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, err
+			if errors.Is(err, ErrNotAcquired) { // WithWaitReplicas
+				return nil, err
+			}
+			return nil, r.f.fail(ctx, "acquire", key, err)
 		}
 		if res.ok {
 			return r.held(key, keys, owner, res.token, ttl, sent, false), nil
@@ -271,16 +278,23 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			if lf := r.o.logf(); lf != nil {
-				lf("lock: waiting for a wake-up failed", "key", key, "err", err)
+			// Redis unavailable: poll (the next round asks again). A wake
+			// list Redis cannot read (WRONGTYPE, a reply of the wrong shape)
+			// is a bug or bad data: leave the queue and fail.
+			if r.f.absorb(ctx, "wait", key, "lock: waiting for a wake-up failed, polling", err) {
+				continue
 			}
-			continue
+			r.cancel(ctx, keys, owner)
+			return nil, fmt.Errorf("lock: acquire %q: wake-up: %w", key, err)
 		}
 		switch {
 		case strings.HasPrefix(msg, "g|"): // handed to us by a release
 			tok, grantUs, ok := parseGrant(msg)
 			if !ok {
-				continue
+				// Not what a release pushes: leave the queue (releasing the
+				// lock if it was granted to us) and fail.
+				r.cancel(ctx, keys, owner)
+				return nil, r.f.fail(ctx, "acquire", key, rediserr.BadReply("wake-up message %q, want g|<token>|<µs>", msg))
 			}
 			// The grant happened (grantUs − res.nowUs) of server time after our
 			// registration, which ran after sent: a lower bound of its local time.
@@ -292,6 +306,10 @@ func (r *RedisLocker) acquire(ctx context.Context, key string, ttl time.Duration
 			return r.held(key, keys, owner, tok, ttl, start, true), nil
 		case msg == "n": // our turn: try at once
 			bo.reset(&r.o)
+		case msg == "", msg == "c": // the round's end (or our own cancel's marker)
+		default:
+			r.cancel(ctx, keys, owner)
+			return nil, r.f.fail(ctx, "acquire", key, rediserr.BadReply("wake-up message %q, want g|…, n or c", msg))
 		}
 	}
 }
@@ -318,13 +336,13 @@ func (r *RedisLocker) held(key string, keys []string, owner string, token uint64
 
 func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string, owner, ttlMs, life, queued, reserve string) (acqResult, error) {
 	if r.o.waitN == 0 {
-		v, err := r.run(ctx, acquireScript, keys, owner, ttlMs, life, queued, reserve)
+		v, err := r.run(ctx, r.sc.acquire, keys, owner, ttlMs, life, queued, reserve)
 		if err != nil {
 			return acqResult{}, err
 		}
 		s, ok := v.([]any)
 		if !ok {
-			return acqResult{}, fmt.Errorf("lock: unexpected acquire reply %v", v)
+			return acqResult{}, rediserr.BadReply("acquire reply %v (%T), want an array", v, v)
 		}
 		return parseAcquire(s)
 	}
@@ -343,9 +361,9 @@ func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string,
 	run := func(eval bool) error {
 		pipe := node.Pipeline()
 		if eval {
-			ev = acquireScript.Eval(ctx, pipe, keys, owner, ttlMs, life, queued)
+			ev = r.sc.acquire.Eval(ctx, pipe, keys, owner, ttlMs, life, queued)
 		} else {
-			ev = acquireScript.EvalSha(ctx, pipe, keys, owner, ttlMs, life, queued)
+			ev = r.sc.acquire.EvalSha(ctx, pipe, keys, owner, ttlMs, life, queued)
 		}
 		w = pipe.Do(ctx, "WAIT", r.o.waitN, r.o.waitTimeout.Milliseconds())
 		_, err := pipe.Exec(ctx)
@@ -366,10 +384,14 @@ func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string,
 	if err != nil || !res.ok {
 		return res, err
 	}
-	if acks, _ := w.Int64(); acks < int64(r.o.waitN) {
+	acks, err := w.Int64()
+	if err != nil {
+		return res, rediserr.BadReply("WAIT reply: %v", err) // Exec returned WAIT's own errors
+	}
+	if acks < int64(r.o.waitN) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
-		_ = releaseScript.Run(rctx, r.c, releaseKeys(keys, owner), owner, 0, "0").Err()
+		_ = r.sc.release.Run(rctx, r.c, releaseKeys(keys, owner), owner, 0, "0").Err()
 		return acqResult{}, fmt.Errorf("%w: %w: %d of %d replicas acknowledged %q within %v",
 			ErrNotAcquired, ErrReplicas, acks, r.o.waitN, key, r.o.waitTimeout)
 	}
@@ -378,11 +400,14 @@ func (r *RedisLocker) runAcquire(ctx context.Context, key string, keys []string,
 
 func parseAcquire(v []any) (acqResult, error) {
 	if len(v) != 3 {
-		return acqResult{}, fmt.Errorf("lock: unexpected acquire reply %v", v)
+		return acqResult{}, rediserr.BadReply("acquire reply %v, want {held, token or pttl, now}", v)
 	}
-	a, _ := v[0].(int64)
-	b, _ := v[1].(int64)
-	now, _ := v[2].(int64)
+	a, ok1 := v[0].(int64)
+	b, ok2 := v[1].(int64)
+	now, ok3 := v[2].(int64)
+	if !ok1 || !ok2 || !ok3 || a != 0 && a != 1 || a == 1 && b <= 0 {
+		return acqResult{}, rediserr.BadReply("acquire reply %v, want {0|1, integer, integer}", v)
+	}
 	if a == 1 {
 		return acqResult{ok: true, token: uint64(b), nowUs: now}, nil
 	}
@@ -432,7 +457,7 @@ func (r *RedisLocker) blpop(ctx context.Context, key, secs string) (string, erro
 		return "", err
 	}
 	if len(v) != 2 {
-		return "", fmt.Errorf("lock: unexpected BLPOP reply %v", v)
+		return "", rediserr.BadReply("BLPOP reply %v, want {key, value}", v)
 	}
 	return v[1], nil
 }
@@ -442,10 +467,8 @@ func (r *RedisLocker) blpop(ctx context.Context, key, secs string) (string, erro
 func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
 	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer stop()
-	if err := cancelScript.Run(cctx, r.c, keys, owner, r.grantArg()).Err(); err != nil {
-		if lf := r.o.logf(); lf != nil {
-			lf("lock: leaving the wait queue failed", "key", keys[0], "err", err)
-		}
+	if err := r.sc.cancel.Run(cctx, r.c, keys, owner, r.grantArg()).Err(); err != nil {
+		r.f.absorb(cctx, "cancel", keys[0], "lock: leaving the wait queue failed", err)
 	}
 }
 
@@ -455,10 +478,8 @@ func (r *RedisLocker) cancel(ctx context.Context, keys []string, owner string) {
 func (r *RedisLocker) undo(ctx context.Context, keys []string, owner string) {
 	cctx, stop := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer stop()
-	if err := releaseScript.Run(cctx, r.c, releaseKeys(keys, owner), owner, 0, r.grantArg()).Err(); err != nil {
-		if lf := r.o.logf(); lf != nil {
-			lf("lock: undoing a failed try-acquire failed", "key", keys[0], "err", err)
-		}
+	if err := r.sc.release.Run(cctx, r.c, releaseKeys(keys, owner), owner, 0, r.grantArg()).Err(); err != nil {
+		r.f.absorb(cctx, "undo", keys[0], "lock: undoing a failed try-acquire failed", err)
 	}
 }
 
@@ -478,12 +499,12 @@ func (r *RedisLocker) releaseRedis(ctx context.Context, l *Lock, keep int, keepT
 	var v any
 	keys := releaseKeys(l.rkeys, l.owner)
 	if keep > 0 {
-		v, err = r.run(ctx, releaseScript, keys, l.owner, 0, "1", keep, keepTTL.Milliseconds())
+		v, err = r.run(ctx, r.sc.release, keys, l.owner, 0, "1", keep, keepTTL.Milliseconds())
 	} else {
-		v, err = r.run(ctx, releaseScript, keys, l.owner, 0, r.grantArg())
+		v, err = r.run(ctx, r.sc.release, keys, l.owner, 0, r.grantArg())
 	}
 	if err != nil {
-		return 0, err
+		return 0, r.f.fail(ctx, "release", l.key, err)
 	}
 	switch x := v.(type) {
 	case int64:
@@ -498,13 +519,16 @@ func (r *RedisLocker) releaseRedis(ctx context.Context, l *Lock, keep int, keepT
 			}
 		}
 	}
-	return 0, fmt.Errorf("lock: unexpected release reply %v", v)
+	return 0, r.f.fail(ctx, "release", l.key, rediserr.BadReply("release reply %v (%T), want 0, 1 or {2, token}", v, v))
 }
 
 func (r *RedisLocker) refresh(ctx context.Context, l *Lock, ttl time.Duration) error {
-	n, err := r.runInt(ctx, refreshScript, l.rkeys, l.owner, 0, ttl.Milliseconds())
+	n, err := r.runInt(ctx, r.sc.refresh, l.rkeys, l.owner, 0, ttl.Milliseconds())
+	if err == nil && n != 0 && n != 1 {
+		err = rediserr.BadReply("refresh reply %d, want 0 or 1", n)
+	}
 	if err != nil {
-		return err
+		return r.f.fail(ctx, "refresh", l.key, err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %q expired or was taken before refresh", ErrLockLost, l.key)
@@ -513,9 +537,9 @@ func (r *RedisLocker) refresh(ctx context.Context, l *Lock, ttl time.Duration) e
 }
 
 func (r *RedisLocker) pttl(ctx context.Context, l *Lock) (time.Duration, error) {
-	n, err := r.runInt(ctx, pttlScript, l.rkeys, l.owner)
+	n, err := r.runInt(ctx, r.sc.pttl, l.rkeys, l.owner)
 	if err != nil {
-		return 0, err
+		return 0, r.f.fail(ctx, "ttl", l.key, err)
 	}
 	if n < 0 {
 		return 0, fmt.Errorf("%w: %q is no longer ours", ErrLockLost, l.key)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // Redlock is a Locker over N independent Redis nodes (the Redlock
@@ -32,6 +34,8 @@ type Redlock struct {
 	quorum int
 	o      options
 	st     stats
+	f      faults  // counts and reports Redis errors (into st)
+	sc     scripts // the scripts it runs
 }
 
 // NewRedlock returns a Redlock over clients, which must be independent
@@ -50,7 +54,9 @@ func NewRedlock(clients []redis.UniversalClient, opts ...Option) (*Redlock, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Redlock{nodes: slices.Clone(clients), quorum: len(clients)/2 + 1, o: o}, nil
+	rl := &Redlock{nodes: slices.Clone(clients), quorum: len(clients)/2 + 1, o: o, sc: lockScripts}
+	rl.f = faults{st: &rl.st, logger: o.logger}
+	return rl, nil
 }
 
 // Stats returns the Locker's counters.
@@ -123,7 +129,13 @@ func (rl *Redlock) acquire(ctx context.Context, key string, ttl time.Duration, w
 			return lk, nil
 		}
 		var qe *quorumError
-		if !wait || errors.As(err, &qe) {
+		switch {
+		case !errors.Is(err, ErrNotAcquired): // invalid: counted by attempt
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		case !wait || errors.As(err, &qe):
 			rl.st.notAcquired.Add(1)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -172,11 +184,32 @@ func (rl *Redlock) each(ctx context.Context, f func(ctx context.Context, c redis
 	return vals, errs
 }
 
-// attempt asks every node once; on failure it releases what it got.
+// nodeErrors sorts the per-node errors of one call made with ctx: it
+// returns how many nodes were unavailable (a node's own timeout counts:
+// the node did not answer in time) and the first invalid error, if any.
+func nodeErrors(ctx context.Context, errs []error) (failed int, invalid error) {
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if rediserr.ClassifyCtx(ctx, err) == rediserr.Invalid {
+			if invalid == nil {
+				invalid = err
+			}
+			continue
+		}
+		failed++
+	}
+	return failed, invalid
+}
+
+// attempt asks every node once; on failure it releases what it got. A node
+// that answered with an invalid error fails the attempt (it is not counted
+// as a node that is down).
 func (rl *Redlock) attempt(ctx context.Context, key string, keys []string, owner string, ttl time.Duration, start time.Time) (uint64, error) {
 	ttlMs := strconv.FormatInt(ttl.Milliseconds(), 10)
 	toks, errs := rl.each(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-		v, err := acquireScript.Run(ctx, c, keys, owner, ttlMs, "0", "0").Slice()
+		v, err := rl.sc.acquire.Run(ctx, c, keys, owner, ttlMs, "0", "0").Slice()
 		if err != nil {
 			return 0, err
 		}
@@ -186,27 +219,34 @@ func (rl *Redlock) attempt(ctx context.Context, key string, keys []string, owner
 		}
 		return int64(res.token), nil
 	})
-	granted, failed := 0, 0
+	failed, invalid := nodeErrors(ctx, errs)
+	granted := 0
 	var token uint64
 	for i := range toks {
-		switch {
-		case errs[i] != nil:
-			failed++
-		case toks[i] > 0:
+		if errs[i] == nil && toks[i] > 0 {
 			granted++
 			token = max(token, uint64(toks[i]))
 		}
 	}
 	validity := ttl - time.Since(start) - time.Duration(float64(ttl)*rl.o.drift) - rl.o.margin
-	if granted >= rl.quorum && validity > 0 {
+	if granted >= rl.quorum && validity > 0 && invalid == nil {
+		if failed > 0 {
+			rl.st.errors.Add(1)
+		}
 		return token, nil
 	}
-	if granted > 0 || failed > 0 { // undo partial grants (and grants hidden by a timeout)
+	if granted > 0 || failed > 0 || invalid != nil { // undo partial grants (and grants hidden by a timeout)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rl.o.nodeTimeout)
-		rl.each(cctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-			return 0, releaseScript.Run(ctx, c, releaseKeys(keys, owner), owner, token, "0").Err()
+		_, uerrs := rl.each(cctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
+			return 0, rl.sc.release.Run(ctx, c, releaseKeys(keys, owner), owner, token, "0").Err()
 		})
+		if err := errors.Join(uerrs...); err != nil {
+			rl.f.absorb(cctx, "undo", key, "lock: undoing a failed acquire failed", err)
+		}
 		cancel()
+	}
+	if invalid != nil {
+		return 0, rl.f.fail(ctx, "acquire", key, invalid)
 	}
 	if failed > len(rl.nodes)-rl.quorum {
 		return 0, &quorumError{key: key, failed: failed, n: len(rl.nodes), err: errors.Join(errs...)}
@@ -219,18 +259,31 @@ func (rl *Redlock) attempt(ctx context.Context, key string, keys []string, owner
 
 // tally turns per-node replies (1 = ours) into a result: nil when a
 // majority confirmed, a transient error when node errors leave it open,
-// ErrLockLost otherwise.
-func (rl *Redlock) tally(l *Lock, op string, vals []int64, errs []error) error {
-	ok, failed := 0, 0
+// ErrLockLost otherwise. A node's invalid error (see rediserr) is returned
+// whatever the others answered: it means a bug or bad data, not a node
+// that is down.
+func (rl *Redlock) tally(ctx context.Context, l *Lock, op string, vals []int64, errs []error) error {
+	failed, invalid := nodeErrors(ctx, errs)
+	if invalid != nil {
+		return rl.f.fail(ctx, op, l.key, invalid)
+	}
+	ok := 0
 	for i := range vals {
-		if errs[i] != nil {
-			failed++
-		} else if vals[i] == 1 {
-			ok++
+		if errs[i] == nil {
+			switch vals[i] {
+			case 1:
+				ok++
+			case 0:
+			default:
+				return rl.f.fail(ctx, op, l.key, rediserr.BadReply("%s reply %d, want 0 or 1", op, vals[i]))
+			}
 		}
 	}
 	switch {
 	case ok >= rl.quorum:
+		if failed > 0 {
+			rl.st.errors.Add(1)
+		}
 		return nil
 	case ok+failed >= rl.quorum:
 		return fmt.Errorf("lock: %s of %q: %d of %d nodes confirmed, %d failed: %w", op, l.key, ok, len(rl.nodes), failed, errors.Join(errs...))
@@ -242,22 +295,26 @@ func (rl *Redlock) tally(l *Lock, op string, vals []int64, errs []error) error {
 func (rl *Redlock) release(ctx context.Context, l *Lock) error {
 	keys := releaseKeys(l.rkeys, l.owner)
 	vals, errs := rl.each(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-		return releaseScript.Run(ctx, c, keys, l.owner, l.token, "0").Int64()
+		return rl.sc.release.Run(ctx, c, keys, l.owner, l.token, "0").Int64()
 	})
-	return rl.tally(l, "release", vals, errs)
+	return rl.tally(ctx, l, "release", vals, errs)
 }
 
 func (rl *Redlock) refresh(ctx context.Context, l *Lock, ttl time.Duration) error {
 	vals, errs := rl.each(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-		return refreshScript.Run(ctx, c, l.rkeys, l.owner, l.token, ttl.Milliseconds()).Int64()
+		return rl.sc.refresh.Run(ctx, c, l.rkeys, l.owner, l.token, ttl.Milliseconds()).Int64()
 	})
-	return rl.tally(l, "refresh", vals, errs)
+	return rl.tally(ctx, l, "refresh", vals, errs)
 }
 
 func (rl *Redlock) pttl(ctx context.Context, l *Lock) (time.Duration, error) {
 	vals, errs := rl.each(ctx, func(ctx context.Context, c redis.UniversalClient) (int64, error) {
-		return pttlScript.Run(ctx, c, l.rkeys, l.owner).Int64()
+		return rl.sc.pttl.Run(ctx, c, l.rkeys, l.owner).Int64()
 	})
+	failed, invalid := nodeErrors(ctx, errs)
+	if invalid != nil {
+		return 0, rl.f.fail(ctx, "ttl", l.key, invalid)
+	}
 	var live []int64
 	for i, v := range vals {
 		if errs[i] == nil && v >= 0 {
@@ -265,16 +322,13 @@ func (rl *Redlock) pttl(ctx context.Context, l *Lock) (time.Duration, error) {
 		}
 	}
 	if len(live) < rl.quorum {
-		failed := 0
-		for _, e := range errs {
-			if e != nil {
-				failed++
-			}
-		}
 		if len(live)+failed >= rl.quorum {
 			return 0, fmt.Errorf("lock: ttl of %q: %w", l.key, errors.Join(errs...))
 		}
 		return 0, fmt.Errorf("%w: %q: only %d of %d nodes still have it", ErrLockLost, l.key, len(live), len(rl.nodes))
+	}
+	if failed > 0 {
+		rl.st.errors.Add(1)
 	}
 	slices.Sort(live)
 	slices.Reverse(live)

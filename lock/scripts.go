@@ -21,6 +21,17 @@ var (
 	fenceScript   = loadScript("fence.lua")
 )
 
+// scripts are the scripts a Locker runs: the embedded ones (tests swap one
+// for a broken one through export_test.go).
+type scripts struct {
+	acquire, release, refresh, pttl, cancel *redis.Script
+}
+
+var lockScripts = scripts{
+	acquire: acquireScript, release: releaseScript, refresh: refreshScript,
+	pttl: pttlScript, cancel: cancelScript,
+}
+
 // commonMarker is the line of a script where common.lua's helpers go: after
 // its fast path, so that a call that returns early does not pay for
 // defining them.

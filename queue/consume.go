@@ -133,7 +133,11 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 	return nil
 }
 
-// fetchLoop reads deliveries while there are free slots, until ctx is done.
+// fetchLoop reads deliveries while there are free slots, until ctx is
+// done. It checks ctx before every read, so no read starts once the cancel
+// is seen (a select on a free slot and ctx.Done alone would pick at random
+// between them); a read under way when ctx is cancelled ends promptly (the
+// backend's fetch watches ctx) and what it returns is released.
 func (e *engine) fetchLoop(ctx context.Context) {
 	defer close(e.work)
 	var backoff time.Duration
@@ -154,13 +158,21 @@ func (e *engine) fetchLoop(ctx context.Context) {
 				break more
 			}
 		}
+		if ctx.Err() != nil {
+			for range n {
+				<-e.slots
+			}
+			return
+		}
 		ds, err := e.be.fetch(ctx, n)
 		for range n - len(ds) {
 			<-e.slots
 		}
 		if err != nil {
-			backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
-			e.log.Warn("queue: fetch failed", "err", err, "retry_in", backoff)
+			// At most a second between tries: a consumer must be back soon
+			// after Redis (or the broker) is.
+			backoff = min(max(2*backoff, 50*time.Millisecond), time.Second)
+			e.log.Log(ctx, failureLevel(ctx, err), "queue: fetch failed", "err", err, "retry_in", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -180,6 +192,16 @@ func (e *engine) fetchLoop(ctx context.Context) {
 			e.work <- d // never blocks: work has room for every slot
 		}
 	}
+}
+
+// failureLevel is the level at which to log err from work done under ctx:
+// DEBUG when err only says that ctx is done (the consumer's own shutdown is
+// no failure), WARN otherwise.
+func failureLevel(ctx context.Context, err error) slog.Level {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 func (e *engine) workLoop(hctx context.Context) {

@@ -49,12 +49,24 @@
 //     with [ErrDuplicate].
 //   - [MaxLen] bounds the backlog: Publish returns [ErrFull], or waits for
 //     room with [BlockWhenFull].
-//   - Cancelling Consume's ctx stops fetching, hands messages fetched but not
-//     started back to the queue, waits for running handlers up to
-//     [ShutdownTimeout], and acknowledges what finished.
+//   - Cancelling Consume's ctx stops fetching at once (no read starts after
+//     the cancel is seen, and a blocking read in progress ends within a
+//     round trip: the consumer also waits on its own wake stream, to which
+//     the cancel adds an entry), hands messages fetched but not started back
+//     to the queue, waits for running handlers up to [ShutdownTimeout], and
+//     acknowledges what finished. An idle consumer stops in about a
+//     millisecond on loopback (BenchmarkConsumeCancel). A clean stop logs
+//     nothing above DEBUG.
 //   - Redis restarts: producers get errors (never a silent drop); consumers
 //     keep retrying, recreate their consumer group if Redis came back empty,
-//     and carry on. Consume returns only when its ctx is done.
+//     and carry on. Consume returns only when its ctx is done. A read whose
+//     reply was lost (Redis stopped after serving it, or the connection
+//     broke and go-redis sent it again) leaves entries pending on the live
+//     consumer that it never received: after a failed read, after a read
+//     during which the client opened a connection, and every reclaim period
+//     (VisibilityTimeout/8, at most 5 s), the consumer takes back its own
+//     pending entries that it is not handling, so they come again as soon
+//     as Redis answers rather than after VisibilityTimeout.
 //
 // # Throughput
 //

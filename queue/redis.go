@@ -65,6 +65,8 @@ const groupName = "consumers"
 //	p{name}:deadindex  hash: message ID -> dead-letter entry
 //	p{name}:id:<id>    a published ID, kept for PublishRetryWindow
 //	p{name}:dedup:<k>  a dedup key, kept for its window
+//	p{name}:wake:<c>   consumer c's wake stream (ends its blocking read when
+//	                   its Consume is cancelled); deleted when it stops
 //
 // Acknowledged entries are deleted, so the stream holds only the backlog and
 // is never trimmed. Redis is safe for concurrent use by multiple goroutines.
@@ -73,7 +75,7 @@ type Redis struct {
 	name   string
 	cfg    queueConfig
 
-	stream, delayed, payloads, dead, deadIndex, idPrefix, dedupPrefix string
+	stream, delayed, payloads, dead, deadIndex, idPrefix, dedupPrefix, wakePrefix string
 
 	idBase string        // random per Redis value
 	idSeq  atomic.Uint64 // message ID counter
@@ -121,6 +123,7 @@ func NewRedis(client redis.UniversalClient, name string, opts ...Option) (*Redis
 		deadIndex:   base + "deadindex",
 		idPrefix:    base + "id:",
 		dedupPrefix: base + "dedup:",
+		wakePrefix:  base + "wake:",
 		idBase:      randomHex(6),
 		consumers:   make(map[*int]context.CancelFunc),
 		moverWake:   make(chan struct{}, 1),
@@ -498,8 +501,7 @@ func (q *Redis) consume(ctx context.Context, h Handler, bh BatchHandler, opts []
 		q.mu.Unlock()
 		q.running.Done()
 	}()
-	c := &redisConsumer{q: q, cc: cc, history: true, historyFrom: "0", cursor: "0-0"}
-	return runEngine(ctx, c, &q.cnt, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
+	return runEngine(ctx, newRedisConsumer(q, cc), &q.cnt, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
 }
 
 // Counters returns this queue value's running totals.

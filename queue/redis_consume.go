@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,14 +16,35 @@ import (
 type redisConsumer struct {
 	q  *Redis
 	cc consumeConfig
+	// wake is this consumer's wake stream: its blocking read waits on it
+	// too, and an entry added there on cancel ends the read at once.
+	wake string
 
 	// Used by the fetch goroutine only.
 	ready       bool      // the group is known to exist
-	history     bool      // still reading our own pending entries (stable name after a crash)
-	historyFrom string    // read our pending entries after this ID
+	recovering  bool      // taking back our own pending entries that we do not hold
+	recoverFrom string    // XPENDING start of the next recovery step ("-" or "(id")
+	lastCheck   time.Time // when a recovery step last started
 	cursor      string    // XAUTOCLAIM cursor
 	lastReclaim time.Time // when XAUTOCLAIM last ran
 	pause       pauseGate // see pause.go
+
+	mu   sync.Mutex
+	held map[string]struct{} // entry IDs fetched and not yet settled (protected by mu)
+}
+
+// wakeTTL bounds how long the wake stream of a consumer that died (and did
+// not delete it) stays; live consumers renew it every quarter.
+const wakeTTL = 10 * time.Minute
+
+func newRedisConsumer(q *Redis, cc consumeConfig) *redisConsumer {
+	return &redisConsumer{
+		q: q, cc: cc, wake: q.wakePrefix + cc.consumer,
+		// A consumer that restarts under a stable name takes its pending
+		// entries back at once (start-up is a recovery with nothing held).
+		recovering: true, recoverFrom: "-", lastCheck: time.Now(),
+		cursor: "0-0", held: make(map[string]struct{}),
+	}
 }
 
 func (c *redisConsumer) reclaimEvery() time.Duration {
@@ -32,10 +54,19 @@ func (c *redisConsumer) reclaimEvery() time.Duration {
 // ensureGroup creates the stream and the group if they do not exist. The
 // group starts at 0: messages published before any consumer existed are
 // delivered too (acknowledged entries are deleted, so all entries are live).
+// It also creates the consumer's wake stream afresh (a wake entry left by a
+// previous consumer of the same name would end its first read for nothing).
 func (c *redisConsumer) ensureGroup(ctx context.Context) error {
-	err := c.q.client.XGroupCreateMkStream(ctx, c.q.stream, groupName, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("queue: create consumer group: %w", err)
+	pipe := c.q.client.Pipeline()
+	group := pipe.XGroupCreateMkStream(ctx, c.q.stream, groupName, "0")
+	pipe.Del(ctx, c.wake)
+	wake := pipe.XGroupCreateMkStream(ctx, c.wake, groupName, "$")
+	pipe.PExpire(ctx, c.wake, wakeTTL)
+	_, _ = pipe.Exec(ctx)
+	for _, cmd := range []*redis.StatusCmd{group, wake} {
+		if err := cmd.Err(); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return fmt.Errorf("queue: create consumer group: %w", err)
+		}
 	}
 	c.ready = true
 	return nil
@@ -45,58 +76,91 @@ func isNoGroup(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOGROUP")
 }
 
+// isGroupGone reports whether a read failed because a stream it reads or
+// its group is gone: NOGROUP, or UNBLOCKED (the key was deleted while the
+// read was blocked on it).
+func isGroupGone(err error) bool {
+	return isNoGroup(err) || (err != nil && strings.HasPrefix(err.Error(), "UNBLOCKED"))
+}
+
+// fetch reads up to n deliveries. Its commands run to the end even when ctx
+// is cancelled meanwhile, so that what a read returns is released rather
+// than left pending until the visibility timeout; the blocking read ends at
+// once on cancel (see read).
 func (c *redisConsumer) fetch(ctx context.Context, n int) ([]*delivery, error) {
 	if c.hold(ctx) {
 		return nil, nil
 	}
-	// A read that started must finish: what it returns after ctx is done
-	// is released, not left pending until the visibility timeout.
-	ctx = context.WithoutCancel(ctx)
+	rctx := context.WithoutCancel(ctx)
 	if !c.ready {
-		if err := c.ensureGroup(ctx); err != nil {
+		if err := c.ensureGroup(rctx); err != nil {
 			return nil, err
 		}
 	}
-	ds, err := c.fetchOnce(ctx, n)
-	if isNoGroup(err) {
+	dials := c.dials()
+	ds, err := c.fetchOnce(ctx, rctx, n)
+	if isGroupGone(err) {
 		// Redis lost the stream (restart without persistence, or the keys
-		// were deleted): recreate the group and carry on.
+		// were deleted), or the wake stream expired: recreate and carry on.
 		c.ready = false
-		c.q.cfg.logger.Warn("queue: consumer group missing; recreating it", "queue", c.q.name)
-		if err := c.ensureGroup(ctx); err != nil {
-			return nil, err
+		if strings.Contains(err.Error(), "'"+c.wake+"'") {
+			c.q.cfg.logger.Debug("queue: wake stream missing; recreating it", "queue", c.q.name)
+		} else {
+			c.q.cfg.logger.Warn("queue: consumer group missing; recreating it", "queue", c.q.name)
 		}
-		return c.fetchOnce(ctx, n)
+		if err = c.ensureGroup(rctx); err == nil {
+			ds, err = c.fetchOnce(ctx, rctx, n)
+		}
+	}
+	if err != nil || c.dials() != dials {
+		// A read whose reply was lost (the connection broke: an error, or a
+		// new connection on which go-redis sent the command again) may have
+		// delivered entries to this consumer that it never saw: take them
+		// back now rather than after the visibility timeout.
+		c.startRecovery()
+	}
+	if len(ds) > 0 {
+		c.mu.Lock()
+		for _, d := range ds {
+			c.held[d.entry] = struct{}{}
+		}
+		c.mu.Unlock()
 	}
 	return ds, err
 }
 
-func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, error) {
-	if c.history {
-		// Entries delivered to a previous consumer of the same name that
-		// were never settled: take them back at once.
-		res, err := c.q.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: groupName, Consumer: c.cc.consumer, Streams: []string{c.q.stream, c.historyFrom}, Count: int64(n),
-		}).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, err
+// dials returns how many connections the client's pools have made so far.
+func (c *redisConsumer) dials() uint32 {
+	if st := c.q.client.PoolStats(); st != nil {
+		return st.Misses
+	}
+	return 0
+}
+
+func (c *redisConsumer) startRecovery() {
+	c.recovering, c.recoverFrom, c.lastCheck = true, "-", time.Now()
+}
+
+// fetchOnce takes back this consumer's own entries it does not hold, then
+// reclaims those of stalled consumers, then reads new ones, stopping at the
+// first step that returns something. It checks ctx before each step: no
+// read starts once the cancel is seen. Commands run under rctx.
+func (c *redisConsumer) fetchOnce(ctx, rctx context.Context, n int) ([]*delivery, error) {
+	if !c.recovering && time.Since(c.lastCheck) >= c.reclaimEvery() {
+		// Now and then, in case a lost reply went unnoticed.
+		c.startRecovery()
+	}
+	if c.recovering {
+		if ds, err := c.recoverOwn(ctx, rctx, n); err != nil || len(ds) > 0 {
+			return ds, err
 		}
-		var msgs []redis.XMessage
-		if len(res) > 0 {
-			msgs = res[0].Messages
-		}
-		if len(msgs) == 0 {
-			c.history = false
-		} else {
-			c.historyFrom = msgs[len(msgs)-1].ID
-			if ds := c.deliveries(ctx, msgs); len(ds) > 0 {
-				return ds, nil
-			}
-		}
+	}
+	if ctx.Err() != nil {
+		return nil, nil
 	}
 	if c.cursor != "0-0" || time.Since(c.lastReclaim) >= c.reclaimEvery() {
 		c.lastReclaim = time.Now()
-		msgs, next, err := c.q.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		msgs, next, err := c.q.client.XAutoClaim(rctx, &redis.XAutoClaimArgs{
 			Stream: c.q.stream, Group: groupName, Consumer: c.cc.consumer,
 			MinIdle: c.cc.visibility, Start: c.cursor, Count: int64(n),
 		}).Result()
@@ -110,26 +174,121 @@ func (c *redisConsumer) fetchOnce(ctx context.Context, n int) ([]*delivery, erro
 		if len(msgs) > 0 {
 			c.q.cnt.reclaimed.Add(int64(len(msgs)))
 			c.q.cfg.logger.Info("queue: reclaimed messages of a stalled consumer", "queue", c.q.name, "n", len(msgs))
-			if ds := c.deliveries(ctx, msgs); len(ds) > 0 {
-				c.markStalled(ctx, ds)
+			if ds := c.deliveries(rctx, msgs); len(ds) > 0 {
+				c.markStalled(rctx, ds)
 				return ds, nil
 			}
 		}
 	}
-	res, err := c.q.client.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: groupName, Consumer: c.cc.consumer, Streams: []string{c.q.stream, ">"},
+	if ctx.Err() != nil {
+		return nil, nil // no new read once the cancel is seen
+	}
+	return c.read(ctx, rctx, n)
+}
+
+// read is the blocking read of new entries. It also waits on the
+// consumer's wake stream, to which an entry is added when ctx is
+// cancelled: the read then ends at once instead of at the end of its
+// BLOCK, with whatever it got (released by the engine). go-redis does not
+// abort a blocking command on a cancelled ctx, and a short BLOCK would
+// cost idle consumers a read every few milliseconds.
+func (c *redisConsumer) read(ctx, rctx context.Context, n int) ([]*delivery, error) {
+	woke := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(woke)
+		wctx, cancel := context.WithTimeout(rctx, time.Second)
+		defer cancel()
+		_ = c.q.client.XAdd(wctx, &redis.XAddArgs{
+			Stream: c.wake, NoMkStream: true, MaxLen: 1, Values: []any{"stop", "1"},
+		}).Err()
+	})
+	res, err := c.q.client.XReadGroup(rctx, &redis.XReadGroupArgs{
+		Group: groupName, Consumer: c.cc.consumer, Streams: []string{c.q.stream, c.wake, ">", ">"},
 		Count: int64(n), Block: c.cc.block,
 	}).Result()
+	if !stop() {
+		<-woke // the wake entry is written: nothing of ours runs after fetch
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	if len(res) == 0 {
+	for _, st := range res {
+		if st.Stream == c.q.stream {
+			return c.deliveries(rctx, st.Messages), nil
+		}
+	}
+	return nil, nil
+}
+
+// recoverOwn takes back, one page at a time, the entries pending on this
+// consumer that it does not hold: delivered by a read whose reply was lost
+// (Redis restarted or the connection broke), or by a previous consumer of
+// the same name that died. Entries being handled here are skipped, so
+// nothing runs twice in this process. The claim's min-idle is the lowest
+// idle time listed: an entry another consumer reclaimed in between has a
+// fresh idle time and stays with it.
+func (c *redisConsumer) recoverOwn(ctx, rctx context.Context, n int) ([]*delivery, error) {
+	if ctx.Err() != nil {
 		return nil, nil
 	}
-	return c.deliveries(ctx, res[0].Messages), nil
+	c.mu.Lock()
+	count := n + len(c.held)
+	c.mu.Unlock()
+	ps, err := c.q.client.XPendingExt(rctx, &redis.XPendingExtArgs{
+		Stream: c.q.stream, Group: groupName, Start: c.recoverFrom, End: "+",
+		Count: int64(count), Consumer: c.cc.consumer,
+	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	counts := make(map[string]int64)
+	minIdle := time.Duration(-1)
+	last, full := "", false
+	c.mu.Lock()
+	for _, p := range ps {
+		if _, ok := c.held[p.ID]; !ok {
+			if len(ids) == n {
+				full = true
+				break
+			}
+			ids = append(ids, p.ID)
+			counts[p.ID] = p.RetryCount
+			if minIdle < 0 || p.Idle < minIdle {
+				minIdle = p.Idle
+			}
+		}
+		last = p.ID
+	}
+	c.mu.Unlock()
+	if !full && len(ps) < count {
+		c.recovering, c.recoverFrom = false, "-"
+	} else {
+		c.recoverFrom = "(" + last
+	}
+	if len(ids) == 0 || ctx.Err() != nil {
+		return nil, nil
+	}
+	msgs, err := c.q.client.XClaim(rctx, &redis.XClaimArgs{
+		Stream: c.q.stream, Group: groupName, Consumer: c.cc.consumer, MinIdle: max(minIdle, 0), Messages: ids,
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	ds := c.deliveries(rctx, msgs)
+	for _, d := range ds {
+		// The claim counts as one more delivery, as in markStalled.
+		if k := counts[d.entry] + 1; k > int64(c.cc.maxAttempts) {
+			d.stalled = k
+		}
+	}
+	if len(ds) > 0 {
+		c.q.cfg.logger.Info("queue: took back messages delivered to this consumer and not received", "queue", c.q.name, "n", len(ds))
+	}
+	return ds, nil
 }
 
 // markStalled looks up how often reclaimed entries were delivered. One
@@ -335,6 +494,11 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 			return fmt.Errorf("queue: settle: %w", err)
 		}
 	}
+	c.mu.Lock()
+	for _, s := range ss {
+		delete(c.held, s.d.entry)
+	}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -361,8 +525,9 @@ func (c *redisConsumer) renew(ctx context.Context, ds []*delivery) error {
 
 // background moves due delayed messages into the stream, sleeping until the
 // next one is due (at most half a second, since other replicas add delayed
-// messages too), and now and then removes consumers that left without
-// leaving (killed) once they have nothing pending.
+// messages too), renews the wake stream's TTL, and now and then removes
+// consumers that left without leaving (killed) once they have nothing
+// pending. Failures caused by the stop itself are logged at DEBUG only.
 func (c *redisConsumer) background(stop <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -375,24 +540,32 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
+	log := c.q.cfg.logger
 	const maxSleep = 500 * time.Millisecond
 	sweepEvery := max(10*c.cc.visibility, time.Minute)
 	nextSweep := time.Now().Add(sweepEvery / 4)
+	nextWake := time.Now().Add(wakeTTL / 4)
 	for {
 		wait := maxSleep
 		res, err := moveScript.Run(ctx, c.q.client, []string{c.q.stream, c.q.delayed, c.q.payloads}, 200).Int64Slice()
 		switch {
 		case err != nil:
-			c.q.cfg.logger.Warn("queue: moving delayed messages failed", "queue", c.q.name, "err", err)
+			log.Log(ctx, failureLevel(ctx, err), "queue: moving delayed messages failed", "queue", c.q.name, "err", err)
 		case len(res) == 2 && res[0] == 200:
 			wait = 0 // more are due
 		case len(res) == 2 && res[1] >= 0:
 			wait = min(time.Duration(res[1])*time.Millisecond+time.Millisecond, maxSleep)
 		}
+		if now := time.Now(); now.After(nextWake) {
+			nextWake = now.Add(wakeTTL / 4)
+			if err := c.q.client.PExpire(ctx, c.wake, wakeTTL).Err(); err != nil {
+				log.Log(ctx, failureLevel(ctx, err), "queue: renewing the wake stream failed", "queue", c.q.name, "err", err)
+			}
+		}
 		if time.Now().After(nextSweep) {
 			nextSweep = time.Now().Add(sweepEvery)
 			if err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream}, groupName, "", sweepEvery.Milliseconds()).Err(); err != nil && !isNoGroup(err) {
-				c.q.cfg.logger.Warn("queue: sweeping idle consumers failed", "queue", c.q.name, "err", err)
+				log.Log(ctx, failureLevel(ctx, err), "queue: sweeping idle consumers failed", "queue", c.q.name, "err", err)
 			}
 		}
 		if wait > 0 {
@@ -415,9 +588,10 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 	}
 }
 
-// leave removes the consumer from the group if it has nothing pending.
+// leave removes the consumer from the group if it has nothing pending, and
+// deletes its wake stream.
 func (c *redisConsumer) leave(ctx context.Context) {
-	if err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream}, groupName, c.cc.consumer, 0).Err(); err != nil && !isNoGroup(err) {
+	if err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream, c.wake}, groupName, c.cc.consumer, 0).Err(); err != nil && !isNoGroup(err) {
 		c.q.cfg.logger.Warn("queue: leaving the consumer group failed", "queue", c.q.name, "err", err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/outrigger-dev/outrigger/internal/logtest"
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 	"github.com/outrigger-dev/outrigger/ratelimit"
 )
@@ -106,7 +105,7 @@ func TestInvalidReplyFailsLoudly(t *testing.T) {
 		db := mk(t)
 		for _, tc := range cases {
 			t.Run("cluster="+strconv.FormatBool(db.Cluster)+"/"+tc.name, func(t *testing.T) {
-				logger, logs := logtest.New()
+				logger, logs := redistest.NewLogs()
 				var hookErrs atomic.Int64
 				prefix := db.Prefix + strings.ReplaceAll(tc.name, " ", "-") + ":"
 				l := newRedis(t, db.Client, prefix, tc.limit, ratelimit.WithAlgorithm(tc.alg),

@@ -65,6 +65,34 @@
 // retries it; Timeout(d) cancels its context. History returns the recent
 // runs of a job from all replicas: tick, node, start, end, error, attempts.
 //
+// Redis errors. Only errors that mean Redis cannot answer now are retried:
+// network errors and timeouts, and the replies LOADING, BUSY, CLUSTERDOWN,
+// TRYAGAIN, MASTERDOWN, READONLY, NOREPLICAS, MISCONF, OOM, "max number of
+// clients reached" and a MOVED or ASK left after the client's redirects
+// (see internal/rediserr). A claim is retried 3 times within about a second,
+// and for jobs with CatchUp for as long as the tick is inside the window; a
+// lease 4 times over about 1.5s; recording a run 3 times (an unrecorded
+// tick is caught up once its claim expires, with CatchUp); a claim refresh
+// until no refresh succeeded for a whole lease TTL (then the run's context
+// is cancelled with ErrLeaseLost); a failed catch-up scan at the next scan.
+// What is still failing after that is counted in Stats.Errors and logged;
+// Trigger returns it.
+//
+// An answer that means the scheduler's script, a job's keys or a reply is
+// wrong (ERR user_script…, ERR Error running script, WRONGTYPE — a key of
+// another type under the namespace —, an unknown command, NOAUTH or NOPERM,
+// a reply that does not parse) is never retried, and never taken for Redis
+// being down: a claim fails the tick (Trigger returns
+// "scheduler: claim "job" at …: …", the tick counts in Stats.Missed); a
+// lease fails the run, which is recorded with that error in History (not
+// left to be caught up); a refused record is returned by Trigger; a refused
+// claim or lease refresh cancels the run's context at once with a cause
+// wrapping ErrLeaseLost and the error, and the run fails with it; a refused
+// scan or History read is returned or counted. Each is counted in
+// Stats.Invalid and logged once per operation and kind at Error level
+// through WithLogger: a bug or bad data to fix, which a retry would only
+// hide.
+//
 // # What it does not do
 //
 // Exactly once is "at most once per tick, and once unless every replica is

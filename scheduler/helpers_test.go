@@ -58,12 +58,15 @@ type backendMaker struct {
 var redisBackends = []backendMaker{{"single", redistest.New}, {"cluster", redistest.NewCluster}}
 
 // replicas returns n schedulers on separate clients of db's deployment,
-// sharing db's prefix as namespace.
+// sharing db's prefix as namespace. When the test ends, each checks that
+// Redis decided (requireRedisDecided).
 func replicas(t *testing.T, db *redistest.DB, n int, opts ...scheduler.Option) []*scheduler.Scheduler {
 	t.Helper()
 	out := make([]*scheduler.Scheduler, n)
 	for i := range out {
 		c := db.NewClient(t)
+		cnt := redistest.NewCounter()
+		c.AddHook(cnt)
 		o := append([]scheduler.Option{
 			scheduler.WithNamespace(db.Prefix),
 			scheduler.WithNodeID("node-" + strconv.Itoa(i)),
@@ -72,9 +75,28 @@ func replicas(t *testing.T, db *redistest.DB, n int, opts ...scheduler.Option) [
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
+		t.Cleanup(func() { requireRedisDecided(t, s, cnt) })
 		out[i] = s
 	}
 	return out
+}
+
+// requireRedisDecided fails t unless Redis made every claim decision s
+// counts and nothing failed on the way: no backend call failed for an
+// unavailable Redis (after retries) or with an invalid reply, and the
+// client sent at least a command for every claim won or lost. A scheduler
+// whose Redis path silently degrades (a record that is never written, a
+// scan that always fails, a claim reply read as "lost") fails its own
+// suite.
+func requireRedisDecided(t *testing.T, s *scheduler.Scheduler, cnt *redistest.Counter) {
+	t.Helper()
+	st := s.Stats()
+	if st.Errors != 0 || st.Invalid != 0 {
+		t.Errorf("%s: %d backend errors and %d invalid replies, want 0 (stats %+v)", s.NodeID(), st.Errors, st.Invalid, st)
+	}
+	if decided := int64(st.Claimed + st.Lost); cnt.Commands() < decided {
+		t.Errorf("%s: %d commands for %d claims decided, want at least one each (stats %+v)", s.NodeID(), cnt.Commands(), decided, st)
+	}
 }
 
 func startAll(t *testing.T, ss ...*scheduler.Scheduler) {

@@ -207,8 +207,12 @@ func (s *Scheduler) startScanLocked(now time.Time) {
 			ab, err := s.b.abandoned(ctx, j.name, now.Add(-j.cfg.catchUp), 16)
 			cancel()
 			if err != nil {
-				s.st.errors.Add(1)
-				s.cfg.logger.Warn("scheduler: catch-up scan failed", "job", j.name, "err", err)
+				if isInvalid(err) {
+					s.invalid("scan", j.name, err)
+				} else {
+					s.st.errors.Add(1)
+					s.cfg.logger.Warn("scheduler: catch-up scan failed", "job", j.name, "err", err)
+				}
 				continue
 			}
 			for _, p := range ab {

@@ -30,7 +30,9 @@ var (
 	// its Overlap policy is Skip.
 	ErrOverlap = errors.New("scheduler: previous run still running")
 	// ErrLeaseLost is the cause of a run's context when its lease was lost
-	// (e.g. Redis was unreachable for longer than the lease TTL).
+	// (e.g. Redis was unreachable for longer than the lease TTL), or when
+	// Redis refused to refresh its claim or lease with an error that means a
+	// bug or bad data (the cause then wraps that error too).
 	ErrLeaseLost = errors.New("scheduler: lease lost")
 )
 
@@ -98,11 +100,22 @@ type Stats struct {
 	Skipped   uint64 // claimed ticks skipped for overlap
 	CatchUps  uint64 // catch-up runs started
 	Missed    uint64 // ticks this replica saw go by without being able to claim them in time
-	Errors    uint64 // backend errors (claim, complete, scan)
+	// Errors counts backend calls that failed because Redis was unavailable
+	// (a network error or timeout, LOADING, READONLY after a failover, …)
+	// after the retries of their path: a claim, a lease, recording a run,
+	// a catch-up scan.
+	Errors uint64
+	// Invalid counts backend calls that Redis answered with an error that
+	// means the scheduler's script, its keys' data or the reply is wrong (a
+	// script error, WRONGTYPE, a reply of the wrong shape): a claim, a
+	// lease, recording a run, refreshing a claim, a catch-up scan, History.
+	// They are never retried; each is logged once per kind at Error level.
+	// A non-zero count is a bug to look at.
+	Invalid uint64
 }
 
 type stats struct {
-	claimed, lost, runs, succeeded, failed, panics, retries, skipped, catchUps, missed, errors atomic.Uint64
+	claimed, lost, runs, succeeded, failed, panics, retries, skipped, catchUps, missed, errors, invalid atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -110,6 +123,6 @@ func (s *stats) snapshot() Stats {
 		Claimed: s.claimed.Load(), Lost: s.lost.Load(), Runs: s.runs.Load(),
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Panics: s.panics.Load(),
 		Retries: s.retries.Load(), Skipped: s.skipped.Load(), CatchUps: s.catchUps.Load(),
-		Missed: s.missed.Load(), Errors: s.errors.Load(),
+		Missed: s.missed.Load(), Errors: s.errors.Load(), Invalid: s.invalid.Load(),
 	}
 }

@@ -3,11 +3,12 @@ package scheduler
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 var (
@@ -26,11 +27,21 @@ var (
 	abandonedScript = redis.NewScript(abandonedLua)
 )
 
+// scripts are the scripts a redisBackend runs: the embedded ones (tests
+// swap one for a broken one through export_test.go).
+type scripts struct {
+	claim, refresh, complete, abandoned *redis.Script
+}
+
+var schedulerScripts = scripts{claim: claimScript, refresh: refreshScript, complete: completeScript, abandoned: abandonedScript}
+
 // redisBackend keeps a job's keys under <ns>{<job>}: so that one script's
-// keys share a Cluster hash slot. Safe for concurrent use.
+// keys share a Cluster hash slot. Safe for concurrent use. Replies of the
+// wrong shape are returned as rediserr.BadReply errors.
 type redisBackend struct {
 	c  redis.UniversalClient
 	ns string
+	sc scripts
 }
 
 var _ backend = (*redisBackend)(nil)
@@ -53,57 +64,81 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []
 	if a.fence {
 		fence = "1"
 	}
-	res, err := claimScript.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"},
+	res, err := r.sc.claim.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"},
 		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:", pausable(a.id)).Result()
 	if err != nil {
 		return false, 0, nil, err
 	}
-	arr, ok := res.([]any)
-	if !ok || len(arr) < 2 {
-		return false, 0, nil, nil
+	if n, ok := res.(int64); ok && n == 0 {
+		return false, 0, nil, nil // another owner holds or completed it
 	}
-	tok, _ := arr[1].(int64)
-	var ab []pendingTick
+	arr, ok := res.([]any)
+	if !ok || len(arr) < 2 || len(arr)%2 != 0 {
+		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0 or {1, token, id, score, ...}", res, res)
+	}
+	one, ok1 := arr[0].(int64)
+	tok, ok2 := arr[1].(int64)
+	if !ok1 || !ok2 || one != 1 || tok < 0 {
+		return false, 0, nil, rediserr.BadReply("claim reply %v, want {1, token, ...}", arr)
+	}
+	ab := make([]pendingTick, 0, (len(arr)-2)/2)
 	for i := 2; i+1 < len(arr); i += 2 {
 		id, _ := arr[i].(string)
 		sc, _ := arr[i+1].(string)
-		us, err := strconv.ParseFloat(sc, 64)
-		if err != nil || id == "" {
-			continue
+		p, err := parsePending(id, sc)
+		if err != nil {
+			return false, 0, nil, err
 		}
-		ab = append(ab, pendingTick{id: id, tick: time.UnixMicro(int64(us))})
+		ab = append(ab, p)
 	}
 	return true, uint64(tok), ab, nil
 }
 
+// parsePending reads a pending tick as claim.lua and abandoned.lua return
+// it: its id and its score, the tick in unix micros.
+func parsePending(id, score string) (pendingTick, error) {
+	us, err := strconv.ParseFloat(score, 64)
+	if err != nil || id == "" {
+		return pendingTick{}, rediserr.BadReply("pending tick %q with score %q", id, score)
+	}
+	return pendingTick{id: id, tick: time.UnixMicro(int64(us))}, nil
+}
+
 func (r *redisBackend) refresh(ctx context.Context, job, id, owner string, ttl time.Duration) (bool, error) {
-	n, err := refreshScript.Run(ctx, r.c, []string{r.base(job) + "tick:" + id}, owner, ms(ttl)).Int()
+	n, err := r.sc.refresh.Run(ctx, r.c, []string{r.base(job) + "tick:" + id}, owner, ms(ttl)).Int()
+	if err == nil && n != 0 && n != 1 {
+		err = rediserr.BadReply("refresh reply %d, want 0 or 1", n)
+	}
 	return n == 1, err
 }
 
 func (r *redisBackend) complete(ctx context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error {
 	b := r.base(job)
-	return completeScript.Run(ctx, r.c, []string{b + "tick:" + id, b + "pending", b + "history"},
-		owner, ms(doneTTL), id, rec, keep, ms(max(doneTTL, historyTTL))).Err()
+	n, err := r.sc.complete.Run(ctx, r.c, []string{b + "tick:" + id, b + "pending", b + "history"},
+		owner, ms(doneTTL), id, rec, keep, ms(max(doneTTL, historyTTL))).Int()
+	if err == nil && n != 0 && n != 1 {
+		err = rediserr.BadReply("complete reply %d, want 0 or 1", n)
+	}
+	return err
 }
 
 func (r *redisBackend) abandoned(ctx context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error) {
 	b := r.base(job)
-	res, err := abandonedScript.Run(ctx, r.c, []string{b + "pending"},
+	res, err := r.sc.abandoned.Run(ctx, r.c, []string{b + "pending"},
 		oldest.UnixMicro(), b+"tick:", limit).StringSlice()
 	if err != nil {
 		return nil, err
 	}
 	if len(res)%2 != 0 {
-		return nil, fmt.Errorf("scheduler: abandoned: odd reply length %d", len(res))
+		return nil, rediserr.BadReply("abandoned reply of odd length %d", len(res))
 	}
 	out := make([]pendingTick, 0, len(res)/2)
 	for i := 0; i < len(res); i += 2 {
-		us, err := strconv.ParseFloat(res[i+1], 64)
+		p, err := parsePending(res[i], res[i+1])
 		if err != nil {
-			return nil, fmt.Errorf("scheduler: abandoned: bad score %q", res[i+1])
+			return nil, err
 		}
-		out = append(out, pendingTick{id: res[i], tick: time.UnixMicro(int64(us))})
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -117,9 +117,13 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			result(ErrStopped)
 			return
 		}
-		s.st.errors.Add(1)
 		s.st.missed.Add(1)
-		s.cfg.logger.Error("scheduler: claim failed", "job", j.name, "tick", tick, "err", err)
+		if isInvalid(err) {
+			s.invalid("claim", j.name, err)
+		} else {
+			s.st.errors.Add(1)
+			s.cfg.logger.Error("scheduler: claim failed", "job", j.name, "tick", tick, "err", err)
+		}
 		result(fmt.Errorf("scheduler: claim %q at %v: %w", j.name, tick, err))
 		return
 	}
@@ -151,12 +155,14 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	defer cancelRun(nil)
 
 	// Keep the claim alive while we wait for the lease and run.
-	live := newLiveness(s, j.name, id, owner, func() { cancelRun(ErrLeaseLost) })
+	live := newLiveness(s, j.name, id, owner, cancelRun)
 	defer live.stop()
 
 	var lk *lock.Lock
 	rec := RunRecord{Job: j.name, Tick: tick, Node: s.cfg.nodeID, Kind: kind, Token: token}
-	finish := func(runErr error) {
+	// finish records the run and releases the lease. It returns the error
+	// of a record Redis refused as invalid (not retried), for the caller.
+	finish := func(runErr error) (recErr error) {
 		rec.End = s.cfg.now()
 		if runErr != nil {
 			rec.Error = runErr.Error()
@@ -177,11 +183,16 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 				_ = lk.Release(ctx)
 			}()
 		}
-		// Retry briefly: an unrecorded tick would be caught up (run again)
-		// once its claim expires.
+		// Retry briefly while Redis is unavailable: an unrecorded tick
+		// would be caught up (run again) once its claim expires.
 		for i := 0; ; i++ {
 			err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history)
 			if err == nil {
+				break
+			}
+			if isInvalid(err) {
+				s.invalid("complete", j.name, err)
+				recErr = fmt.Errorf("scheduler: recording the run of %q at %v: %w", j.name, tick, err)
 				break
 			}
 			if i == 3 || ctx.Err() != nil {
@@ -194,6 +205,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		if released != nil {
 			<-released
 		}
+		return recErr
 	}
 
 	lk, err = s.leaseRetry(j, tick, kind)
@@ -204,8 +216,8 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			s.st.skipped.Add(1)
 			rec.Skipped = true
 			s.cfg.logger.Info("scheduler: tick skipped, previous run still running", "job", j.name, "tick", tick)
-			finish(nil)
-			result(fmt.Errorf("%w: job %q", ErrOverlap, j.name))
+			recErr := finish(nil)
+			result(errors.Join(fmt.Errorf("%w: job %q", ErrOverlap, j.name), recErr))
 			return
 		}
 		if s.stopCtx.Err() != nil {
@@ -215,6 +227,12 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			return
 		}
 		err = fmt.Errorf("scheduler: lease for %q: %w", j.name, err)
+		if isInvalid(err) {
+			// Not retried, nor left to be caught up: recorded as failed.
+			s.invalid("lease", j.name, err)
+			result(errors.Join(err, finish(err)))
+			return
+		}
 		s.st.errors.Add(1)
 		s.cfg.logger.Error("scheduler: lease failed", "job", j.name, "tick", tick, "err", err)
 		if pending {
@@ -222,8 +240,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			result(err)
 			return
 		}
-		finish(err)
-		result(err)
+		result(errors.Join(err, finish(err)))
 		return
 	}
 	if lk != nil {
@@ -235,7 +252,11 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			defer close(watched)
 			select {
 			case <-lk.Lost():
-				cancelRun(ErrLeaseLost)
+				cause := lk.Err()
+				if isInvalid(cause) { // Redis refused the lease's refresh
+					s.invalid("lease", j.name, cause)
+				}
+				cancelRun(leaseLost(cause))
 			case <-runCtx.Done():
 			}
 		}()
@@ -265,19 +286,24 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		}
 		t.Stop()
 	}
+	if cause := context.Cause(runCtx); isInvalid(cause) {
+		// Its claim or lease was lost to an error that means a bug: the run
+		// fails with it, whatever the job returned.
+		runErr = errors.Join(runErr, cause)
+	}
 	if runErr != nil {
 		s.st.failed.Add(1)
 		s.cfg.logger.Warn("scheduler: run failed", "job", j.name, "tick", tick, "attempt", rec.Attempt, "err", runErr)
 	} else {
 		s.st.succeeded.Add(1)
 	}
-	finish(runErr)
-	result(runErr)
+	result(errors.Join(runErr, finish(runErr)))
 }
 
-// claim calls the backend, retrying transient errors: a few times within a
-// second, and for jobs with CatchUp for as long as the tick is inside the
-// window (Redis may be restarting or failing over).
+// claim calls the backend, retrying errors of an unavailable Redis: a few
+// times within a second, and for jobs with CatchUp for as long as the tick
+// is inside the window (Redis may be restarting or failing over). An
+// invalid error (see rediserr) is returned at once.
 func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendingTick, error) {
 	var err error
 	wait := 100 * time.Millisecond
@@ -288,7 +314,7 @@ func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendi
 		if err = cerr; err == nil {
 			return ok, tok, ab, nil
 		}
-		if s.stopCtx.Err() != nil {
+		if s.stopCtx.Err() != nil || isInvalid(err) { // an invalid reply is not retried
 			return false, 0, nil, err
 		}
 		keepTrying := i < 3 ||
@@ -308,13 +334,14 @@ func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendi
 	}
 }
 
-// leaseRetry calls lease, retrying errors of the store (not "held by
-// another run") a few times over about a second and a half.
+// leaseRetry calls lease, retrying errors of an unavailable store (not
+// "held by another run", nor an invalid error) a few times over about a
+// second and a half.
 func (s *Scheduler) leaseRetry(j *job, tick time.Time, kind Kind) (*lock.Lock, error) {
 	for i := 0; ; i++ {
 		lk, err := s.lease(j, tick, kind)
 		if err == nil || errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, errWaitedTooLong) ||
-			s.stopCtx.Err() != nil || i == 4 {
+			isInvalid(err) || s.stopCtx.Err() != nil || i == 4 {
 			return lk, err
 		}
 		t := time.NewTimer(time.Duration(100<<i) * time.Millisecond)
@@ -360,7 +387,7 @@ func (s *Scheduler) lease(j *job, tick time.Time, kind Kind) (*lock.Lock, error)
 		defer c2()
 	}
 	lk, err := s.locker.Acquire(ctx, j.leaseKey, s.cfg.leaseTTL)
-	if err != nil && ctx.Err() != nil && s.stopCtx.Err() == nil {
+	if err != nil && ctx.Err() != nil && s.stopCtx.Err() == nil && !isInvalid(err) {
 		return nil, errWaitedTooLong
 	}
 	return lk, err
@@ -385,12 +412,14 @@ func (s *Scheduler) attempt(parent context.Context, j *job, run Run) (err error)
 }
 
 // liveness refreshes a claim every ttl/3 until stopped, from a timer
-// callback (no goroutine while a run is short). lost is called once when the
-// claim is no longer ours or no refresh succeeded for a whole ttl.
+// callback (no goroutine while a run is short). lost is called once, with
+// the cause, when the claim is no longer ours, no refresh succeeded for a
+// whole ttl (Redis unavailable: refreshes are retried until then), or Redis
+// refused a refresh with an invalid error (not retried).
 type liveness struct {
 	s              *Scheduler
 	job, id, owner string
-	lost           func()
+	lost           func(cause error)
 	mu             sync.Mutex // protects the fields below
 	timer          *time.Timer
 	stopped, gone  bool
@@ -398,7 +427,7 @@ type liveness struct {
 	inflight       sync.WaitGroup
 }
 
-func newLiveness(s *Scheduler, job, id, owner string, lost func()) *liveness {
+func newLiveness(s *Scheduler, job, id, owner string, lost func(cause error)) *liveness {
 	l := &liveness{s: s, job: job, id: id, owner: owner, lost: lost, lastOK: time.Now()}
 	l.mu.Lock()
 	l.timer = time.AfterFunc(s.cfg.leaseTTL/3, l.refresh)
@@ -422,18 +451,23 @@ func (l *liveness) refresh() {
 	cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var cause error
 	switch {
 	case err == nil && ok:
 		l.lastOK = time.Now()
 	case err == nil && !ok:
 		l.s.cfg.logger.Warn("scheduler: claim lost while running", "job", l.job, "id", l.id)
 		l.gone = true
+	case isInvalid(err):
+		l.s.invalid("refresh", l.job, err)
+		l.gone = true
+		cause = fmt.Errorf("scheduler: refreshing the claim of %q: %w", l.job, err)
 	case time.Since(l.lastOK) >= ttl:
 		l.s.cfg.logger.Warn("scheduler: claim expired while running", "job", l.job, "id", l.id, "err", err)
 		l.gone = true
 	}
 	if l.gone {
-		l.lost()
+		l.lost(leaseLost(cause))
 		return
 	}
 	if !l.stopped {

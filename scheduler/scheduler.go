@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 	"github.com/outrigger-dev/outrigger/lock"
 )
 
@@ -25,6 +26,7 @@ type Scheduler struct {
 	b      backend
 	locker lock.Locker
 	st     stats
+	faults rediserr.Reporter // logs each kind of invalid backend error once
 
 	// runCtx is the parent of every run's context; cancelRuns is called when
 	// Stop gives up waiting. Both are owned by the Scheduler, not a caller.
@@ -81,7 +83,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: lease locker: %w", err)
 	}
-	return newScheduler(cfg, &redisBackend{c: client, ns: cfg.namespace}, lk), nil
+	return newScheduler(cfg, &redisBackend{c: client, ns: cfg.namespace, sc: schedulerScripts}, lk), nil
 }
 
 // NewLocal returns a Scheduler for a single process: the same API and
@@ -257,18 +259,24 @@ func (s *Scheduler) History(ctx context.Context, name string, n int) ([]RunRecor
 		return nil, fmt.Errorf("%w %q", ErrUnknownJob, name)
 	}
 	raw, err := s.b.history(ctx, name, n)
-	if err != nil {
-		return nil, fmt.Errorf("scheduler: history of %q: %w", name, err)
-	}
-	out := make([]RunRecord, 0, len(raw))
-	for _, r := range raw {
-		var rec RunRecord
-		if err := json.Unmarshal(r, &rec); err != nil {
-			return nil, fmt.Errorf("scheduler: history of %q: bad record: %w", name, err)
+	if err == nil {
+		out := make([]RunRecord, 0, len(raw))
+		for _, r := range raw {
+			var rec RunRecord
+			if jerr := json.Unmarshal(r, &rec); jerr != nil {
+				err = rediserr.BadReply("run record %.80q: %v", r, jerr)
+				break
+			}
+			out = append(out, rec)
 		}
-		out = append(out, rec)
+		if err == nil {
+			return out, nil
+		}
 	}
-	return out, nil
+	if isInvalid(err) {
+		s.invalid("history", name, err)
+	}
+	return nil, fmt.Errorf("scheduler: history of %q: %w", name, err)
 }
 
 // Start starts dispatching ticks and returns at once. ctx only bounds

@@ -14,6 +14,19 @@
 --
 -- Tokens are max(last + 1, Redis TIME in µs), as in common.lua. It needs
 -- none of common.lua's helpers.
+--
+-- Tests: each branch by hand on a single node and on a Cluster,
+-- TestScriptBranches/topology=*/… (lock.Script):
+--   free: taken with a token = Redis TIME          …/acquire/free
+--   free, counter ahead of TIME: last + 1          …/acquire/free/counter-ahead
+--   free, reserving tokens (ARGV[5])               …/acquire/free/reserve
+--   ours already (a re-sent copy, a lost grant)    …/acquire/ours-again
+--   taken by an attempt that had queued (ARGV[4])  …/acquire/free/was-queued
+--   held by another, queue us (ARGV[3] > 0)        …/acquire/held/queue
+--   held by another, TryAcquire (ARGV[3] = 0)      …/acquire/held/try
+-- Through the API: TestContract, TestHandoff, TestLocalHandoff,
+-- TestClientRetryIdempotent; a broken or refused acquire fails loudly:
+-- TestInvalidFailsLoudly/…/acquire-*.
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local reserve = tonumber(ARGV[5] or '1')

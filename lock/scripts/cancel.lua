@@ -6,6 +6,14 @@
 -- ARGV[1] owner
 -- ARGV[2] '1' grant directly to the next waiter, '0' wake it only
 -- Returns 1 if we held the lock and released it, else 0.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   granted meanwhile, passed on (free '1', a waiter)  …/cancel/granted/pass-on
+--   granted meanwhile, nobody waits: deleted            …/cancel/granted/delete
+--   granted meanwhile, wake only (free '0')             …/cancel/granted/wake
+--   lock free: the turn passed on (handoff)             …/cancel/free/pass-turn
+--   held by another: only we leave                      …/cancel/held-by-other
+-- Through the API: TestContract/…/acquire-ctx-done, TestWaiterGivesUpAtWakeRound.
 -- @common
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('HDEL', KEYS[4], ARGV[1])

@@ -18,6 +18,20 @@
 -- (µs since 1970 < 2^53). An owner may reserve the tokens after its own
 -- (reserve > 1: the counter is set to token + reserve - 1) to hand them to
 -- in-process successors without a round trip (WithLocalHandoff).
+--
+-- Tests: each helper runs inside release.lua and cancel.lua's branches of
+-- TestScriptBranches/topology=*/… (single node and Cluster):
+--   now_us, next_token (reserve 1)        …/release/grant, …/cancel/*/pass-*
+--   next_token (reserve > 1)              …/release/grant/reserve, …/release/keep
+--   bump (raise), bump (lower: no-op)     …/release/slow/bump, …/release/slow/bump-lower
+--   handoff: grant                        …/release/grant, …/release/expired/pass-on
+--   handoff: wake only                    …/release/wake, …/cancel/granted/wake
+--   handoff: dead waiter skipped          …/release/grant/dead-waiter-skipped
+--   handoff: our own entry skipped        …/release/grant/own-entry-skipped
+--   handoff: entry without info skipped   …/release/grant/entry-without-info-skipped
+--   handoff: info without a reserve       …/release/grant/info-without-reserve
+--   handoff: nobody left                  …/cancel/granted/delete
+--   free '1' / free '0'                   …/release/grant, …/release/wake
 
 local function now_us()
   local t = redis.call('TIME')

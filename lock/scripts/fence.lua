@@ -5,6 +5,15 @@
 -- ARGV[2] 'c' check only, 's' also set field v to ARGV[3]
 -- ARGV[3] value (mode 's')
 -- Returns {1, token} if accepted (token >= stored), {0, stored} if stale.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   first token             …/fence/first
+--   stale, fewer digits     …/fence/stale/shorter
+--   stale, same length      …/fence/stale/same-length
+--   equal: accepted         …/fence/equal
+--   newer, set the value    …/fence/newer/set
+--   newer, check only       …/fence/newer/check
+-- Through the API: TestFence, TestHolderPausedGoroutine.
 local cur = redis.call('HGET', KEYS[1], 't')
 local tok = ARGV[1]
 if cur and (#tok < #cur or (#tok == #cur and tok < cur)) then

@@ -16,6 +16,20 @@
 -- caller) to re-send a release whose reply was lost after a timeout, which
 -- would otherwise find the lock gone (freed by its first run) and report it
 -- lost.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   fast path                                  …/release/fast
+--   slow path, ours, raise the counter         …/release/slow/bump
+--   slow path, ours, counter already higher    …/release/slow/bump-lower
+--   ours, grant to the next waiter             …/release/grant (and …/grant/*)
+--   ours, delete and wake (ARGV[3] = '0')      …/release/wake
+--   ours, kept for an in-process successor     …/release/keep
+--   ours, keep asked but a waiter is first     …/release/keep/waiter-first
+--   not ours, our tombstone (a re-sent copy)   …/release/resent
+--   not ours, expired: passed on               …/release/expired/pass-on
+--   not ours, taken                            …/release/taken
+-- Through the API: TestContract, TestHandoff, TestLocalHandoff,
+-- TestReleaseRetryIdempotent.
 
 -- Fast path, before common.lua's helpers: ours, nobody queued, nothing to
 -- propagate or keep.

@@ -82,6 +82,7 @@ var Tests = []Test{
 	{"Close", testClose},
 	{"Validation", testValidation},
 	{"ManyConsumers", testManyConsumers},
+	{"CancelLatency", testCancelLatency},
 }
 
 // Run runs every contract test as a subtest of t.

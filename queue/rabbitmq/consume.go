@@ -117,26 +117,38 @@ func (d *driver) reset() {
 	d.ch, d.deliveries = nil, nil
 }
 
-// Fetch implements queue.Driver.
+// Fetch implements queue.Driver. When the channel is lost (with the
+// connection, or closed by the broker) it reopens it at once, once per
+// call: the broker has put the unacknowledged deliveries back, and they
+// come again on the new channel as soon as the connection is.
 func (d *driver) Fetch(ctx context.Context, max int) ([]*queue.Delivery, error) {
-	if d.deliveries == nil {
-		if err := d.open(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, nil
-			}
-			return nil, err
-		}
-	}
 	var dels []amqp.Delivery
-	select {
-	case del, ok := <-d.deliveries:
-		if !ok {
-			d.reset()
-			return nil, errChannelLost
+	for reopened := false; len(dels) == 0; {
+		if ctx.Err() != nil {
+			return nil, nil // no new consumer once the cancel is seen
 		}
-		dels = append(dels, del)
-	case <-ctx.Done():
-		return nil, nil
+		if d.deliveries == nil {
+			if err := d.open(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil, nil
+				}
+				return nil, err
+			}
+		}
+		select {
+		case del, ok := <-d.deliveries:
+			if ok {
+				dels = append(dels, del)
+				break
+			}
+			d.reset()
+			if reopened {
+				return nil, errChannelLost
+			}
+			reopened = true
+		case <-ctx.Done():
+			return nil, nil
+		}
 	}
 more:
 	for len(dels) < max {
@@ -286,11 +298,7 @@ func cmp(first, err error) error {
 	return err
 }
 
-// Leave implements queue.Driver: closing the channel hands every delivery
-// not settled (prefetched after the stop) back to the broker.
-func (d *driver) Leave(context.Context) {
-	if d.ch != nil {
-		_ = d.ch.Cancel(d.tag, false)
-	}
-	d.reset()
-}
+// Leave implements queue.Driver: closing the channel cancels the consumer
+// and hands every delivery not settled (prefetched after the stop) back to
+// the broker, in one round trip (a basic.cancel before it would add one).
+func (d *driver) Leave(context.Context) { d.reset() }

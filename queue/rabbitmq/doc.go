@@ -41,7 +41,9 @@
 //   - Manual acknowledgements after the handler returned nil; basic.qos
 //     prefetch = queue.Prefetch. Consume runs on the same engine as the
 //     Redis backend: graceful drain, ShutdownTimeout, batch handlers, panic
-//     recovery, Permanent errors are identical.
+//     recovery, Permanent errors are identical. A cancelled Consume starts
+//     no fetch after the cancel is seen and closes its channel (one broker
+//     round trip); a clean stop logs nothing above DEBUG.
 //   - Retries with growing backoff: a failed message is republished, with
 //     Attempt+1 and LastError, to the delay queue of Backoff(attempt), and
 //     the original is acknowledged after that publish was confirmed. After
@@ -50,9 +52,10 @@
 //   - WithDelay uses the same delay queues.
 //   - Connection loss: the connection is redialed with capped exponential
 //     backoff and jitter ([Config.ReconnectMin], [Config.ReconnectMax]);
-//     consumers reopen their channel and resume; the broker redelivers every
-//     message that was not acknowledged (at least once, so a message whose
-//     handler finished just before the loss runs again). A publish sent
+//     consumers reopen their channel as soon as the connection is back and
+//     resume; the broker redelivers every message that was not acknowledged
+//     (at least once, so a message whose handler finished just before the
+//     loss runs again), within milliseconds of the reconnect. A publish sent
 //     but not confirmed fails with [ErrNotConfirmed] (it may or may not be
 //     queued); a publish while the broker is unreachable waits for the
 //     connection until its ctx is done. Nothing is dropped silently.

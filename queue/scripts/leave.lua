@@ -2,12 +2,16 @@
 -- pending, so that no delivered message loses its owner record.
 --
 -- KEYS[1] stream
+-- KEYS[2] (with a consumer name) the consumer's wake stream, deleted
 -- ARGV[1] consumer group
 -- ARGV[2] consumer name, or "" to sweep every consumer idle for ARGV[3] ms
 -- ARGV[3] minimum idle time (ms) of swept consumers
 --
 -- Returns the number of consumers removed.
 if ARGV[2] ~= '' then
+  if KEYS[2] then
+    redis.call('DEL', KEYS[2])
+  end
   local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
   if #p == 0 then
     return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) >= 0 and 1 or 0

@@ -8,6 +8,13 @@
 -- ARGV[3] maximum number of ticks to return
 --
 -- Returns a flat list id1, score1, id2, score2, ... oldest first.
+--
+-- Tests (single node and Cluster), TestScriptBranches/redis=*/…:
+--   abandoned ticks found, older ones pruned   …/abandoned/found
+--   at most ARGV[3]                            …/abandoned/limit
+--   none                                       …/abandoned/none
+-- Through the API: TestReplicas/AbandonedScan; a refused scan:
+-- TestInvalidScan.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}

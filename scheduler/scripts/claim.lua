@@ -26,6 +26,21 @@
 -- ARGV[5] is "1") and at most 16 abandoned pending ticks, oldest first.
 -- A claim already held by this owner is a retry whose reply was lost:
 -- it succeeds again (and is renewed).
+--
+-- Tests: each branch by hand on a single node and on a Cluster,
+-- TestScriptBranches/redis=*/… (scheduler.Script):
+--   free, not pending (a trigger or start run)     …/claim/free
+--   free, with a fencing token (Overlap Allow)     …/claim/free/fence
+--   held by another owner                          …/claim/held-by-other
+--   completed (by anyone)                          …/claim/completed
+--   ours already (a retry)                         …/claim/ours-again
+--   pending, nothing abandoned                     …/claim/pending
+--   pending, abandoned ticks reported (expired
+--     claims inside the window, before this tick) …/claim/pending/abandoned
+-- Through the API: TestReplicas, TestHistoryRetryAndPanic and the other
+-- behaviour tests (local, single node, Cluster); a broken or refused claim:
+-- TestInvalidFailsLoudly/…/claim-*. A paused job's scheduled claim (ARGV[9]
+-- "1", KEYS[4] set) is refused: TestInspector (inspect_test.go).
 if ARGV[9] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
   return -1
 end

@@ -15,6 +15,16 @@
 -- The claim is marked done when it is still the owner's or has expired
 -- (nobody has caught it up yet); a claim another owner took over is left
 -- to that owner. Returns 1 when marked done, 0 otherwise.
+--
+-- Tests (single node and Cluster), TestScriptBranches/redis=*/…:
+--   ours: done, unpended, recorded       …/complete/ours
+--   expired, not caught up: done         …/complete/expired
+--   taken over by another owner          …/complete/taken-over
+--   no record (ARGV[4] = '')             …/complete/no-record
+--   history kept for none (ARGV[5] = 0)  …/complete/keep-none
+--   history trimmed to ARGV[5]           …/complete/trim
+-- Through the API: TestHistoryRetryAndPanic, TestLongRunKeepsLease; a
+-- refused record: TestInvalidFailsLoudly/…/complete-wrong-type.
 local v = redis.call('GET', KEYS[1])
 local done = 0
 if v == false or v == 'run:' .. ARGV[1] then
