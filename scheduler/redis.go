@@ -69,12 +69,13 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []
 	if err != nil {
 		return false, 0, nil, err
 	}
-	if n, ok := res.(int64); ok && n == 0 {
-		return false, 0, nil, nil // another owner holds or completed it
+	if n, ok := res.(int64); ok && (n == 0 || n == -1) {
+		// another owner holds or completed it, or (-1) the job is paused
+		return false, 0, nil, nil
 	}
 	arr, ok := res.([]any)
 	if !ok || len(arr) < 2 || len(arr)%2 != 0 {
-		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0 or {1, token, id, score, ...}", res, res)
+		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0, -1 or {1, token, id, score, ...}", res, res)
 	}
 	one, ok1 := arr[0].(int64)
 	tok, ok2 := arr[1].(int64)
