@@ -237,4 +237,3 @@ func screenshot(t *testing.T, b context.Context, name string) {
 	}
 	t.Logf("screenshot %s", filepath.Join(dirs[len(dirs)-1], name+".png"))
 }
-
