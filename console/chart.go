@@ -110,7 +110,7 @@ func lineChart(title, unit string, xs []time.Time, series []chartSeries) templat
 		flush()
 	}
 	if empty {
-		fmt.Fprintf(&b, `<text class="empty" x="%g" y="%g">nothing recorded in the last hour</text>`, padL+plotW/2, padT+plotH/2)
+		fmt.Fprintf(&b, `<text class="empty" x="%g" y="%g">all zero over the last hour</text>`, padL+plotW/2, padT+plotH/2)
 	}
 	b.WriteString(`</svg></figure>`)
 	return template.HTML(b.String()) // built from escaped parts

@@ -123,6 +123,8 @@ func rate(v float64) string {
 	switch {
 	case v <= 0:
 		return "0"
+	case v < 1:
+		return strconv.FormatFloat(v*60, 'f', 0, 64) + "/min"
 	case v < 10:
 		return strconv.FormatFloat(v, 'f', 1, 64) + "/s"
 	case v < 1000:

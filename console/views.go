@@ -38,8 +38,8 @@ type overviewView struct {
 }
 
 type queueTotals struct {
-	Queues, Ready, InFlight, Delayed, Dead int64
-	Throughput                             float64
+	Queues, Ready, InFlight, Delayed, Dead, Acked int64
+	Throughput                                    float64
 }
 
 // chartQueues is how many queues the overview charts (the deepest).
@@ -62,6 +62,7 @@ func (h *handler) overview(w http.ResponseWriter, r *http.Request) (string, any,
 			v.Totals.Delayed += q.Delayed
 			v.Totals.Dead += q.Dead
 			v.Totals.Throughput += q.Throughput
+			v.Totals.Acked += q.Acked
 		}
 		top := slices.Clone(qs)
 		slices.SortStableFunc(top, func(a, b queue.QueueInfo) int {

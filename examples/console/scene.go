@@ -162,7 +162,15 @@ func newScene(ctx context.Context, rdb redis.UniversalClient, prefix string, o s
 	if s.locker, err = lock.New(rdb, lock.WithPrefix(prefix+"lock:")); err != nil {
 		return nil, err
 	}
+	li, err := lock.NewInspector(rdb, lock.WithPrefix(prefix+"lock:"))
+	if err != nil {
+		return nil, err
+	}
 	for _, k := range []string{"reports:daily", "billing:invoice-run"} {
+		// a previous run of the demo that was killed may still hold it
+		if _, err := li.ForceRelease(ctx, k); err != nil && !errors.Is(err, lock.ErrNotHeld) {
+			return nil, err
+		}
 		l, err := s.locker.TryAcquire(ctx, k, 10*time.Minute)
 		if err != nil {
 			return nil, err
