@@ -18,6 +18,7 @@ import (
 func TestContract(t *testing.T) {
 	leakCheck(t)
 	ctx := context.Background()
+	hooks := &hookLog{}
 	cases := []struct {
 		name string
 		opts []lock.Option
@@ -38,6 +39,35 @@ func TestContract(t *testing.T) {
 			require.NoError(t, err)
 			require.Greater(t, b.Token(), a.Token())
 			require.NoError(t, b.Release(ctx))
+		}},
+		{"hooks", []lock.Option{lock.WithHooks(hooks.hooks())}, func(t *testing.T, l lock.Locker) {
+			hooks.reset()
+			a, err := l.TryAcquire(ctx, "k", 5*time.Second)
+			require.NoError(t, err)
+			_, err = l.TryAcquire(ctx, "k", 5*time.Second)
+			require.ErrorIs(t, err, lock.ErrNotAcquired)
+			require.NoError(t, a.Release(ctx))
+			b, err := l.Acquire(ctx, "k", 100*time.Millisecond)
+			require.NoError(t, err)
+			select {
+			case <-b.Lost():
+			case <-time.After(10 * time.Second):
+				t.Fatal("Lost did not close after the TTL")
+			}
+			got := hooks.snapshot()
+			require.Len(t, got.acquires, 3, "OnAcquire calls")
+			require.Equal(t, a.Token(), got.acquires[0].token)
+			require.NoError(t, got.acquires[0].err)
+			require.ErrorIs(t, got.acquires[1].err, lock.ErrNotAcquired)
+			require.Zero(t, got.acquires[1].token)
+			require.Equal(t, b.Token(), got.acquires[2].token)
+			for _, a := range got.acquires {
+				require.Equal(t, "k", a.key)
+				require.Positive(t, a.wait)
+			}
+			require.Equal(t, []string{"k"}, got.released, "OnRelease calls")
+			require.Len(t, got.lost, 1, "OnLost calls (the released lock is not lost)")
+			require.ErrorIs(t, got.lost[0], lock.ErrLockLost)
 		}},
 		{"use-after-release", nil, func(t *testing.T, l lock.Locker) {
 			a, err := l.TryAcquire(ctx, "k", 5*time.Second)
@@ -294,4 +324,51 @@ func TestContract(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hookLog records lock.Hooks calls.
+type hookLog struct {
+	mu       sync.Mutex
+	acquires []acquireCall
+	released []string
+	lost     []error
+}
+
+type acquireCall struct {
+	key   string
+	wait  time.Duration
+	token uint64
+	err   error
+}
+
+func (h *hookLog) hooks() lock.Hooks {
+	return lock.Hooks{
+		OnAcquire: func(key string, wait time.Duration, token uint64, err error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.acquires = append(h.acquires, acquireCall{key, wait, token, err})
+		},
+		OnRelease: func(key string, held time.Duration) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.released = append(h.released, key)
+		},
+		OnLost: func(key string, cause error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.lost = append(h.lost, cause)
+		},
+	}
+}
+
+func (h *hookLog) reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.acquires, h.released, h.lost = nil, nil, nil
+}
+
+func (h *hookLog) snapshot() hookLog {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return hookLog{acquires: append([]acquireCall(nil), h.acquires...), released: append([]string(nil), h.released...), lost: append([]error(nil), h.lost...)}
 }

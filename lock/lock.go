@@ -102,6 +102,9 @@ type Lock struct {
 	lastErr  error // the last failed auto-refresh's error
 	released bool
 	stopAuto func() // stops the auto-refresh goroutine, if any
+
+	hooks    *Hooks    // the Locker's, nil for none
+	acquired time.Time // when it was granted, for OnRelease
 }
 
 func newOwner() string {
@@ -115,6 +118,9 @@ func newLock(key, owner string, token uint64, ttl time.Duration, start time.Time
 	l := &Lock{
 		key: key, owner: owner, token: token, b: b,
 		drift: o.drift, margin: o.margin, st: st,
+	}
+	if o.hooks.OnRelease != nil || o.hooks.OnLost != nil {
+		l.hooks, l.acquired = &o.hooks, time.Now()
 	}
 	l.deadline = l.deadlineFrom(start, ttl)
 	return l
@@ -161,11 +167,15 @@ func (l *Lock) markLostLocked(cause error) {
 	}
 	l.isLost = true
 	l.cause = cause
-	if l.lost != nil {
-		close(l.lost)
-	}
 	if !l.released && l.st != nil {
 		l.st.lost.Add(1)
+	}
+	if !l.released && l.hooks != nil && l.hooks.OnLost != nil {
+		// before Lost closes: whoever waits on it sees the hook's effects
+		l.hooks.OnLost(l.key, cause)
+	}
+	if l.lost != nil {
+		close(l.lost)
 	}
 	if l.timer != nil {
 		l.timer.Stop()
@@ -345,6 +355,9 @@ func (l *Lock) Release(ctx context.Context) error {
 	}
 	if l.st != nil && err == nil {
 		l.st.releases.Add(1)
+	}
+	if err == nil && l.hooks != nil && l.hooks.OnRelease != nil {
+		l.hooks.OnRelease(l.key, time.Since(l.acquired))
 	}
 	return err
 }

@@ -44,6 +44,7 @@ type options struct {
 	localHandoff int
 	nodeTimeout  time.Duration
 	logger       *slog.Logger
+	hooks        Hooks
 }
 
 func defaultOptions() options {

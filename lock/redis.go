@@ -163,14 +163,20 @@ func (r *RedisLocker) Acquire(ctx context.Context, key string, ttl time.Duration
 	if err := checkArgs(ctx, key, ttl); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	var waitUntil time.Time
 	if r.o.maxWait > 0 {
-		waitUntil = time.Now().Add(r.o.maxWait)
+		waitUntil = start.Add(r.o.maxWait)
 	}
+	var l *Lock
+	var err error
 	if r.localEnabled() {
-		return r.acquireLocal(ctx, key, ttl, waitUntil)
+		l, err = r.acquireLocal(ctx, key, ttl, waitUntil)
+	} else {
+		l, err = r.acquire(ctx, key, ttl, true, waitUntil, 1)
 	}
-	return r.acquire(ctx, key, ttl, true, waitUntil, 1)
+	r.o.observeAcquire(key, start, l, err)
+	return l, err
 }
 
 // TryAcquire makes one attempt (one round trip) and returns an error
@@ -179,7 +185,10 @@ func (r *RedisLocker) TryAcquire(ctx context.Context, key string, ttl time.Durat
 	if err := checkArgs(ctx, key, ttl); err != nil {
 		return nil, err
 	}
-	return r.acquire(ctx, key, ttl, false, time.Time{}, 1)
+	start := time.Now()
+	l, err := r.acquire(ctx, key, ttl, false, time.Time{}, 1)
+	r.o.observeAcquire(key, start, l, err)
+	return l, err
 }
 
 func checkArgs(ctx context.Context, key string, ttl time.Duration) error {

@@ -66,12 +66,18 @@ func (rl *Redlock) Stats() Stats { return rl.st.snapshot() }
 // or WithMaxWait passed (ErrNotAcquired), polling with backoff. When a
 // majority of nodes cannot be reached it returns at once.
 func (rl *Redlock) Acquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	return rl.acquire(ctx, key, ttl, true)
+	start := time.Now()
+	lk, err := rl.acquire(ctx, key, ttl, true)
+	rl.o.observeAcquire(key, start, lk, err)
+	return lk, err
 }
 
 // TryAcquire makes one attempt on all nodes.
 func (rl *Redlock) TryAcquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	return rl.acquire(ctx, key, ttl, false)
+	start := time.Now()
+	lk, err := rl.acquire(ctx, key, ttl, false)
+	rl.o.observeAcquire(key, start, lk, err)
+	return lk, err
 }
 
 // Do is as RedisLocker.Do.

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // delivery is one message handed to a consumer, with the backend's handle
@@ -77,6 +79,10 @@ type engine struct {
 
 	stopping chan struct{} // closed when Consume's ctx is done
 	hardStop chan struct{} // closed when the shutdown deadline has passed
+
+	failOnce sync.Once
+	fatal    error                   // the first invalid answer, set once by fail
+	stop     context.CancelCauseFunc // ends the fetch loop when fail is called
 }
 
 func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consumeConfig, h Handler, bh BatchHandler, log *slog.Logger) error {
@@ -94,6 +100,10 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 		stopping: make(chan struct{}),
 		hardStop: make(chan struct{}),
 	}
+	// An answer that means a bug or bad data ends Consume as a shutdown
+	// does (see fail); Consume then returns it.
+	ctx, e.stop = context.WithCancelCause(ctx)
+	defer e.stop(nil)
 	// Handlers keep running after ctx is done, until the shutdown deadline.
 	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer hcancel()
@@ -130,7 +140,30 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	be.leave(lctx)
-	return nil
+	return e.fatal
+}
+
+// fail records err, an answer from Redis that means a bug or bad data
+// (rediserr.Invalid), counts and logs it and stops the Consume: retrying it
+// would only hide it. What is in flight settles as in a shutdown; what
+// cannot be settled stays pending and is reclaimed later.
+func (e *engine) fail(op string, err error) {
+	e.cnt.invalid.Add(1)
+	e.failOnce.Do(func() {
+		e.fatal = fmt.Errorf("queue: consume: %s: %w", op, err)
+		e.log.Error("queue: redis answer means a bug or bad data; consumer stopped", "op", op, "kind", rediserr.Kind(err), "err", err)
+		e.stop(e.fatal)
+	})
+}
+
+// invalid reports whether err, from a call made under ctx, is an answer
+// that means a bug or bad data; if so it fails the Consume.
+func (e *engine) invalid(ctx context.Context, op string, err error) bool {
+	if rediserr.ClassifyCtx(ctx, err) != rediserr.Invalid {
+		return false
+	}
+	e.fail(op, err)
+	return true
 }
 
 // fetchLoop reads deliveries while there are free slots, until ctx is
@@ -167,6 +200,9 @@ func (e *engine) fetchLoop(ctx context.Context) {
 		ds, err := e.be.fetch(ctx, n)
 		for range n - len(ds) {
 			<-e.slots
+		}
+		if err != nil && e.invalid(ctx, "fetch", err) {
+			continue // ctx is cancelled now: the loop ends
 		}
 		if err != nil {
 			// At most a second between tries: a consumer must be back soon
@@ -358,6 +394,9 @@ func (e *engine) settleLoop(hctx context.Context) {
 				e.cnt.countSettled(batch)
 				break
 			}
+			if e.invalid(sctx, "settle", err) {
+				break // the messages stay pending and are reclaimed
+			}
 			select {
 			case <-e.hardStop:
 				// Give up: the messages stay pending and are reclaimed by
@@ -413,7 +452,7 @@ func (e *engine) renewLoop(hctx context.Context, stop <-chan struct{}) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(hctx), every)
-		if err := e.be.renew(rctx, ds); err != nil {
+		if err := e.be.renew(rctx, ds); err != nil && !e.invalid(rctx, "renew", err) {
 			e.log.Warn("queue: lease renewal failed", "err", err, "n", len(ds))
 		}
 		cancel()

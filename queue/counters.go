@@ -28,13 +28,17 @@ type Counters struct {
 	// LeasesLost counts running messages another consumer reclaimed
 	// because their lease could not be renewed in time.
 	LeasesLost int64
+	// Invalid counts Redis answers that meant a bug or bad data (a script
+	// error, WRONGTYPE on a queue key, NOAUTH): Consume returns on the first
+	// one instead of retrying it forever, and Publish returns it.
+	Invalid int64
 }
 
 // counters is the live, atomic form of Counters.
 type counters struct {
 	published, duplicates, full                    atomic.Int64
 	acked, retried, deadLettered, released, panics atomic.Int64
-	reclaimed, leasesLost                          atomic.Int64
+	reclaimed, leasesLost, invalid                 atomic.Int64
 }
 
 func (c *counters) snapshot() Counters {
@@ -49,6 +53,7 @@ func (c *counters) snapshot() Counters {
 		Panics:       c.panics.Load(),
 		Reclaimed:    c.reclaimed.Load(),
 		LeasesLost:   c.leasesLost.Load(),
+		Invalid:      c.invalid.Load(),
 	}
 }
 

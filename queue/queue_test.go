@@ -40,9 +40,21 @@ type backend struct {
 func redisBackend(mk func(testing.TB) *redistest.DB) func(t *testing.T, opts ...queue.Option) queue.Queue {
 	return func(t *testing.T, opts ...queue.Option) queue.Queue {
 		db := mk(t)
-		q, err := queue.NewRedis(db.Client, "q", append([]queue.Option{queue.WithPrefix(db.Prefix)}, opts...)...)
+		c := db.NewClient(t)
+		cnt := redistest.NewCounter()
+		c.AddHook(cnt)
+		q, err := queue.NewRedis(c, "q", append([]queue.Option{queue.WithPrefix(db.Prefix)}, opts...)...)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = q.Close() })
+		t.Cleanup(func() {
+			// Redis really carried the work: a backend that silently
+			// stopped using it must fail its own contract suite
+			st := q.Counters()
+			assert.Zerof(t, st.Invalid, "invalid Redis answers: %+v", st)
+			if st.Published > 0 {
+				assert.Positive(t, cnt.Commands(), "messages published without a Redis command")
+			}
+		})
 		return q
 	}
 }

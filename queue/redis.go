@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outrigger-dev/outrigger/internal/coalesce"
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 var (
@@ -81,6 +82,7 @@ type Redis struct {
 	idSeq  atomic.Uint64 // message ID counter
 
 	cnt       counters
+	faults    rediserr.Reporter        // logs each kind of invalid answer once
 	pub       *coalesce.Group[*pubReq] // shares publish pipelines among concurrent calls
 	moverWake chan struct{}            // pokes a local mover when a delayed message is added
 
@@ -234,6 +236,11 @@ func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption)
 		}
 		id, err := r.result()
 		q.cnt.countPublish(err)
+		if err != nil && rediserr.IsInvalid(err) {
+			q.cnt.invalid.Add(1)
+			q.faults.Report(q.cfg.logger, "queue: redis answer means a bug or bad data", "publish", err, "queue", q.name)
+			return "", fmt.Errorf("queue: publish to %q: %w", q.name, err)
+		}
 		if err == nil && pc.delay > 0 {
 			q.wakeMover()
 		}
@@ -519,4 +526,17 @@ func (q *Redis) Close() error {
 	q.mu.Unlock()
 	q.running.Wait()
 	return nil
+}
+
+// logFailure logs err, from background work under ctx: an answer that means
+// a bug or bad data is counted and logged once per kind at Error level (the
+// work goes on: there is no caller to return it to), the consumer's own
+// shutdown at DEBUG, anything else at WARN.
+func (q *Redis) logFailure(ctx context.Context, op, msg string, err error) {
+	if rediserr.ClassifyCtx(ctx, err) == rediserr.Invalid {
+		q.cnt.invalid.Add(1)
+		q.faults.Report(q.cfg.logger, msg, op, err, "queue", q.name)
+		return
+	}
+	q.cfg.logger.Log(ctx, failureLevel(ctx, err), msg, "queue", q.name, "err", err)
 }

@@ -540,7 +540,6 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
-	log := c.q.cfg.logger
 	const maxSleep = 500 * time.Millisecond
 	sweepEvery := max(10*c.cc.visibility, time.Minute)
 	nextSweep := time.Now().Add(sweepEvery / 4)
@@ -550,7 +549,7 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 		res, err := moveScript.Run(ctx, c.q.client, []string{c.q.stream, c.q.delayed, c.q.payloads}, 200).Int64Slice()
 		switch {
 		case err != nil:
-			log.Log(ctx, failureLevel(ctx, err), "queue: moving delayed messages failed", "queue", c.q.name, "err", err)
+			c.q.logFailure(ctx, "move", "queue: moving delayed messages failed", err)
 		case len(res) == 2 && res[0] == 200:
 			wait = 0 // more are due
 		case len(res) == 2 && res[1] >= 0:
@@ -559,13 +558,13 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 		if now := time.Now(); now.After(nextWake) {
 			nextWake = now.Add(wakeTTL / 4)
 			if err := c.q.client.PExpire(ctx, c.wake, wakeTTL).Err(); err != nil {
-				log.Log(ctx, failureLevel(ctx, err), "queue: renewing the wake stream failed", "queue", c.q.name, "err", err)
+				c.q.logFailure(ctx, "wake", "queue: renewing the wake stream failed", err)
 			}
 		}
 		if time.Now().After(nextSweep) {
 			nextSweep = time.Now().Add(sweepEvery)
 			if err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream}, groupName, "", sweepEvery.Milliseconds()).Err(); err != nil && !isNoGroup(err) {
-				log.Log(ctx, failureLevel(ctx, err), "queue: sweeping idle consumers failed", "queue", c.q.name, "err", err)
+				c.q.logFailure(ctx, "sweep", "queue: sweeping idle consumers failed", err)
 			}
 		}
 		if wait > 0 {

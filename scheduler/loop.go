@@ -144,7 +144,7 @@ func (s *Scheduler) dispatchLocked(j *job, now time.Time) {
 	// Skip straight past ticks too old to run, without enumerating them.
 	if now.Sub(due) > j.allowance() {
 		if n, ok := j.sched.next(now.Add(-j.allowance())); ok && n.After(tick) {
-			s.st.missed.Add(1)
+			s.missed(j.name, tick)
 			s.cfg.logger.Warn("scheduler: ticks missed", "job", j.name, "from", tick, "to", n)
 			tick, due = n, n.Add(jitterFor(j, n))
 		}
@@ -160,12 +160,12 @@ func (s *Scheduler) dispatchLocked(j *job, now time.Time) {
 			j.next, j.due = n, nd
 			break
 		}
-		s.st.missed.Add(1)
+		s.missed(j.name, tick)
 		tick, due = n, nd
 	}
 	if due.After(now) || now.Sub(due) > j.allowance() {
 		if !due.After(now) {
-			s.st.missed.Add(1)
+			s.missed(j.name, tick)
 		}
 		return
 	}

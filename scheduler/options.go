@@ -20,6 +20,7 @@ type config struct {
 	dst       DSTPolicy
 	maxTimer  time.Duration
 	ownClock  bool // WithClock was given: poll it
+	hooks     Hooks
 }
 
 func defaultConfig() config {

@@ -117,7 +117,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			result(ErrStopped)
 			return
 		}
-		s.st.missed.Add(1)
+		s.missed(j.name, tick)
 		if isInvalid(err) {
 			s.invalid("claim", j.name, err)
 		} else {
@@ -126,6 +126,9 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		}
 		result(fmt.Errorf("scheduler: claim %q at %v: %w", j.name, tick, err))
 		return
+	}
+	if h := s.cfg.hooks.OnClaim; h != nil {
+		h(j.name, tick, kind, ok)
 	}
 	if !ok {
 		s.st.lost.Add(1)
@@ -214,6 +217,9 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		rec.Start = s.cfg.now()
 		if errors.Is(err, lock.ErrNotAcquired) || errors.Is(err, errWaitedTooLong) {
 			s.st.skipped.Add(1)
+			if h := s.cfg.hooks.OnSkip; h != nil {
+				h(j.name, tick)
+			}
 			rec.Skipped = true
 			s.cfg.logger.Info("scheduler: tick skipped, previous run still running", "job", j.name, "tick", tick)
 			recErr := finish(nil)
@@ -264,6 +270,9 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 
 	s.st.runs.Add(1)
 	rec.Start = s.cfg.now()
+	if h := s.cfg.hooks.OnRunStart; h != nil {
+		h(j.name, tick, kind, rec.Start.Sub(tick))
+	}
 	run := Run{Job: j.name, Tick: tick, Token: rec.Token, Node: s.cfg.nodeID, Kind: kind}
 	var runErr error
 	for attempt := 1; ; attempt++ {
@@ -296,6 +305,9 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		s.cfg.logger.Warn("scheduler: run failed", "job", j.name, "tick", tick, "attempt", rec.Attempt, "err", runErr)
 	} else {
 		s.st.succeeded.Add(1)
+	}
+	if h := s.cfg.hooks.OnRunEnd; h != nil {
+		h(j.name, tick, kind, s.cfg.now().Sub(rec.Start), rec.Attempt, runErr)
 	}
 	result(errors.Join(runErr, finish(runErr)))
 }

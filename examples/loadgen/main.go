@@ -3,9 +3,18 @@
 // against the global limit, cache hit ratio, database statements per
 // request, quotes published vs rows stored, and job runs vs ticks.
 //
+// With -live N it first opens N clients of the live stream (WebSocket, SSE
+// or both), spread over the targets, each following a few symbols, and
+// measures them while the reads run: connect time, delivery latency from
+// the feed's publish to receipt (the quote's ts) and from the broadcast
+// publish (published_at), messages delivered, lost (offsets never
+// delivered) and duplicated, and each replica's CPU and memory. It raises
+// its open-files limit itself.
+//
 // Usage:
 //
 //	go run ./examples/loadgen -targets http://127.0.0.1:8081,http://127.0.0.1:8082 -duration 20s
+//	go run ./examples/loadgen -live 10000 -targets :8081,:8082,:8083
 package main
 
 import (
@@ -18,10 +27,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -39,12 +50,13 @@ type config struct {
 	burst       int
 	settle      time.Duration
 	rollupEvery time.Duration
+	live        liveConfig
 }
 
 func parseConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	var c config
-	targets := fs.String("targets", "http://127.0.0.1:8080", "comma-separated base URLs of the replicas")
+	targets := fs.String("targets", "http://127.0.0.1:8080", "comma-separated base URLs of the replicas (host:port or :port means http://…)")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "how long to send reads")
 	fs.IntVar(&c.concurrency, "concurrency", 32, "concurrent readers")
 	fs.IntVar(&c.apiKeys, "api-keys", 4, "distinct X-API-Key values the readers use")
@@ -52,11 +64,21 @@ func parseConfig(args []string) (config, error) {
 	fs.IntVar(&c.burst, "burst", 20000, "quotes to ask the first replica's feed to deliver at once (0 = none)")
 	fs.DurationVar(&c.rollupEvery, "rollup-interval", time.Minute, "the replicas' roll-up interval (their -rollup-interval; 1m for the default cron), to count its ticks")
 	fs.DurationVar(&c.settle, "settle", 15*time.Second, "how long to wait after the reads for the queue to drain")
+	fs.IntVar(&c.live.clients, "live", 0, "also open this many live-stream clients spread over the targets, measured while the reads run (0 = none)")
+	fs.StringVar(&c.live.transport, "live-transport", "ws", "the live clients' protocol: ws (WebSocket), sse, or mixed (half each)")
+	fs.IntVar(&c.live.symbols, "live-symbols", 3, "symbols each live client follows (1 to 8)")
+	fs.IntVar(&c.live.dials, "live-dials", 200, "live connections being set up at once while ramping up")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
+			if !strings.Contains(t, "://") {
+				if strings.HasPrefix(t, ":") {
+					t = "127.0.0.1" + t
+				}
+				t = "http://" + t
+			}
 			c.targets = append(c.targets, t)
 		}
 	}
@@ -73,6 +95,14 @@ func parseConfig(args []string) (config, error) {
 		return c, fmt.Errorf("loadgen: -rollup-interval must be > 0, got %v", c.rollupEvery)
 	case c.burst < 0:
 		return c, fmt.Errorf("loadgen: -burst must be >= 0, got %d", c.burst)
+	case c.live.clients < 0:
+		return c, fmt.Errorf("loadgen: -live must be >= 0, got %d", c.live.clients)
+	case c.live.transport != "ws" && c.live.transport != "sse" && c.live.transport != "mixed":
+		return c, fmt.Errorf("loadgen: -live-transport must be ws, sse or mixed, got %q", c.live.transport)
+	case c.live.symbols < 1 || c.live.symbols > 8:
+		return c, fmt.Errorf("loadgen: -live-symbols must be 1 to 8, got %d", c.live.symbols)
+	case c.live.dials < 1:
+		return c, fmt.Errorf("loadgen: -live-dials must be >= 1, got %d", c.live.dials)
 	}
 	return c, nil
 }
@@ -111,15 +141,46 @@ type report struct {
 	quotesStored    float64
 	rollupRuns      float64
 	ticks           float64
+	live            *liveReport // -live
 }
 
 func run(ctx context.Context, cfg config) (*report, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.concurrency}}
+	var measuring atomic.Bool
+	var liveClients []*liveClient
+	var liveRep *liveReport
+	if cfg.live.clients > 0 {
+		liveCtx, stopLive := context.WithCancel(ctx)
+		defer stopLive()
+		var err error
+		if liveClients, liveRep, err = startLive(liveCtx, cfg, &measuring); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "loadgen: %d of %d live clients connected in %v\n", liveRep.connected, cfg.live.clients, liveRep.ramp.Round(time.Millisecond))
+	}
+	perTarget := func() ([]map[string]float64, error) {
+		out := make([]map[string]float64, len(cfg.targets))
+		for i, t := range cfg.targets {
+			m, err := scrapeAll(ctx, client, []string{t})
+			if err != nil {
+				return nil, err
+			}
+			out[i] = m
+		}
+		return out, nil
+	}
+	targetsBefore, err := perTarget()
+	if err != nil {
+		return nil, err
+	}
 	before, err := scrapeAll(ctx, client, cfg.targets)
 	if err != nil {
 		return nil, err
 	}
+	var ruBefore syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ruBefore)
 	start := time.Now()
+	measuring.Store(true)
 	if cfg.burst > 0 {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/admin/feed/burst?n=%d", cfg.targets[0], cfg.burst), nil)
 		resp, err := client.Do(req)
@@ -182,6 +243,25 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	measuring.Store(false)
+	if liveRep != nil {
+		targetsAfter, err := perTarget()
+		if err != nil {
+			return nil, err
+		}
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		cpu := func(r syscall.Rusage) float64 {
+			return float64(r.Utime.Nano()+r.Stime.Nano()) / 1e9
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		liveRep.window = elapsed
+		liveRep.replicas = replicaUsages(cfg.targets, targetsBefore, targetsAfter, elapsed.Seconds())
+		liveRep.loadgenCPU = (cpu(ru) - cpu(ruBefore)) / elapsed.Seconds()
+		liveRep.loadgenHeapM = float64(ms.HeapInuse) / (1 << 20)
+		finishLive(ctx, client, cfg, liveClients, liveRep, 15*time.Second)
+	}
 
 	// Let the consumers drain the burst before reading the counters.
 	deadline := time.Now().Add(cfg.settle)
@@ -196,7 +276,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	slices.Sort(lat)
-	r := &report{cfg: cfg, elapsed: elapsed, ok: ok.Load(), limited: limited.Load(), errors: failed.Load()}
+	r := &report{cfg: cfg, elapsed: elapsed, ok: ok.Load(), limited: limited.Load(), errors: failed.Load(), live: liveRep}
 	r.requests = r.ok + r.limited + r.errors
 	if n := len(lat); n > 0 {
 		r.p50, r.p99 = lat[n/2], lat[min(n-1, n*99/100)]
@@ -284,4 +364,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(tw, "quotes published / stored\t%.0f / %.0f\n", r.quotesPublished, r.quotesStored)
 	fmt.Fprintf(tw, "roll-up runs / ticks (every %v)\t%.0f / %.0f\n", r.cfg.rollupEvery, r.rollupRuns, r.ticks)
 	tw.Flush()
+	if r.live != nil {
+		r.live.print(w)
+	}
 }

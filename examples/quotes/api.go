@@ -52,6 +52,7 @@ func (s *service) handler() (http.Handler, error) {
 	mux.Handle("POST /admin/rebuild-bars", s.metrics.instrument("rebuild", http.HandlerFunc(s.rebuildBars)))
 	mux.HandleFunc("GET /admin/jobs/{name}/history", s.jobHistory)
 	mux.Handle("POST /admin/feed/burst", s.metrics.instrument("burst", http.HandlerFunc(s.feedBurst)))
+	s.routeLive(v1, mux)
 	return compressed(mux), nil
 }
 
@@ -197,6 +198,10 @@ func (s *service) readyz(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "redis: "+err.Error())
 			return
 		}
+	}
+	if err := s.live.hub.Ready(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "live: "+err.Error())
+		return
 	}
 	fmt.Fprintln(w, "ready")
 }

@@ -153,32 +153,11 @@ const maxParams = 30000
 // columns, in as few statements as the parameter limit allows, and returns
 // the rows affected.
 func (s *database) insertValues(ctx context.Context, head string, ncols, n int, row func(i int) []any, tail string) (int64, error) {
-	per := maxParams / ncols
 	var total int64
-	for lo := 0; lo < n; lo += per {
-		hi := min(n, lo+per)
-		var b strings.Builder
-		b.WriteString(head)
-		b.WriteString(" VALUES ")
-		args := make([]any, 0, ncols*(hi-lo))
-		for i := lo; i < hi; i++ {
-			if i > lo {
-				b.WriteByte(',')
-			}
-			b.WriteByte('(')
-			for j := range ncols {
-				if j > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString(s.d.placeholder(len(args) + j + 1))
-			}
-			b.WriteByte(')')
-			args = append(args, row(i)...)
-		}
-		b.WriteString(" ")
-		b.WriteString(tail)
+	for lo, hi := range valuesChunks(ncols, n) {
+		query, args := s.valuesStatement(head, ncols, lo, hi, row, tail)
 		s.statements.Add(1)
-		res, err := s.db.ExecContext(ctx, b.String(), args...)
+		res, err := s.db.ExecContext(ctx, query, args...)
 		if err != nil {
 			return total, err
 		}
@@ -189,6 +168,44 @@ func (s *database) insertValues(ctx context.Context, head string, ncols, n int, 
 		total += affected
 	}
 	return total, nil
+}
+
+// valuesChunks yields the [lo, hi) row ranges of n rows of ncols columns
+// that fit one statement's bind parameters.
+func valuesChunks(ncols, n int) func(yield func(lo, hi int) bool) {
+	return func(yield func(lo, hi int) bool) {
+		per := maxParams / ncols
+		for lo := 0; lo < n; lo += per {
+			if !yield(lo, min(n, lo+per)) {
+				return
+			}
+		}
+	}
+}
+
+// valuesStatement builds head + VALUES (…),(…) + tail for rows [lo, hi).
+func (s *database) valuesStatement(head string, ncols, lo, hi int, row func(i int) []any, tail string) (string, []any) {
+	var b strings.Builder
+	b.WriteString(head)
+	b.WriteString(" VALUES ")
+	args := make([]any, 0, ncols*(hi-lo))
+	for i := lo; i < hi; i++ {
+		if i > lo {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range ncols {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(s.d.placeholder(len(args) + j + 1))
+		}
+		b.WriteByte(')')
+		args = append(args, row(i)...)
+	}
+	b.WriteString(" ")
+	b.WriteString(tail)
+	return b.String(), args
 }
 
 // insertQuotes stores qs with multi-row INSERTs; a quote whose ID is already

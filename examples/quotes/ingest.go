@@ -51,12 +51,16 @@ func (s *service) consume(ctx context.Context) {
 
 // storeQuotes is the Batcher's flush: one multi-row INSERT for the batch,
 // then the cached latest quote of each symbol in it is invalidated on every
-// replica.
+// replica, and the new quotes are published to the live stream (staged in
+// the same transaction as the INSERT, so a replica that dies before
+// publishing leaves them to the live-outbox job: see live.go).
 func (s *service) storeQuotes(ctx context.Context, qs []quote) error {
-	inserted, err := s.db.insertQuotes(ctx, qs)
+	staged := time.Now()
+	fresh, err := s.db.insertQuotesStaged(ctx, qs, s.cfg.replica, staged)
 	if err != nil {
 		return err
 	}
+	inserted := int64(len(fresh))
 	s.metrics.batchSize.Observe(float64(len(qs)))
 	s.metrics.quotesStored.Add(float64(inserted))
 	s.metrics.quotesDuplicate.Add(float64(int64(len(qs)) - inserted))
@@ -71,5 +75,6 @@ func (s *service) storeQuotes(ctx context.Context, qs []quote) error {
 		// cache's local TTL, so the batch still succeeded.
 		s.log.Warn("invalidate cached quotes", "symbols", syms, "err", err)
 	}
+	s.live.publishStored(ctx, fresh, staged)
 	return nil
 }

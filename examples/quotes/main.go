@@ -55,6 +55,7 @@ type config struct {
 	keyPrefix      string
 	queueKind      string   // "redis" (Redis Streams, or in-process without -redis) or "kafka"
 	kafkaBrokers   []string // with queueKind "kafka"
+	peers          []string // base URLs of every replica, for pages to fail over to
 	logLevel       slog.Level
 }
 
@@ -73,12 +74,18 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.keyPrefix, "key-prefix", envOr("KEY_PREFIX", "quotes:"), "prefix of every Redis key and channel the service uses; replicas of one deployment share it [KEY_PREFIX]")
 	fs.StringVar(&c.queueKind, "queue", envOr("QUEUE", "redis"), "ingest queue backend: redis (Redis Streams; in process without -redis) or kafka [QUEUE]")
 	brokers := fs.String("kafka-brokers", envOr("KAFKA_BROKERS", ""), "comma-separated Kafka brokers host:port, for -queue kafka [KAFKA_BROKERS]")
+	peers := fs.String("peers", envOr("PEERS", ""), "comma-separated base URLs of the replicas (http://host:port), for pages to fail over to when no load balancer is in front [PEERS]")
 	level := fs.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error [LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("quotes: unexpected argument %q", fs.Arg(0))
+	}
+	for _, p := range strings.Split(*peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.peers = append(c.peers, p)
+		}
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("quotes: -log-level: %w", err)

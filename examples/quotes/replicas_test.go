@@ -33,10 +33,22 @@ type replica struct {
 
 func startReplica(t *testing.T, name string, env ...string) *replica {
 	t.Helper()
+	return startReplicaAt(t, name, freeAddr(t), env...)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	l.Close()
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startReplicaAt starts a replica listening on addr.
+func startReplicaAt(t *testing.T, name, addr string, env ...string) *replica {
+	t.Helper()
+	var err error
 	r := &replica{name: name, base: "http://" + addr, log: filepath.Join(t.TempDir(), name+".log"), done: make(chan error, 1)}
 	logf, err := os.Create(r.log)
 	require.NoError(t, err)
@@ -85,7 +97,9 @@ func (r *replica) latest(t *testing.T, symbol string) (apiQuote, bool) {
 
 // TestReplicas runs three replicas on the real Redis and PostgreSQL and
 // checks what the service promises: every published quote stored exactly
-// once even when a replica is killed mid-ingest, the roll-up run once per
+// once even when a replica is killed mid-ingest, every stored quote
+// delivered once to live clients on every replica (those of the killed one
+// reconnecting to the others), the roll-up run once per
 // tick, the rate limit global across replicas, and cached quotes refreshed
 // on every replica.
 func TestReplicas(t *testing.T) { testReplicas(t) }
@@ -120,12 +134,14 @@ func testReplicas(t *testing.T, env ...string) {
 	r1 := startReplica(t, "r1", feed...)
 	r2 := startReplica(t, "r2", feed...)
 	r3 := startReplica(t, "r3", append([]string{"FEED_RATE=0"}, common...)...)
+	live := startLiveCheck(t, r1, r2, r3) // clients on every replica, from the first quote
 
 	// Kill the consumer-only replica while it holds messages.
 	require.Eventually(t, func() bool { return scrape(t, r3.base)["quotes_stored_total"] > 0 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, r3.cmd.Process.Signal(syscall.SIGKILL))
 	<-r3.done
 	r3.done <- nil
+	require.Eventually(t, func() bool { return live.reconnected(r3) == 3 }, 30*time.Second, 50*time.Millisecond, "r3's live clients did not reconnect")
 
 	t.Run("rate limit is global", func(t *testing.T) {
 		var allowed, denied atomic.Int64
@@ -172,6 +188,14 @@ func testReplicas(t *testing.T, env ...string) {
 		}, 60*time.Second, 200*time.Millisecond, "stored %d of %v", rows, published)
 		require.Equal(t, int64(published), rows)
 		require.Equal(t, rows, distinct)
+	})
+
+	t.Run("live clients on every replica get every stored quote once", func(t *testing.T) {
+		db, err := openDatabase(context.Background(), dbURL)
+		require.NoError(t, err)
+		defer db.close()
+		live.verify(t, db)
+		live.stop()
 	})
 
 	t.Run("roll-up runs once per tick", func(t *testing.T) {

@@ -38,6 +38,7 @@ type service struct {
 	cache   *cache.Cache[quote]
 	limiter ratelimit.Limiter
 	sched   *scheduler.Scheduler
+	live    *live // the live stream and the page (live.go)
 
 	feedIDs     *idSource
 	ready       atomic.Bool
@@ -67,6 +68,9 @@ func newService(ctx context.Context, cfg config, log *slog.Logger) (s *service, 
 	}
 	s.metrics = newMetrics()
 	if err := s.buildBackends(); err != nil {
+		return nil, err
+	}
+	if err := s.buildLive(); err != nil {
 		return nil, err
 	}
 	s.metrics.observe(s)
@@ -154,6 +158,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready chan<- string)
 		return err
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second}
+	srv.RegisterOnShutdown(s.live.endStreams)
 	s.start(ctx)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -188,6 +193,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger, ready chan<- string)
 // start launches the feed, the consumers and the scheduler.
 func (s *service) start(ctx context.Context) {
 	s.feedCtx, s.stopFeed = context.WithCancel(context.WithoutCancel(ctx))
+	s.live.start()
 	s.work.Go(func() { runFeed(s.feedCtx, s.cfg.feedRate, s.cfg.feedCount, s.feedIDs, s.publish) })
 	consumeCtx, stopConsume := context.WithCancel(context.WithoutCancel(ctx))
 	s.consumers.Go(func() {
@@ -253,6 +259,9 @@ func (s *service) drainQueue(ctx context.Context) error {
 
 // close releases the backends; it is safe on a partly built service.
 func (s *service) close() {
+	if s.live != nil {
+		s.live.close()
+	}
 	if s.cache != nil {
 		_ = s.cache.Close()
 	}
