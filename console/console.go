@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/broadcast"
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/lock"
 	"github.com/outrigger-dev/outrigger/queue"
@@ -101,6 +102,9 @@ type Config struct {
 	// Limiters and Caches are shown on their pages.
 	Limiters []Limiter
 	Caches   []Cache
+	// Channels is the inspector of the broadcast Hubs: live channels with
+	// their subscribers per replica and presence.
+	Channels *broadcast.Inspector
 
 	// Authorize decides every request: a page or GET of the API (Verb
 	// Read), and every action. A non-nil error refuses it (403, or 401

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/outrigger-dev/outrigger/broadcast"
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/console"
 	"github.com/outrigger-dev/outrigger/internal/redistest"
@@ -89,6 +90,16 @@ func newScene(t *testing.T) *scene {
 	_, err = c.Fetch(ctx, "quote:ACME", func(context.Context) (string, error) { return "42.00", nil })
 	require.NoError(t, err)
 
+	hub, err := broadcast.New(db.NewClient(t), broadcast.WithPrefix(db.Prefix+"bc:"), broadcast.WithNodeID("replica-1"),
+		broadcast.WithPresenceTTL(400*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = hub.Close() })
+	sub, err := hub.Subscribe(ctx, "quotes:ACME", broadcast.AsMember(broadcast.Member{ClientID: "c1", UserID: "ann"}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close() })
+	bi, err := broadcast.NewInspector(db.Client, broadcast.WithPrefix(db.Prefix+"bc:"))
+	require.NoError(t, err)
+
 	qi, err := queue.NewInspector(db.Client, queue.WithPrefix(db.Prefix))
 	require.NoError(t, err)
 	ji, err := scheduler.NewInspector(db.Client, scheduler.WithNamespace(db.Prefix+"jobs:"))
@@ -101,6 +112,7 @@ func newScene(t *testing.T) *scene {
 		Title: "Test service", Queues: qi, Jobs: ji, Locks: li,
 		Limiters:   []console.Limiter{{Name: "api", Inspector: lim.Inspector()}},
 		Caches:     []console.Cache{{Name: "quotes", Inspector: ci, Stats: c.Stats}},
+		Channels:   bi,
 		Logger:     slog.New(slog.NewTextHandler(s.logs, nil)),
 		AuditRedis: db.Client, AuditKey: db.Prefix + "audit",
 	}
@@ -297,6 +309,18 @@ func TestPages(t *testing.T) {
 	assert.Contains(t, body, "fresh")
 	code, body, _ = c.get("audit")
 	require.Equal(t, http.StatusOK, code, body)
+	require.Eventually(t, func() bool {
+		var cv struct {
+			Total int `json:"subscribers"`
+		}
+		c.getJSON("api/channels", &cv)
+		return cv.Total == 1
+	}, 10*time.Second, 20*time.Millisecond, "the hub's subscriber did not show")
+	code, body, _ = c.get("channels?channel=quotes:ACME")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, "quotes:ACME")
+	assert.Contains(t, body, "replica-1 · 1")
+	assert.Contains(t, body, "ann")
 
 	code, body, hdr = c.get("static/console.js")
 	require.Equal(t, http.StatusOK, code)

@@ -52,7 +52,7 @@ func Handler(cfg Config) http.Handler {
 	if h.refresh == 0 {
 		h.refresh = 5 * time.Second
 	}
-	for _, p := range []string{"overview", "queue", "jobs", "job", "locks", "limits", "caches", "audit", "error"} {
+	for _, p := range []string{"overview", "queue", "jobs", "job", "locks", "limits", "caches", "channels", "audit", "error"} {
 		h.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html"))
 	}
 	sub, _ := fs.Sub(staticFS, "static")
@@ -176,6 +176,9 @@ func (h *handler) routes() {
 		}
 		post("/caches/invalidate", Invalidate, "cache", cacheTarget, cacheBack, h.cacheInvalidate)
 	}
+	if h.cfg.Channels != nil {
+		get("/channels", "/channels", "channel", h.channelsPage)
+	}
 	get("/audit", "/audit", "audit", h.auditPage)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, strings.HasPrefix(r.URL.Path, "/api/"), notFound("no page %s", r.URL.Path))
@@ -195,7 +198,7 @@ type common struct {
 	Nav      string    `json:"-"`
 	Refresh  int       `json:"-"` // ms; 0 off
 	Has      struct {
-		Queues, Jobs, Locks, Limits, Caches bool
+		Queues, Jobs, Locks, Limits, Caches, Channels bool
 	} `json:"-"`
 	req *http.Request
 	h   *handler
@@ -217,6 +220,7 @@ func (h *handler) common(r *http.Request, nav string) common {
 	}
 	c.Has.Queues, c.Has.Jobs, c.Has.Locks = h.cfg.Queues != nil, h.cfg.Jobs != nil, h.cfg.Locks != nil
 	c.Has.Limits, c.Has.Caches = len(h.cfg.Limiters) > 0, len(h.cfg.Caches) > 0
+	c.Has.Channels = h.cfg.Channels != nil
 	return c
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/outrigger-dev/outrigger/broadcast"
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/lock"
 	"github.com/outrigger-dev/outrigger/queue"
@@ -600,4 +601,36 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// channelsView is the live channels page.
+type channelsView struct {
+	common
+	Channels []broadcast.ChannelInfo `json:"channels"`
+	Nodes    []broadcast.NodeInfo    `json:"nodes"`
+	Channel  string                  `json:"channel"`
+	Members  []broadcast.Member      `json:"members"`
+	Total    int                     `json:"subscribers"`
+}
+
+func (h *handler) channelsPage(w http.ResponseWriter, r *http.Request) (string, any, error) {
+	ctx, cancel := reqCtx(r)
+	defer cancel()
+	v := channelsView{common: h.common(r, "channels"), Channel: r.URL.Query().Get("channel")}
+	var err error
+	if v.Nodes, err = h.cfg.Channels.Nodes(ctx); err != nil {
+		return "", nil, err
+	}
+	if v.Channels, err = h.cfg.Channels.Channels(ctx); err != nil {
+		return "", nil, err
+	}
+	for _, c := range v.Channels {
+		v.Total += c.Subscribers
+	}
+	if v.Channel != "" {
+		if v.Members, err = h.cfg.Channels.Presence(ctx, v.Channel); err != nil {
+			return "", nil, badRequest("%v", err)
+		}
+	}
+	return "channels", v, nil
 }

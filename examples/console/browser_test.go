@@ -97,6 +97,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"locks", "table.grid", "billing:invoice-run", "console-locks"},
 		{"limits?limiter=api&key=user%3A42", ".result", "Remaining now", "console-limits"},
 		{"caches?cache=quotes&key=quote%3AACME", ".result", "fresh", "console-caches"},
+		{"channels?channel=quotes%3AACME", "table.grid", "quotes:ACME", "console-channels"},
 		{"audit", "table.grid", "requeue", "console-audit"},
 	} {
 		require.NoError(t, chromedp.Do(b, chromedp.Navigate(base+p.path)), p.path)
@@ -123,6 +124,7 @@ func TestScreenshots(t *testing.T) {
 		{"locks", "table.grid", "locks"},
 		{"limits?limiter=api&key=user%3A77", ".result", "limits"},
 		{"caches?cache=quotes&key=quote%3AACME", ".result", "caches"},
+		{"channels?channel=quotes%3AACME", "main", "channels"},
 		{"audit", "main", "audit"},
 	} {
 		require.NoError(t, chromedp.Do(b, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel))), p.path)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/broadcast"
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/console"
 	"github.com/outrigger-dev/outrigger/lock"
@@ -39,6 +40,8 @@ type scene struct {
 	held    []*lock.Lock
 	limiter *ratelimit.RedisLimiter
 	quotes  *cache.Cache[string]
+	hubs    []*broadcast.Hub
+	subs    []*broadcast.Subscription
 
 	stop func()
 	wg   sync.WaitGroup
@@ -207,6 +210,29 @@ func newScene(ctx context.Context, rdb redis.UniversalClient, prefix string, o s
 			return nil, err
 		}
 	}
+	// live channels on two replicas, with people present
+	for r, node := range []string{"api-7d9f-1", "api-7d9f-2"} {
+		h, err := broadcast.New(rdb, broadcast.WithPrefix(prefix+"bc:"), broadcast.WithNodeID(node),
+			broadcast.WithPresenceTTL(2*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		s.hubs = append(s.hubs, h)
+		for i, ch := range []string{"quotes:ACME", "quotes:ACME", "quotes:GLOBEX", "alerts"} {
+			if r == 1 && i == 3 {
+				continue
+			}
+			var opts []broadcast.SubscribeOption
+			if ch == "quotes:ACME" {
+				opts = append(opts, broadcast.AsMember(broadcast.Member{ClientID: fmt.Sprintf("tab-%d-%d", r, i), UserID: []string{"ann", "bob", "eve", "joe"}[r*2+i%2]}))
+			}
+			sub, err := h.Subscribe(ctx, ch, opts...)
+			if err != nil {
+				return nil, err
+			}
+			s.subs = append(s.subs, sub)
+		}
+	}
 	return s, nil
 }
 
@@ -228,11 +254,16 @@ func (s *scene) config() (console.Config, error) {
 	if err != nil {
 		return console.Config{}, err
 	}
+	bi, err := broadcast.NewInspector(s.rdb, broadcast.WithPrefix(s.prefix+"bc:"))
+	if err != nil {
+		return console.Config{}, err
+	}
 	return console.Config{
 		Title:  "Quotes",
 		Queues: qi, Jobs: ji, Locks: li,
 		Limiters:   []console.Limiter{{Name: "api", Inspector: s.limiter.Inspector()}},
 		Caches:     []console.Cache{{Name: "quotes", Inspector: ci, Stats: s.quotes.Stats}},
+		Channels:   bi,
 		AuditRedis: s.rdb, AuditKey: s.prefix + "audit",
 		User: func(r *http.Request) string {
 			if u := r.Header.Get("X-Demo-User"); u != "" {
@@ -252,6 +283,12 @@ func (s *scene) Close() {
 	_ = s.sched.Stop(ctx)
 	for _, l := range s.held {
 		_ = l.Release(ctx)
+	}
+	for _, sub := range s.subs {
+		_ = sub.Close()
+	}
+	for _, h := range s.hubs {
+		_ = h.Close()
 	}
 	_ = s.quotes.Close()
 	_ = s.orders.Close()
