@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outrigger-dev/outrigger/console"
+	"github.com/outrigger-dev/outrigger/examples/internal/browsertest"
 	"github.com/outrigger-dev/outrigger/internal/redistest"
 	"github.com/outrigger-dev/outrigger/queue"
 )
@@ -183,54 +184,24 @@ func acceptDialogs(b context.Context) {
 	}()
 }
 
-// The two helpers below follow examples/internal/browsertest (New and
-// Screenshot), which comes to main with the broadcast branch; once there,
-// these become calls to it.
-
-// newBrowser starts a headless Chromium with a fresh profile and a
-// 1280×800 window, stopped when the test ends.
+// newBrowser starts a headless Chromium (examples/internal/browsertest)
+// with a 1280×800 viewport.
 func newBrowser(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
-	path := ""
-	for _, p := range []string{os.Getenv("OUTRIGGER_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				path = p
-				break
-			}
-		}
-	}
-	if path == "" {
-		if redistest.Required() {
-			t.Fatal("no Chromium (apt-get install -y chromium); CI requires it")
-		}
-		t.Skip("no Chromium (apt-get install -y chromium)")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.UserDataDir(t.TempDir()), chromedp.Headless,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("hide-scrollbars", true), chromedp.WindowSize(1280, 800),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
-		t.Fatalf("Chromium %s did not start: %v", path, err)
-	}
-	return ctx
+	b := browsertest.New(t, timeout)
+	require.NoError(t, chromedp.Do(b, chromedp.EmulateViewport(1280, 800)))
+	return b
 }
 
-// screenshot saves the 1280×800 viewport as <name>.png in the test's
+// screenshot saves the 1280×800 viewport (what a person sees first, where
+// browsertest.Screenshot takes the whole page) as <name>.png in the test's
 // temporary directory and, when OUTRIGGER_SCREENSHOT_DIR is set, there too.
 func screenshot(t *testing.T, b context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(b, chromedp.CaptureScreenshot())
 	require.NoError(t, err)
 	dirs := []string{t.TempDir()}
-	if d := os.Getenv("OUTRIGGER_SCREENSHOT_DIR"); d != "" {
+	if d := os.Getenv(browsertest.EnvScreenshotDir); d != "" {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		dirs = append(dirs, d)
 	}
