@@ -24,6 +24,7 @@ type inspectScene struct {
 	q       *queue.Redis
 	in      *queue.Inspector
 	release chan struct{} // closes to let the blocked handlers finish
+	unblock func()        // closes release (once)
 	handled atomic.Int64
 	stop    func()
 }
@@ -72,10 +73,11 @@ func newInspectScene(t *testing.T, db *redistest.DB, name string) *inspectScene 
 			return nil
 		}, queue.Concurrency(8), queue.ConsumerName("worker-1"), queue.ShutdownTimeout(5*time.Second))
 	}()
-	var once sync.Once
+	var once, released sync.Once
+	s.unblock = func() { released.Do(func() { close(s.release) }) }
 	s.stop = func() {
 		once.Do(func() {
-			close(s.release)
+			s.unblock()
 			cancel()
 			<-done
 		})
@@ -277,8 +279,7 @@ func TestInspector(t *testing.T) {
 
 			// Resume: the requeued bad ones die again, the others finish.
 			require.NoError(t, in.Resume(ctx, "orders"))
-			close(s.release)
-			s.release = make(chan struct{}) // s.stop closes it again
+			s.unblock()
 			require.Eventually(t, func() bool {
 				qi, err := in.Queue(ctx, "orders")
 				return err == nil && qi.Dead == 7 && qi.Ready == 0 && qi.InFlight == 0 && !qi.Paused
