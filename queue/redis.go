@@ -338,7 +338,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		reqs = reqs[len(part):]
 		c := &call{reqs: part}
 		c.keys = append(make([]string, 0, 4), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
-		c.args = make([]any, 0, 3+8*len(part))
+		c.args = make([]any, 0, 4+8*len(part)) // +1: the metrics TTL (withMetrics)
 		c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), q.cfg.maxLen, len(part))
 		for _, r := range part {
 			idk, ddk := 0, 0
