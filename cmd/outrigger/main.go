@@ -33,8 +33,8 @@
 //
 // Every action (requeue, delete, pause, resume, trigger, release, reset) is
 // recorded in the console's audit stream (--audit-key, default
-// "outrigger:console:audit"; --audit-key "" to skip), with $USER@host as
-// the user and "cli" as the source.
+// $OUTRIGGER_AUDIT_KEY or "outrigger:console:audit"; --audit-key "" to
+// skip), with $USER@host as the user and "cli" as the source.
 //
 // Exit status: 0 on success, 1 when the command failed, 2 for bad usage.
 package main
@@ -167,8 +167,23 @@ func (o *options) parse(args []string, stderr io.Writer) ([]string, error) {
 // env is os.Getenv, injectable for tests.
 type env func(string) string
 
+// lookup reads a variable; "-" stands for the empty value (no audit).
+func lookup(getenv env, k string) (string, bool) {
+	v := getenv(k)
+	if v == "" {
+		return "", false
+	}
+	if v == "-" {
+		return "", true
+	}
+	return v, true
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv env) int {
 	o := &options{timeout: 30 * time.Second, auditKey: "outrigger:console:audit", redis: getenv("OUTRIGGER_REDIS_ADDR")}
+	if k, ok := lookup(getenv, "OUTRIGGER_AUDIT_KEY"); ok {
+		o.auditKey = k
+	}
 	if o.redis == "" {
 		o.redis = "127.0.0.1:6379"
 	}

@@ -145,6 +145,8 @@ func TestGolden(t *testing.T) {
 			return db.Addrs[0]
 		case "USER":
 			return "ops"
+		case "OUTRIGGER_AUDIT_KEY":
+			return db.Prefix + "audit" // under the test's prefix, cleaned up
 		}
 		return ""
 	}
@@ -194,7 +196,7 @@ func TestGolden(t *testing.T) {
 	}
 
 	// The actions are in the console's audit stream, as the CLI's.
-	aud := console.NewAuditor(nil, db.Client, "outrigger:console:audit", 0)
+	aud := console.NewAuditor(nil, db.Client, db.Prefix+"audit", 0)
 	recs, err := aud.Recent(t.Context(), 200)
 	require.NoError(t, err)
 	found := 0
@@ -211,8 +213,11 @@ func TestJSONShapes(t *testing.T) {
 	db := redistest.New(t)
 	scene(t, db)
 	getenv := func(k string) string {
-		if k == "OUTRIGGER_REDIS_ADDR" {
+		switch k {
+		case "OUTRIGGER_REDIS_ADDR":
 			return db.Addrs[0]
+		case "OUTRIGGER_AUDIT_KEY":
+			return "-"
 		}
 		return ""
 	}
