@@ -17,8 +17,10 @@ import (
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/compress"
 	"github.com/outrigger-dev/outrigger/internal/redistest"
+	"github.com/outrigger-dev/outrigger/lock"
 	"github.com/outrigger-dev/outrigger/otel"
 	"github.com/outrigger-dev/outrigger/ratelimit"
+	"github.com/outrigger-dev/outrigger/scheduler"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }
@@ -172,4 +174,57 @@ func TestHooksAllocateNothing(t *testing.T) {
 		f()
 		assert.Zero(t, testing.AllocsPerRun(100, f), "%s: allocations per call", name)
 	}
+}
+
+func TestInstrumentLock(t *testing.T) {
+	mp, r := meterProvider(t)
+	hooks, err := otel.InstrumentLock("jobs", otel.WithMeterProvider(mp))
+	require.NoError(t, err)
+	l := lock.NewLocal(lock.WithHooks(hooks))
+	ctx := context.Background()
+	a, err := l.TryAcquire(ctx, "k", time.Minute)
+	require.NoError(t, err)
+	_, err = l.TryAcquire(ctx, "k", time.Minute)
+	require.ErrorIs(t, err, lock.ErrNotAcquired)
+	require.NoError(t, a.Release(ctx))
+	ms := collect(t, r)
+	h, ok := ms["outrigger.lock.acquire.duration"].Data.(metricdata.Histogram[float64])
+	require.True(t, ok)
+	got := map[string]uint64{}
+	for _, p := range h.DataPoints {
+		v, _ := p.Attributes.Value("outcome")
+		got[v.AsString()] += p.Count
+	}
+	assert.Equal(t, map[string]uint64{"acquired": 1, "not_acquired": 1}, got)
+	hold, ok := ms["outrigger.lock.hold.duration"].Data.(metricdata.Histogram[float64])
+	require.True(t, ok)
+	require.Len(t, hold.DataPoints, 1)
+	assert.Equal(t, uint64(1), hold.DataPoints[0].Count)
+}
+
+func TestInstrumentScheduler(t *testing.T) {
+	mp, r := meterProvider(t)
+	hooks, err := otel.InstrumentScheduler(otel.WithMeterProvider(mp))
+	require.NoError(t, err)
+	s, err := scheduler.NewLocal(scheduler.WithHooks(hooks))
+	require.NoError(t, err)
+	ran := make(chan struct{}, 10)
+	require.NoError(t, s.Every("roll-up", 100*time.Millisecond, func(context.Context, scheduler.Run) error {
+		ran <- struct{}{}
+		return nil
+	}))
+	require.NoError(t, s.Start(context.Background()))
+	<-ran
+	<-ran
+	require.NoError(t, s.Stop(context.Background()))
+	ms := collect(t, r)
+	job := attribute.String("outrigger.job.name", "roll-up")
+	assert.GreaterOrEqual(t, sum(t, ms["outrigger.scheduler.claims"], job, attribute.Bool("won", true)), int64(2))
+	d, ok := ms["outrigger.scheduler.run.duration"].Data.(metricdata.Histogram[float64])
+	require.True(t, ok)
+	var n uint64
+	for _, p := range d.DataPoints {
+		n += p.Count
+	}
+	assert.GreaterOrEqual(t, n, uint64(2))
 }

@@ -247,16 +247,19 @@ func (e *engine) workLoop(hctx context.Context) {
 	}
 	for d := range e.work {
 		if e.isStopping() {
-			e.settle <- settlement{d: d, kind: settleRelease}
+			e.settleUnrun(hctx, settlement{d: d, kind: settleRelease})
 			continue
 		}
 		if d.stalled > 0 {
-			e.settle <- e.stalledOut(d)
+			e.settleUnrun(hctx, e.stalledOut(d))
 			continue
 		}
-		err := callHandler(hctx, e.h, d.msg)
+		pctx, start := e.process(hctx, d), time.Now()
+		err := callHandler(pctx, e.h, d.msg)
 		e.logPanic(err)
-		e.settle <- e.outcome(hctx, d, err)
+		s := e.outcome(hctx, d, err)
+		e.processed(pctx, s, start, err)
+		e.settle <- s
 	}
 }
 
@@ -265,11 +268,11 @@ func (e *engine) batchLoop(hctx context.Context) {
 	var timer *time.Timer
 	for d := range e.work {
 		if e.isStopping() {
-			e.settle <- settlement{d: d, kind: settleRelease}
+			e.settleUnrun(hctx, settlement{d: d, kind: settleRelease})
 			continue
 		}
 		if d.stalled > 0 {
-			e.settle <- e.stalledOut(d)
+			e.settleUnrun(hctx, e.stalledOut(d))
 			continue
 		}
 		batch = append(batch[:0], d)
@@ -311,7 +314,7 @@ func (e *engine) batchLoop(hctx context.Context) {
 		kept := batch[:0]
 		for _, d := range batch {
 			if d.stalled > 0 {
-				e.settle <- e.stalledOut(d)
+				e.settleUnrun(hctx, e.stalledOut(d))
 			} else {
 				kept = append(kept, d)
 			}
@@ -324,12 +327,24 @@ func (e *engine) batchLoop(hctx context.Context) {
 		for i, d := range batch {
 			msgs[i] = d.msg
 		}
+		var ctxs []context.Context
+		if e.cc.hooks != nil {
+			ctxs = make([]context.Context, len(batch))
+			for i, d := range batch {
+				ctxs[i] = e.process(hctx, d)
+			}
+		}
+		start := time.Now()
 		errs := callBatchHandler(hctx, e.bh, msgs)
 		if len(errs) > 0 {
 			e.logPanic(errs[0]) // a panic fails every message with the same error
 		}
 		for i, d := range batch {
-			e.settle <- e.outcome(hctx, d, errs[i])
+			s := e.outcome(hctx, d, errs[i])
+			if ctxs != nil {
+				e.processed(ctxs[i], s, start, errs[i])
+			}
+			e.settle <- s
 		}
 	}
 	if timer != nil {

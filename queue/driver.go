@@ -28,6 +28,10 @@ type Settings struct {
 	BlockWhenFull bool
 	// Logger is the WithLogger logger (a discarding logger by default).
 	Logger *slog.Logger
+	// Hooks are the WithHooks hooks. A backend calls BeforePublish and
+	// AfterPublish around each message it publishes, Reclaimed when it takes
+	// over a dead consumer's messages, and passes them to ConsumeSpec.Observe.
+	Hooks *Hooks
 }
 
 // ResolveOptions applies and validates queue options for a backend outside
@@ -42,7 +46,8 @@ func ResolveOptions(opts ...Option) (Settings, error) {
 	if err := c.validate(); err != nil {
 		return Settings{}, err
 	}
-	return Settings{Prefix: c.prefix, MaxLen: c.maxLen, BlockWhenFull: c.blockWhenFull, Logger: c.logger}, nil
+	h := c.hooks
+	return Settings{Prefix: c.prefix, MaxLen: c.maxLen, BlockWhenFull: c.blockWhenFull, Logger: c.logger, Hooks: &h}, nil
 }
 
 // PublishSettings is the resolved form of a Publish call's
@@ -165,6 +170,10 @@ func (s *ConsumeSpec) MaxAttempts() int { return s.cc.maxAttempts }
 
 // ConsumerName is the [ConsumerName] given ("" when none).
 func (s *ConsumeSpec) ConsumerName() string { return s.cc.consumer }
+
+// Observe makes Run call hooks (OnProcess, OnProcessed) for the messages of
+// queue; a nil hooks calls none.
+func (s *ConsumeSpec) Observe(queue string, hooks *Hooks) { s.cc.queue, s.cc.hooks = queue, hooks }
 
 // Run consumes from d until ctx is done, then drains like [Redis.Consume].
 // Settled outcomes are counted in cnt, problems logged to log (nil: silent).

@@ -111,13 +111,20 @@ func (q *Memory) Publish(ctx context.Context, body []byte, opts ...PublishOption
 	if err := pc.validate(); err != nil {
 		return "", err
 	}
+	ctx = q.cfg.hooks.beforePublish(ctx, q.name, &pc)
+	id, err := q.publish(ctx, body, &pc)
+	q.cfg.hooks.AfterPublish(ctx, q.name, id, err)
+	return id, err
+}
+
+func (q *Memory) publish(ctx context.Context, body []byte, pc *publishConfig) (string, error) {
 	wait := 5 * time.Millisecond
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
 		q.mu.Lock()
-		id, err := q.publishLocked(body, &pc)
+		id, err := q.publishLocked(body, pc)
 		q.mu.Unlock()
 		q.cnt.countPublish(err)
 		if !errors.Is(err, ErrFull) || !q.cfg.blockWhenFull {
@@ -213,20 +220,31 @@ func (q *Memory) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	pcs := make([]publishConfig, len(bodies))
+	var ctxs []context.Context // per message, with publish hooks
+	if q.cfg.hooks.OnPublish != nil || q.cfg.hooks.OnPublished != nil {
+		ctxs = make([]context.Context, len(bodies))
+		for i := range pcs {
+			ctxs[i] = q.cfg.hooks.beforePublish(ctx, q.name, &pcs[i])
+		}
+	}
 	ids := make([]string, len(bodies))
+	errs := make([]error, len(bodies))
 	var first error
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	for i, b := range bodies {
-		id, err := q.publishLocked(b, &publishConfig{})
-		q.cnt.countPublish(err)
-		if err != nil {
+		ids[i], errs[i] = q.publishLocked(b, &pcs[i])
+		q.cnt.countPublish(errs[i])
+		if errs[i] != nil {
+			ids[i] = ""
 			if first == nil {
-				first = fmt.Errorf("queue: message %d of %d: %w", i, len(bodies), err)
+				first = fmt.Errorf("queue: message %d of %d: %w", i, len(bodies), errs[i])
 			}
-			continue
 		}
-		ids[i] = id
+	}
+	q.mu.Unlock()
+	for i := range ctxs {
+		q.cfg.hooks.AfterPublish(ctxs[i], q.name, ids[i], errs[i])
 	}
 	return ids, first
 }
@@ -271,6 +289,7 @@ func (q *Memory) consume(ctx context.Context, h Handler, bh BatchHandler, opts [
 		q.mu.Unlock()
 		q.running.Done()
 	}()
+	cc.queue, cc.hooks = q.name, &q.cfg.hooks
 	return runEngine(ctx, &memConsumer{q: q, block: cc.block}, &q.cnt, cc, h, bh, q.cfg.logger.With("queue", q.name))
 }
 

@@ -50,6 +50,7 @@ type queueConfig struct {
 	waitReplicas    int              // WaitReplicas n (0: off)
 	waitTimeout     time.Duration    // WaitReplicas timeout
 	now             func() time.Time // Memory only; tests
+	hooks           Hooks
 }
 
 func defaultQueueConfig() queueConfig {
@@ -150,6 +151,8 @@ type consumeConfig struct {
 	batchSize       int
 	batchWait       time.Duration
 	block           time.Duration // how long one read blocks before rechecking ctx
+	queue           string        // the queue's name, for hooks
+	hooks           *Hooks        // the queue's hooks (nil: none)
 }
 
 func (c *consumeConfig) apply(opts []ConsumeOption, batch bool) error {

@@ -228,9 +228,16 @@ func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption)
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	ctx = q.cfg.hooks.beforePublish(ctx, q.name, &pc)
+	id, err := q.publish(ctx, body, &pc)
+	q.cfg.hooks.AfterPublish(ctx, q.name, id, err)
+	return id, err
+}
+
+func (q *Redis) publish(ctx context.Context, body []byte, pc *publishConfig) (string, error) {
 	wait := 5 * time.Millisecond
 	for {
-		r := q.buildReq(body, &pc)
+		r := q.buildReq(body, pc)
 		if err := q.pub.Do(ctx, r); err != nil {
 			return "", err
 		}
@@ -296,7 +303,15 @@ func (q *Redis) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	}
 	var pc publishConfig
 	reqs := make([]*pubReq, len(bodies))
+	var ctxs []context.Context // per message, with publish hooks
+	if q.cfg.hooks.OnPublish != nil || q.cfg.hooks.OnPublished != nil {
+		ctxs = make([]context.Context, len(bodies))
+	}
 	for i, b := range bodies {
+		if ctxs != nil {
+			pc = publishConfig{}
+			ctxs[i] = q.cfg.hooks.beforePublish(ctx, q.name, &pc)
+		}
 		reqs[i] = q.buildReq(b, &pc)
 	}
 	q.flushPublishCtx(ctx, reqs)
@@ -305,6 +320,9 @@ func (q *Redis) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	for i, r := range reqs {
 		id, err := r.result()
 		q.cnt.countPublish(err)
+		if ctxs != nil {
+			q.cfg.hooks.AfterPublish(ctxs[i], q.name, id, err)
+		}
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("queue: message %d of %d: %w", i, len(bodies), err)
@@ -508,6 +526,7 @@ func (q *Redis) consume(ctx context.Context, h Handler, bh BatchHandler, opts []
 		q.mu.Unlock()
 		q.running.Done()
 	}()
+	cc.queue, cc.hooks = q.name, &q.cfg.hooks
 	return runEngine(ctx, newRedisConsumer(q, cc), &q.cnt, cc, h, bh, q.cfg.logger.With("queue", q.name, "consumer", cc.consumer))
 }
 

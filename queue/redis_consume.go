@@ -173,6 +173,7 @@ func (c *redisConsumer) fetchOnce(ctx, rctx context.Context, n int) ([]*delivery
 		}
 		if len(msgs) > 0 {
 			c.q.cnt.reclaimed.Add(int64(len(msgs)))
+			c.q.cfg.hooks.Reclaimed(c.q.name, len(msgs))
 			c.q.cfg.logger.Info("queue: reclaimed messages of a stalled consumer", "queue", c.q.name, "n", len(msgs))
 			if ds := c.deliveries(rctx, msgs); len(ds) > 0 {
 				c.markStalled(rctx, ds)

@@ -73,6 +73,7 @@ func (q *Queue) Consume(ctx context.Context, handler any, opts ...queue.ConsumeO
 		q.running.Done()
 	}()
 	d.start(ctx)
+	spec.Observe(q.name, q.set.Hooks)
 	return spec.Run(ctx, d, &q.cnt, q.log)
 }
 

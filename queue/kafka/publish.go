@@ -94,6 +94,13 @@ func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishO
 	if q.isClosed() {
 		return "", errClosed
 	}
+	ctx = q.set.Hooks.BeforePublish(ctx, q.name, &ps)
+	id, err := q.publish(ctx, body, ps)
+	q.set.Hooks.AfterPublish(ctx, q.name, id, err)
+	return id, err
+}
+
+func (q *Queue) publish(ctx context.Context, body []byte, ps queue.PublishSettings) (string, error) {
 	now := time.Now()
 	m := &queue.Message{ID: q.newID(), Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: now}
 	topic := q.name
@@ -102,7 +109,7 @@ func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishO
 		topic = q.tiers[q.tierFor(ps.Delay)].topic
 		due = now.Add(ps.Delay)
 	}
-	_, err = q.produce(ctx, encode(topic, keyBytes(ps.Key), m, due, origin{}))
+	_, err := q.produce(ctx, encode(topic, keyBytes(ps.Key), m, due, origin{}))
 	q.cnt.CountPublish(err)
 	if err != nil {
 		return "", err
@@ -125,15 +132,28 @@ func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	now := time.Now()
 	rs := make([]*kgo.Record, len(bodies))
 	msgIDs := make([]string, len(bodies))
+	var ctxs []context.Context // per message, with publish hooks
+	if h := q.set.Hooks; h.OnPublish != nil || h.OnPublished != nil {
+		ctxs = make([]context.Context, len(bodies))
+	}
 	for i, b := range bodies {
 		msgIDs[i] = q.newID()
-		rs[i] = encode(q.name, nil, &queue.Message{ID: msgIDs[i], Body: b, Attempt: 1, PublishedAt: now}, time.Time{}, origin{})
+		var headers map[string]string
+		if ctxs != nil {
+			var s queue.PublishSettings
+			ctxs[i] = q.set.Hooks.BeforePublish(ctx, q.name, &s)
+			headers = s.Headers
+		}
+		rs[i] = encode(q.name, nil, &queue.Message{ID: msgIDs[i], Body: b, Headers: headers, Attempt: 1, PublishedAt: now}, time.Time{}, origin{})
 	}
 	errs, first := q.produce(ctx, rs...)
 	for i, err := range errs {
 		q.cnt.CountPublish(err)
 		if err == nil {
 			ids[i] = msgIDs[i]
+		}
+		if ctxs != nil {
+			q.set.Hooks.AfterPublish(ctxs[i], q.name, ids[i], err)
 		}
 	}
 	return ids, first

@@ -83,6 +83,7 @@ var Tests = []Test{
 	{"Validation", testValidation},
 	{"ManyConsumers", testManyConsumers},
 	{"CancelLatency", testCancelLatency},
+	{"Hooks", testHooks},
 }
 
 // Run runs every contract test as a subtest of t.

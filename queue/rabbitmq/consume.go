@@ -57,6 +57,7 @@ func (q *Queue) Consume(ctx context.Context, handler any, opts ...queue.ConsumeO
 		tag = host + "-" + strconv.Itoa(os.Getpid()) + "-" + q.newID()
 	}
 	d := &driver{q: q, prefetch: spec.Prefetch(), tag: tag}
+	spec.Observe(q.name, q.set.Hooks)
 	return spec.Run(ctx, d, &q.cnt, q.log)
 }
 

@@ -219,6 +219,13 @@ func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishO
 	if q.isClosed() {
 		return "", fmt.Errorf("rabbitmq: %w", queue.ErrClosed)
 	}
+	ctx = q.set.Hooks.BeforePublish(ctx, q.name, &ps)
+	id, err := q.publish(ctx, body, ps)
+	q.set.Hooks.AfterPublish(ctx, q.name, id, err)
+	return id, err
+}
+
+func (q *Queue) publish(ctx context.Context, body []byte, ps queue.PublishSettings) (string, error) {
 	m := &queue.Message{ID: q.newID(), Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: time.Now()}
 	key := q.name
 	full := q.set.MaxLen > 0
@@ -269,10 +276,33 @@ func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	now := time.Now()
 	ps := make([]pending, len(bodies))
 	msgIDs := make([]string, len(bodies))
+	var ctxs []context.Context // per message, with publish hooks
+	errs := make([]error, len(bodies))
+	if h := q.set.Hooks; h.OnPublish != nil || h.OnPublished != nil {
+		ctxs = make([]context.Context, len(bodies))
+		defer func() {
+			for i, c := range ctxs {
+				if c == nil {
+					continue
+				}
+				err := errs[i]
+				if err == nil && ids[i] == "" {
+					err = errBatchCut
+				}
+				h.AfterPublish(c, q.name, ids[i], err)
+			}
+		}()
+	}
 	var first error
 	for i, b := range bodies {
 		msgIDs[i] = q.newID()
-		p, err := q.send(ctx, q.name, publishing(&queue.Message{ID: msgIDs[i], Body: b, Attempt: 1, PublishedAt: now}))
+		var headers map[string]string
+		if ctxs != nil {
+			var s queue.PublishSettings
+			ctxs[i] = q.set.Hooks.BeforePublish(ctx, q.name, &s)
+			headers = s.Headers
+		}
+		p, err := q.send(ctx, q.name, publishing(&queue.Message{ID: msgIDs[i], Body: b, Headers: headers, Attempt: 1, PublishedAt: now}))
 		if err != nil {
 			first = err
 			break
@@ -285,6 +315,7 @@ func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 		}
 		err := q.wait(ctx, p, q.set.MaxLen > 0)
 		q.cnt.CountPublish(err)
+		errs[i] = err
 		if err != nil {
 			if first == nil {
 				first = err
@@ -295,6 +326,10 @@ func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	}
 	return ids, first
 }
+
+// errBatchCut is what the publish hooks report for the messages of a batch
+// that were not sent because an earlier one failed.
+var errBatchCut = errors.New("rabbitmq: not published: an earlier message of the batch failed")
 
 // delayQueue is one queue holding messages for a fixed time: its
 // x-message-ttl is the delay and its dead-letter exchange (the default
