@@ -161,6 +161,7 @@ func (b *redisBackend) leaseLoop() {
 				b.rejoin(ctx)
 			}
 			b.sweep(ctx)
+			b.reportSubscribers(ctx) // inspect.go
 		} else if b.h.ctx.Err() == nil {
 			b.h.cfg.logger.Debug("broadcast: presence lease renewal failed", "err", err)
 		}

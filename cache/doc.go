@@ -102,4 +102,13 @@
 // Keys are used as given under the prefix (default DefaultPrefix) and need no
 // hash tags: every single-key operation touches one key, so Cluster works,
 // and FetchMany splits its reads by node.
+//
+// # Inspecting
+//
+// [NewInspector] looks at a prefix's Redis tier from outside the
+// application: [Inspector.Stats] counts its keys and the caches subscribed
+// to its invalidations, [Inspector.Key] reads a key's entry (fresh, stale,
+// negative, being loaded, its expiries and size) without decoding it, and
+// [Inspector.Invalidate] deletes keys and drops them from every replica's
+// local tier.
 package cache

@@ -164,4 +164,14 @@
 // panic after Release; they return ErrReleased (which wraps ErrLockLost).
 // Auto-refresh goroutines are stopped by Release, by loss of the lock, and
 // when Do returns.
+//
+// # Inspecting and force release
+//
+// [NewInspector] lists the locks held under a prefix with their owner
+// (owner values start with the holder's host and PID), last fencing token,
+// remaining TTL and waiters. [Inspector.ForceRelease] takes a lock from its
+// holder, fenced: the fencing counter moves past every token issued (the
+// revocation token), the next waiter gets the lock with a newer token, the
+// holder's next refresh or release fails with [ErrLockLost], and with
+// [AdvanceFence] a [Fence] refuses the old holder's token at once.
 package lock

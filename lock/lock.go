@@ -110,7 +110,7 @@ type Lock struct {
 func newOwner() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return ownerPrefix + hex.EncodeToString(b[:]) // ownerPrefix: see inspect.go
 }
 
 // newLock returns a held lock whose validity began no earlier than start.

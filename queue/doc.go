@@ -91,4 +91,19 @@
 //
 // See [Redis] for the keys. Every script is in scripts/*.lua with its KEYS
 // and ARGV documented.
+//
+// # Inspecting and operating
+//
+// [NewInspector] reads and operates the queues under a prefix from any
+// process (the console package and the outrigger command use it):
+// [Inspector.Queues] lists them with their counts, oldest age, consumers
+// and throughput; [Inspector.History] returns per-minute counts of the last
+// two hours, which every publish and settle pipeline records in Redis in
+// the same round trip (p{name}:m:<minute>); [Inspector.Messages] pages
+// through messages by state and filters dead letters by error substring in
+// Redis; [Inspector.Requeue] and [Inspector.Delete] act on dead letters by
+// ID or by filter in bounded batches and return a count;
+// [Inspector.Pause] stops consumption on every replica (each Consume call
+// checks the flag p{name}:paused before it fetches, at most every quarter
+// second) until [Inspector.Resume].
 package queue

@@ -45,6 +45,9 @@ var (
 	//go:embed scripts/leave.lua
 	leaveLua    string
 	leaveScript = redis.NewScript(leaveLua)
+	//go:embed scripts/tally.lua
+	tallyLua    string
+	tallyScript = redis.NewScript(tallyLua)
 )
 
 // groupName is the consumer group every consumer of a queue joins.
@@ -353,7 +356,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		reqs = reqs[len(part):]
 		c := &call{reqs: part}
 		c.keys = append(make([]string, 0, 4), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
-		c.args = make([]any, 0, 3+8*len(part))
+		c.args = make([]any, 0, 4+8*len(part)) // +1: the metrics TTL (withMetrics)
 		c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), q.cfg.maxLen, len(part))
 		for _, r := range part {
 			idk, ddk := 0, 0
@@ -370,6 +373,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 				c.args = append(c.args, "h:"+k, v)
 			}
 		}
+		c.keys, c.args = q.withMetrics(c.keys, c.args)
 		calls = append(calls, c)
 	}
 	// With WaitReplicas, WAIT ends each pipeline: it counts the writes of

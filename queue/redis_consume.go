@@ -27,6 +27,7 @@ type redisConsumer struct {
 	lastCheck   time.Time // when a recovery step last started
 	cursor      string    // XAUTOCLAIM cursor
 	lastReclaim time.Time // when XAUTOCLAIM last ran
+	pause       pauseGate // see pause.go
 
 	mu   sync.Mutex
 	held map[string]struct{} // entry IDs fetched and not yet settled (protected by mu)
@@ -87,6 +88,9 @@ func isGroupGone(err error) bool {
 // than left pending until the visibility timeout; the blocking read ends at
 // once on cancel (see read).
 func (c *redisConsumer) fetch(ctx context.Context, n int) ([]*delivery, error) {
+	if c.hold(ctx) {
+		return nil, nil
+	}
 	rctx := context.WithoutCancel(ctx)
 	if !c.ready {
 		if err := c.ensureGroup(rctx); err != nil {
@@ -460,6 +464,9 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 		calls = append(calls, call{failScript, []string{c.q.stream, c.q.delayed, c.q.payloads, c.q.dead, c.q.deadIndex}, args})
 	}
 	flushAcks()
+	if keys, args := c.q.tally(ss); len(ss) > 0 {
+		calls = append(calls, call{tallyScript, keys, args})
+	}
 	cmds := make([]*redis.Cmd, len(calls))
 	pipe := c.q.client.Pipeline()
 	for i, cl := range calls {

@@ -101,4 +101,12 @@
 // overtaken. The local limiters enforce limits per process only. Limits are
 // capped so that Burst × Period in microseconds stays below 2^53 (exact
 // arithmetic in Lua): about 2.5 million per hour.
+//
+// # Inspecting
+//
+// [Inspector.Get] reads a key's state (remaining, reset) without consuming
+// anything, [Inspector.Reset] gives a key its full burst back; take the
+// inspector from the limiter ([RedisLimiter.Inspector]) so that it knows
+// the limits, or build one with [NewInspector]. [ParseLimit] reads limits
+// written as "100/1s" or "10/1m burst 20".
 package ratelimit

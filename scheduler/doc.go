@@ -107,4 +107,17 @@
 //
 // NewLocal gives the same API and semantics inside one process, with no
 // Redis.
+//
+// # Inspecting and operating
+//
+// A started Redis Scheduler registers its jobs in Redis every 15 seconds
+// (schedule and options, its node's heartbeat) and takes trigger requests
+// (agent.go). [NewInspector] reads them from any process: [Inspector.Jobs]
+// lists the jobs with their schedule, next tick, last run and a Missed flag
+// (not paused, last run more than two periods ago), [Inspector.History]
+// and [Inspector.Nodes] the runs and replicas; [Inspector.Trigger] asks the
+// schedulers to run a job now (one replica that has it takes the request
+// and runs it, as Trigger); [Inspector.Pause] stops a job's scheduled runs
+// on every replica, refused in Redis when a replica claims a tick, until
+// [Inspector.Resume]. NewLocal schedulers are not visible.
 package scheduler

@@ -64,17 +64,18 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []
 	if a.fence {
 		fence = "1"
 	}
-	res, err := r.sc.claim.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence"},
-		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:").Result()
+	res, err := r.sc.claim.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"},
+		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:", pausable(a.id)).Result()
 	if err != nil {
 		return false, 0, nil, err
 	}
-	if n, ok := res.(int64); ok && n == 0 {
-		return false, 0, nil, nil // another owner holds or completed it
+	if n, ok := res.(int64); ok && (n == 0 || n == -1) {
+		// another owner holds or completed it, or (-1) the job is paused
+		return false, 0, nil, nil
 	}
 	arr, ok := res.([]any)
 	if !ok || len(arr) < 2 || len(arr)%2 != 0 {
-		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0 or {1, token, id, score, ...}", res, res)
+		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0, -1 or {1, token, id, score, ...}", res, res)
 	}
 	one, ok1 := arr[0].(int64)
 	tok, ok2 := arr[1].(int64)

@@ -36,7 +36,7 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 	}
 	res := make(chan error, 1)
 	s.runs.Add(1)
-	go s.run(j, s.cfg.now(), "trigger", KindTrigger, false, 0, res)
+	go s.run(j, s.cfg.now(), triggerID, KindTrigger, false, 0, res)
 	s.mu.Unlock()
 	select {
 	case err := <-res:

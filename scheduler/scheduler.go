@@ -302,6 +302,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.loopStop = cancel
 	s.loopDone = make(chan struct{})
 	go s.loop(lctx, s.loopDone)
+	s.startAgentLocked() // agent.go
 	return nil
 }
 

@@ -53,6 +53,9 @@ func (s *service) handler() (http.Handler, error) {
 	mux.HandleFunc("GET /admin/jobs/{name}/history", s.jobHistory)
 	mux.Handle("POST /admin/feed/burst", s.metrics.instrument("burst", http.HandlerFunc(s.feedBurst)))
 	s.routeLive(v1, mux)
+	if err := s.routeConsole(mux); err != nil { // console.go
+		return nil, err
+	}
 	return compressed(mux), nil
 }
 

@@ -56,6 +56,7 @@ type config struct {
 	queueKind      string   // "redis" (Redis Streams, or in-process without -redis) or "kafka"
 	kafkaBrokers   []string // with queueKind "kafka"
 	peers          []string // base URLs of every replica, for pages to fail over to
+	consoleToken   string   // the console's operator token ("" : read-only console)
 	logLevel       slog.Level
 }
 
@@ -75,6 +76,7 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&c.queueKind, "queue", envOr("QUEUE", "redis"), "ingest queue backend: redis (Redis Streams; in process without -redis) or kafka [QUEUE]")
 	brokers := fs.String("kafka-brokers", envOr("KAFKA_BROKERS", ""), "comma-separated Kafka brokers host:port, for -queue kafka [KAFKA_BROKERS]")
 	peers := fs.String("peers", envOr("PEERS", ""), "comma-separated base URLs of the replicas (http://host:port), for pages to fail over to when no load balancer is in front [PEERS]")
+	fs.StringVar(&c.consoleToken, "console-token", envOr("CONSOLE_TOKEN", ""), "operator token of the console at /admin/console/ (Basic auth password); empty = an open, read-only console [CONSOLE_TOKEN]")
 	level := fs.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error [LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -13,6 +13,10 @@
 --         message ID, id key index (0: none), dedup key index (0: none),
 --         dedup window (ms), delay (ms), number of field/value pairs n,
 --         then the n pairs (body, headers)
+-- ARGV[after the messages] optional: TTL (s) of the metrics hash, which is
+--         then the last key, KEYS[#KEYS]; the messages added are counted
+--         in its "published" field and the backlog recorded in "depth"
+--         (see metrics.go)
 --
 -- Returns one result per message: "ok", "dup:<first message ID>" or "full".
 -- A repeat of the same call returns the first call's results and adds
@@ -39,6 +43,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowStr = tostring(now)
 local results = {}
 local remember = false
+local added = 0
 local i = 4
 for m = 1, tonumber(ARGV[3]) do
   local id, idk, ddk = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
@@ -72,6 +77,7 @@ for m = 1, tonumber(ARGV[3]) do
         redis.call('XADD', KEYS[1], '*', 'id', id, unpack(ARGV, first, i - 1))
       end
       backlog = backlog + 1
+      added = added + 1
     end
     if idk > 0 and res ~= 'full' then
       redis.call('SET', KEYS[idk], res, 'PX', window)
@@ -84,5 +90,14 @@ for m = 1, tonumber(ARGV[3]) do
 end
 if remember then
   redis.call('SET', KEYS[4], cmsgpack.pack(results), 'PX', window)
+end
+if ARGV[i] and added > 0 then
+  -- pcall: counting must never fail a publish that added its messages
+  local mk, ttl = KEYS[#KEYS], ARGV[i]
+  pcall(function()
+    redis.call('HINCRBY', mk, 'published', added)
+    redis.call('HSET', mk, 'depth', redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]))
+    redis.call('EXPIRE', mk, ttl)
+  end)
 end
 return results

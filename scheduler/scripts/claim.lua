@@ -16,9 +16,12 @@
 --                    on (unix micros) whose claim has expired (their replica
 --                    died), so the winner catches them up without a scan
 -- ARGV[8] prefix     claim key prefix <ns>{<job>}:tick:  (same slot)
+-- KEYS[4] paused     <ns>{<job>}:paused  (Inspector.Pause)
+-- ARGV[9] pausable   "1" for scheduled runs (ticks, catch-ups, start runs),
+--                    which a paused job does not claim; "0" for a Trigger
 --
 -- Returns 0 when another owner holds or completed the claim (or this owner
--- completed it), otherwise
+-- completed it), -1 when the job is paused and the run pausable, otherwise
 -- {1, token, id1, score1, id2, score2, ...}: the fencing token (0 unless
 -- ARGV[5] is "1") and at most 16 abandoned pending ticks, oldest first.
 -- A claim already held by this owner is a retry whose reply was lost:
@@ -36,7 +39,11 @@
 --     claims inside the window, before this tick) …/claim/pending/abandoned
 -- Through the API: TestReplicas, TestHistoryRetryAndPanic and the other
 -- behaviour tests (local, single node, Cluster); a broken or refused claim:
--- TestInvalidFailsLoudly/…/claim-*.
+-- TestInvalidFailsLoudly/…/claim-*. A paused job's scheduled claim (ARGV[9]
+-- "1", KEYS[4] set) is refused: TestInspector (inspect_test.go).
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
+  return -1
+end
 local v = redis.call('GET', KEYS[1])
 if v and v ~= 'run:' .. ARGV[1] then
   return 0
