@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
@@ -152,10 +153,21 @@ func Classify(err error) Class {
 // ended, the error is the caller's ([Canceled]) whatever it looks like (with
 // ContextTimeoutEnabled go-redis turns the deadline into a read timeout).
 func ClassifyCtx(ctx context.Context, err error) Class {
-	if err != nil && !errors.Is(err, redis.Nil) && ctx.Err() != nil {
+	if err != nil && !errors.Is(err, redis.Nil) && done(ctx) {
 		return Canceled
 	}
 	return Classify(err)
+}
+
+// done reports whether ctx is cancelled or past its deadline. A read timeout
+// that go-redis derived from ctx's deadline can return a moment before ctx's
+// own timer has run, while ctx.Err() is still nil; the clock decides then.
+func done(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // IsUnavailable reports whether err means that Redis could not answer now, so
