@@ -180,6 +180,7 @@
     r.byDot.className = "rdot " + replicaColor(r.last.stored_by);
     r.tick.textContent = r.dir > 0 ? "▲" : r.dir < 0 ? "▼" : "";
     r.tick.className = "tick " + (r.dir > 0 ? "up" : r.dir < 0 ? "down" : "");
+    r.tick.title = r.dir > 0 ? "latest update: up" : r.dir < 0 ? "latest update: down" : "";
     var first = r.points.length ? r.points[0].p : r.last.price;
     var ch = first > 0 ? (r.last.price / first - 1) * 100 : 0;
     r.change.textContent = (ch >= 0 ? "+" : "") + ch.toFixed(2) + "%";
