@@ -151,7 +151,10 @@ func startLive(ctx context.Context, cfg config, measuring *atomic.Bool) ([]*live
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			// interrupted while ramping up: let the clients started so
+			// far see the cancel, and say how far the ramp got
+			wg.Wait()
+			return nil, nil, fmt.Errorf("loadgen: interrupted after starting %d of %d live clients: %w", i, lc.clients, ctx.Err())
 		}
 		go func() { _ = c.Run(ctx) }()
 		wg.Go(func() {
