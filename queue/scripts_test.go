@@ -895,6 +895,7 @@ func scriptCases() []scriptCase {
 				assert.Equal(e.t, []string{"id m1 a 1", "body no id, no attempt"}, e.entries(e.stream()))
 				assert.Equal(e.t, map[string]string{"m1": "9999999999999-0"}, e.hash(e.deadIndex()), "the newer entry's index is kept")
 			}},
+		{name: "requeue/entries/bad-id", setup: (*scriptEnv).deadLetters, args: fixed("entries", "not-an-id"), wantErr: "Invalid stream ID"},
 		{name: "requeue/wrongtype", setup: stringAt((*scriptEnv).dead),
 			args: fixed("entries", "1-1"), wantErr: "WRONGTYPE"},
 
