@@ -268,19 +268,25 @@ func (c scriptCase) script() string { s, _, _ := strings.Cut(c.name, "/"); retur
 
 // scriptKeys are the keys each script takes, as its Go caller passes them.
 var scriptKeys = map[string]func(e *scriptEnv) []string{
-	"ack":             func(e *scriptEnv) []string { return []string{e.stream()} },
-	"fail":            func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.payloads(), e.dead(), e.deadIndex()} },
-	"inspect_dead":    func(e *scriptEnv) []string { return []string{e.stream(), e.dead(), e.deadIndex(), e.metrics(), e.delayed()} },
+	"ack": func(e *scriptEnv) []string { return []string{e.stream()} },
+	"fail": func(e *scriptEnv) []string {
+		return []string{e.stream(), e.delayed(), e.payloads(), e.dead(), e.deadIndex()}
+	},
+	"inspect_dead": func(e *scriptEnv) []string {
+		return []string{e.stream(), e.dead(), e.deadIndex(), e.metrics(), e.delayed()}
+	},
 	"inspect_delayed": func(e *scriptEnv) []string { return []string{e.delayed(), e.payloads()} },
-	"inspect_delete":  func(e *scriptEnv) []string { return []string{e.stream(), e.dead(), e.deadIndex(), e.metrics(), e.delayed()} },
-	"inspect_info":    func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.dead(), e.paused()} },
-	"leave":           func(e *scriptEnv) []string { return []string{e.stream(), e.wake()} },
-	"move":            func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.payloads()} },
-	"publish":         func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.payloads(), e.call()} },
-	"renew":           func(e *scriptEnv) []string { return []string{e.stream()} },
-	"requeue":         func(e *scriptEnv) []string { return []string{e.stream(), e.dead(), e.deadIndex()} },
-	"stats":           func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.dead()} },
-	"tally":           func(e *scriptEnv) []string { return []string{e.metrics(), e.stream(), e.delayed(), e.dead()} },
+	"inspect_delete": func(e *scriptEnv) []string {
+		return []string{e.stream(), e.dead(), e.deadIndex(), e.metrics(), e.delayed()}
+	},
+	"inspect_info": func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.dead(), e.paused()} },
+	"leave":        func(e *scriptEnv) []string { return []string{e.stream(), e.wake()} },
+	"move":         func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.payloads()} },
+	"publish":      func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.payloads(), e.call()} },
+	"renew":        func(e *scriptEnv) []string { return []string{e.stream()} },
+	"requeue":      func(e *scriptEnv) []string { return []string{e.stream(), e.dead(), e.deadIndex()} },
+	"stats":        func(e *scriptEnv) []string { return []string{e.stream(), e.delayed(), e.dead()} },
+	"tally":        func(e *scriptEnv) []string { return []string{e.metrics(), e.stream(), e.delayed(), e.dead()} },
 }
 
 // fixed returns args that do not depend on the setup.
