@@ -22,7 +22,7 @@ import (
 // hash tag (as NewRedis lays them out).
 type scriptEnv struct {
 	redistest.Peek
-	t    *testing.T
+	t    testing.TB
 	base string // <prefix>{s<i>}:
 	now  int64  // Redis TIME in ms, read just before the call
 	ids  map[string]string
@@ -292,18 +292,12 @@ var scriptKeys = map[string]func(e *scriptEnv) []string{
 // fixed returns args that do not depend on the setup.
 func fixed(args ...any) func(*scriptEnv) []any { return func(*scriptEnv) []any { return args } }
 
-// strs returns a reply that must be an array of strings.
-func strs(t *testing.T, v any) []string {
+// arr returns a reply that must be an array.
+func arr(t testing.TB, v any) []any {
 	t.Helper()
-	arr, ok := v.([]any)
+	a, ok := v.([]any)
 	require.Truef(t, ok, "reply %v (%T), want an array", v, v)
-	out := make([]string, len(arr))
-	for i, x := range arr {
-		s, ok := x.(string)
-		require.Truef(t, ok, "reply[%d] %v (%T), want a string", i, x, x)
-		out[i] = s
-	}
-	return out
+	return a
 }
 
 // wantTTL checks that key expires within (0, max].
@@ -566,7 +560,7 @@ func scriptCases() []scriptCase {
 		// inspect_info.lua
 		{name: "inspect_info/empty", args: fixed("consumers"),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 10)
 				e.nearNow(r[5], 0)
 				r[5] = "now"
@@ -586,7 +580,7 @@ func scriptCases() []scriptCase {
 			},
 			args: fixed("consumers"),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 10)
 				e.nearNow(r[5], 0)
 				r[5] = "now"
@@ -600,7 +594,7 @@ func scriptCases() []scriptCase {
 			},
 			args: fixed("consumers"),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 10)
 				assert.Equal(e.t, []any{int64(1), int64(0)}, r[:2], "another group's pending is not ours")
 				assert.Equal(e.t, []any{int64(0), "", ""}, []any{r[7], r[8], r[9]})
@@ -688,10 +682,10 @@ func scriptCases() []scriptCase {
 			},
 			args: fixed(200),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 2)
 				assert.EqualValues(e.t, 1, r[0])
-				wait := r[1].(int64)
+				wait, _ := r[1].(int64)
 				assert.True(e.t, wait > 50000 && wait <= 60000, "ms until m2 is due: %d", wait)
 				assert.Equal(e.t, []string{"m2"}, e.ZRange(e.delayed()))
 				assert.Equal(e.t, "id m2", e.payload("m2"))
@@ -908,7 +902,7 @@ func scriptCases() []scriptCase {
 		// stats.lua
 		{name: "stats/empty", args: fixed("consumers"),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 6)
 				e.nearNow(r[5], 0)
 				assert.Equal(e.t, []any{int64(0), int64(0), int64(0), int64(0), ""}, r[:5], "XPENDING's error is caught")
@@ -926,14 +920,14 @@ func scriptCases() []scriptCase {
 			},
 			args: fixed("consumers"),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 6)
 				e.nearNow(r[5], 0)
 				assert.Equal(e.t, []any{int64(3), int64(2), int64(1), int64(2), e.ids["e1"]}, r[:5])
 			}},
 		{name: "stats/no-group", setup: func(e *scriptEnv) { e.add(e.stream(), "id", "m1") }, args: fixed("consumers"),
 			check: func(e *scriptEnv, v any) {
-				r := v.([]any)
+				r := arr(e.t, v)
 				require.Len(e.t, r, 6)
 				assert.Equal(e.t, []any{int64(1), int64(0)}, r[:2])
 			}},
@@ -980,19 +974,19 @@ func TestScriptBranches(t *testing.T) {
 		db := topo.mk(t)
 		for i, tc := range cases {
 			t.Run("topology="+topo.name+"/"+tc.name, func(t *testing.T) {
-				runScriptCase(t, db, i, tc, queue.Scripts[tc.script()])
+				runScriptCase(t, db, "s"+strconv.Itoa(i), tc, queue.Scripts[tc.script()])
 			})
 		}
 	}
 }
 
 // runScriptCase runs one case against script (the case's own, or a
-// mutant of it).
-func runScriptCase(t *testing.T, db *redistest.DB, i int, tc scriptCase, script *redis.Script) {
+// mutant of it), with its keys under the hash tag {tag}.
+func runScriptCase(t testing.TB, db *redistest.DB, tag string, tc scriptCase, script *redis.Script) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	e := &scriptEnv{Peek: redistest.Peek{TB: t, Ctx: ctx, C: db.Client}, t: t, base: db.Prefix + "{s" + strconv.Itoa(i) + "}:", ids: map[string]string{}}
+	e := &scriptEnv{Peek: redistest.Peek{TB: t, Ctx: ctx, C: db.Client}, t: t, base: db.Prefix + "{" + tag + "}:", ids: map[string]string{}}
 	if tc.setup != nil {
 		tc.setup(e)
 	}
