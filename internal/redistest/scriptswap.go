@@ -83,25 +83,15 @@ func (s *ScriptSwap) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // rewrite turns a call of a swapped script into an EVAL of its replacement,
 // in place: cmd.Args is the slice go-redis sends.
 func (s *ScriptSwap) rewrite(cmd redis.Cmder) {
-	args := cmd.Args()
-	if len(args) < 2 {
-		return
-	}
-	body, _ := args[1].(string)
-	var sha string
-	switch cmd.Name() {
-	case "evalsha", "evalsha_ro":
-		sha = strings.ToLower(body)
-	case "eval", "eval_ro":
-		h := sha1.Sum([]byte(body))
-		sha = hex.EncodeToString(h[:])
-	default:
+	sha, ok := scriptSHA(cmd)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
 	with, ok := s.with[sha]
 	s.mu.Unlock()
 	if ok {
+		args := cmd.Args()
 		args[0], args[1] = "eval", with
 	}
 }
