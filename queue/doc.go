@@ -90,7 +90,12 @@
 // # Redis layout
 //
 // See [Redis] for the keys. Every script is in scripts/*.lua with its KEYS
-// and ARGV documented.
+// and ARGV, its replies and its error replies documented, and the test of
+// each of its branches named. A reply of another shape than documented
+// means a bug, as a script error or WRONGTYPE does, not an unavailable
+// Redis: it is returned (or ends Consume, or is logged once at Error level
+// by background work), counted in the queue's Counters.Invalid, and never
+// read as zeros.
 //
 // # Inspecting and operating
 //

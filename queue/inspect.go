@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/outrigger-dev/outrigger/internal/keyscan"
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 var (
@@ -217,18 +218,21 @@ func (in *Inspector) queues(ctx context.Context, names []string) ([]QueueInfo, e
 		if err != nil {
 			return nil, fmt.Errorf("queue: inspect %q: %w", n, err)
 		}
-		if len(res) != 10 {
-			return nil, fmt.Errorf("queue: inspect %q: unexpected reply %v", n, res)
-		}
-		nowMS := toInt(res[5])
-		length, pending := toInt(res[0]), toInt(res[1])
+		r := newScriptReply("inspect_info.lua", res, 10)
+		nowMS := r.int(5)
+		length, pending := r.int(0), r.int(1)
 		qi := QueueInfo{
 			Name: n, Ready: max(length-pending, 0), InFlight: pending,
-			Delayed: toInt(res[2]), Dead: toInt(res[3]), Consumers: toInt(res[7]),
+			Delayed: r.int(2), Dead: r.int(3), Consumers: r.int(7),
 		}
-		qi.OldestAge = ageOf(res[4], nowMS)
-		qi.OldestDeadAge = ageOf(res[8], nowMS)
-		if p, _ := res[6].(string); p != "" {
+		qi.OldestAge = ageOf(r.str(4), nowMS)
+		qi.OldestDeadAge = ageOf(r.str(8), nowMS)
+		p := r.str(6)
+		r.str(9) // the last delivered ID, unused here
+		if r.err != nil {
+			return nil, fmt.Errorf("queue: inspect %q: %w", n, r.err)
+		}
+		if p != "" {
 			qi.Paused = true
 			ms, _, _ := strings.Cut(p, "|")
 			if t, err := strconv.ParseInt(ms, 10, 64); err == nil {
@@ -251,25 +255,13 @@ func (in *Inspector) queues(ctx context.Context, names []string) ([]QueueInfo, e
 	return out, nil
 }
 
-func toInt(v any) int64 {
-	switch x := v.(type) {
-	case int64:
-		return x
-	case string:
-		n, _ := strconv.ParseInt(x, 10, 64)
-		return n
-	}
-	return 0
-}
-
 func atoi(s string) int64 {
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
 }
 
 // ageOf is the age of a stream entry ID at nowMS.
-func ageOf(v any, nowMS int64) time.Duration {
-	id, _ := v.(string)
+func ageOf(id string, nowMS int64) time.Duration {
 	if id == "" {
 		return 0
 	}
@@ -633,14 +625,15 @@ func (in *Inspector) delayedPage(ctx context.Context, k queueKeys, o PageOptions
 	if err != nil {
 		return Page{}, err
 	}
-	if len(res) < 1 || (len(res)-1)%3 != 0 {
-		return Page{}, fmt.Errorf("unexpected reply of %d elements", len(res))
+	r := newScriptReply("inspect_delayed.lua", res, -1)
+	if r.err == nil && (len(res)-1)%3 != 0 {
+		r.err = rediserr.BadReply("inspect_delayed.lua: %d elements, want 1 + 3 per message", len(res))
 	}
-	p := Page{Total: toInt(res[0])}
-	for i := 1; i+2 < len(res); i += 3 {
-		id, _ := res[i].(string)
-		due := toInt(res[i+1])
-		fields := pairs(res[i+2])
+	p := Page{Total: r.int(0)}
+	for i := 1; i+2 < len(res) && r.err == nil; i += 3 {
+		id := r.str(i)
+		due := r.int(i + 1)
+		fields := r.fields(i + 2)
 		mi := info(StateDelayed, "", fields)
 		if mi.ID == "" {
 			mi.ID = id
@@ -648,22 +641,13 @@ func (in *Inspector) delayedPage(ctx context.Context, k queueKeys, o PageOptions
 		mi.DueAt = time.UnixMilli(due)
 		p.Messages = append(p.Messages, mi)
 	}
+	if r.err != nil {
+		return Page{}, r.err
+	}
 	if next := off + int64(o.Limit); next < p.Total {
 		p.Next = strconv.FormatInt(next, 10)
 	}
 	return p, nil
-}
-
-// pairs turns a flat [field, value, ...] reply into a map.
-func pairs(v any) map[string]any {
-	flat, _ := v.([]any)
-	m := make(map[string]any, len(flat)/2)
-	for i := 0; i+1 < len(flat); i += 2 {
-		if f, ok := flat[i].(string); ok {
-			m[f] = flat[i+1]
-		}
-	}
-	return m
 }
 
 // asciiLower lowercases ASCII letters only, as Lua's string.lower does in
@@ -679,18 +663,36 @@ func asciiLower(s string) string {
 }
 
 // deadRun runs one inspect_dead.lua call.
-func (in *Inspector) deadRun(ctx context.Context, k queueKeys, mode, cursor, end string, examine, want int, sub string) (next string, n int64, entries []any, err error) {
+func (in *Inspector) deadRun(ctx context.Context, k queueKeys, mode, cursor, end string, examine, want int, sub string) (next string, n int64, entries []deadEntry, err error) {
 	res, err := inspectDeadScript.Run(ctx, in.client,
 		[]string{k.stream, k.dead, k.deadIndex, metricsKey(k.metrics, time.Now()), k.delayed},
 		mode, cursor, end, examine, want, asciiLower(sub), metricsTTLArg).Slice()
 	if err != nil {
 		return "", 0, nil, err
 	}
-	if len(res) < 2 {
-		return "", 0, nil, fmt.Errorf("unexpected reply %v", res)
+	r := newScriptReply("inspect_dead.lua", res, -2)
+	next, n = r.str(0), r.int(1)
+	if r.err != nil {
+		return "", 0, nil, r.err
 	}
-	next, _ = res[0].(string)
-	return next, toInt(res[1]), res[2:], nil
+	for i := 2; i < len(res); i++ {
+		eid, fields := r.entry(i)
+		entries = append(entries, deadEntry{eid, fields})
+	}
+	listed := int64(0) // page mode lists what it selected, the others nothing
+	if mode == "page" {
+		listed = n
+	}
+	if r.err == nil && int64(len(entries)) != listed {
+		r.err = rediserr.BadReply("inspect_dead.lua: %d entries for %d selected in %s mode", len(entries), n, mode)
+	}
+	return next, n, entries, r.err
+}
+
+// deadEntry is one dead letter of an inspect_dead.lua page.
+type deadEntry struct {
+	id     string
+	fields map[string]any
 }
 
 func (in *Inspector) deadPage(ctx context.Context, k queueKeys, o PageOptions) (Page, error) {
@@ -704,13 +706,8 @@ func (in *Inspector) deadPage(ctx context.Context, k queueKeys, o PageOptions) (
 			return Page{}, err
 		}
 		for _, e := range entries {
-			pair, _ := e.([]any)
-			if len(pair) != 2 {
-				continue
-			}
-			eid, _ := pair[0].(string)
-			mi := info(StateDead, eid, pairs(pair[1]))
-			mi.DeadAt = entryTime(eid)
+			mi := info(StateDead, e.id, e.fields)
+			mi.DeadAt = entryTime(e.id)
 			p.Messages = append(p.Messages, mi)
 		}
 		cursor = next

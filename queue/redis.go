@@ -244,9 +244,7 @@ func (q *Redis) publish(ctx context.Context, body []byte, pc *publishConfig) (st
 		id, err := r.result()
 		q.cnt.countPublish(err)
 		if err != nil && rediserr.IsInvalid(err) {
-			q.cnt.invalid.Add(1)
-			q.faults.Report(q.cfg.logger, "queue: redis answer means a bug or bad data", "publish", err, "queue", q.name)
-			return "", fmt.Errorf("queue: publish to %q: %w", q.name, err)
+			return "", q.noteInvalid("publish", fmt.Errorf("queue: publish to %q: %w", q.name, err))
 		}
 		if err == nil && pc.delay > 0 {
 			q.wakeMover()
@@ -284,7 +282,7 @@ func (r *pubReq) result() (string, error) {
 	case strings.HasPrefix(r.res, "dup:"):
 		return r.res[4:], ErrDuplicate
 	default:
-		return "", fmt.Errorf("queue: unexpected publish reply %q", r.res)
+		return "", fmt.Errorf("queue: publish: %w", rediserr.BadReply("publish.lua: result %q", r.res))
 	}
 }
 
@@ -330,6 +328,10 @@ func (q *Redis) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 			continue
 		}
 		ids[i] = id
+	}
+	if rediserr.IsInvalid(first) {
+		// one answer (or one per script call) for the batch: counted once
+		q.noteInvalid("publish", first)
 	}
 	return ids, first
 }
@@ -423,7 +425,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	for _, c := range calls {
 		res, err := c.cmd.StringSlice()
 		if err == nil && len(res) != len(c.reqs) {
-			err = fmt.Errorf("got %d results for %d messages", len(res), len(c.reqs))
+			err = rediserr.BadReply("publish.lua: %d results for %d messages", len(res), len(c.reqs))
 		}
 		var waitErr error
 		if err == nil && c.wait != nil {
@@ -545,6 +547,17 @@ func (q *Redis) Close() error {
 	q.mu.Unlock()
 	q.running.Wait()
 	return nil
+}
+
+// noteInvalid counts err and logs it once per kind at Error level when it
+// is an answer that means a bug or bad data (rediserr.Invalid), for an
+// error returned to the caller of op; it returns err.
+func (q *Redis) noteInvalid(op string, err error) error {
+	if rediserr.IsInvalid(err) {
+		q.cnt.invalid.Add(1)
+		q.faults.Report(q.cfg.logger, "queue: redis answer means a bug or bad data", op, err, "queue", q.name)
+	}
+	return err
 }
 
 // logFailure logs err, from background work under ctx: an answer that means

@@ -8,39 +8,33 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // Stats reads the queue's counts in one atomic script call.
 func (q *Redis) Stats(ctx context.Context) (Stats, error) {
 	res, err := statsScript.Run(ctx, q.client, []string{q.stream, q.delayed, q.dead}, groupName).Slice()
 	if err != nil {
-		return Stats{}, fmt.Errorf("queue: stats: %w", err)
+		return Stats{}, q.noteInvalid("stats", fmt.Errorf("queue: stats: %w", err))
 	}
-	if len(res) != 6 {
-		return Stats{}, fmt.Errorf("queue: stats: unexpected reply %v", res)
-	}
-	n := func(v any) int64 {
-		switch x := v.(type) {
-		case int64:
-			return x
-		case string:
-			i, _ := strconv.ParseInt(x, 10, 64)
-			return i
-		}
-		return 0
-	}
-	length, pending := n(res[0]), n(res[1])
+	r := newScriptReply("stats.lua", res, 6)
+	length, pending := r.int(0), r.int(1)
 	st := Stats{
 		Ready:    max(length-pending, 0),
 		InFlight: pending,
 		Pending:  pending,
-		Delayed:  n(res[2]),
-		Dead:     n(res[3]),
+		Delayed:  r.int(2),
+		Dead:     r.int(3),
 	}
-	if oldest, _ := res[4].(string); oldest != "" {
+	oldest, now := r.str(4), r.int(5)
+	if r.err != nil {
+		return Stats{}, q.noteInvalid("stats", fmt.Errorf("queue: stats: %w", r.err))
+	}
+	if oldest != "" {
 		ms, _, _ := strings.Cut(oldest, "-")
 		if t, err := strconv.ParseInt(ms, 10, 64); err == nil {
-			st.OldestAge = max(time.Duration(n(res[5])-t)*time.Millisecond, 0)
+			st.OldestAge = max(time.Duration(now-t)*time.Millisecond, 0)
 		}
 	}
 	return st, nil
@@ -83,6 +77,7 @@ func (q *Redis) Requeue(ctx context.Context, ids ...string) error {
 	}
 	keys := []string{q.stream, q.dead, q.deadIndex}
 	if len(ids) == 0 {
+		prev := ""
 		for {
 			xs, err := q.client.XRangeN(ctx, q.dead, "-", "+", 500).Result()
 			if err != nil {
@@ -91,13 +86,20 @@ func (q *Redis) Requeue(ctx context.Context, ids ...string) error {
 			if len(xs) == 0 {
 				return nil
 			}
+			if xs[0].ID == prev {
+				// the previous call moved nothing, nor did anyone else:
+				// requeue.lua does not do what it says
+				return q.noteInvalid("requeue", fmt.Errorf("queue: requeue: %w",
+					rediserr.BadReply("requeue.lua left dead letter %s in place", prev)))
+			}
+			prev = xs[0].ID
 			batch := make([]any, 0, len(xs)+1)
 			batch = append(batch, "entries")
 			for _, x := range xs {
 				batch = append(batch, x.ID)
 			}
-			if err := requeueScript.Run(ctx, q.client, keys, batch...).Err(); err != nil && err != redis.Nil {
-				return fmt.Errorf("queue: requeue: %w", err)
+			if _, err := requeueScript.Run(ctx, q.client, keys, batch...).StringSlice(); err != nil && err != redis.Nil {
+				return q.noteInvalid("requeue", fmt.Errorf("queue: requeue: %w", err))
 			}
 		}
 	}
@@ -111,7 +113,7 @@ func (q *Redis) Requeue(ctx context.Context, ids ...string) error {
 		}
 		ms, err := requeueScript.Run(ctx, q.client, keys, args...).StringSlice()
 		if err != nil && err != redis.Nil {
-			return fmt.Errorf("queue: requeue: %w", err)
+			return q.noteInvalid("requeue", fmt.Errorf("queue: requeue: %w", err))
 		}
 		missing = append(missing, ms...)
 		ids = ids[n:]

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
 // redisConsumer is the Redis side of one Consume call.
@@ -489,9 +491,12 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 	if wake {
 		c.q.wakeMover()
 	}
-	for _, cmd := range cmds {
+	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil && !isNoGroup(err) {
 			// NOGROUP: Redis lost the stream, and the entries with it.
+			return fmt.Errorf("queue: settle: %w", err)
+		}
+		if err := checkSettleReply(calls[i].s, cmd); err != nil {
 			return fmt.Errorf("queue: settle: %w", err)
 		}
 	}
@@ -501,6 +506,23 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 	}
 	c.mu.Unlock()
 	return nil
+}
+
+// checkSettleReply checks the reply of a settle pipeline's script call
+// that did not fail: ack.lua answers a count, fail.lua 0 or 1, tally.lua 1.
+func checkSettleReply(s *redis.Script, cmd *redis.Cmd) error {
+	if cmd.Err() != nil {
+		return nil // NOGROUP, let through by the caller
+	}
+	n, ok := cmd.Val().(int64)
+	switch {
+	case s == ackScript && ok && n >= 0,
+		s == failScript && ok && (n == 0 || n == 1),
+		s == tallyScript && ok && n == 1:
+		return nil
+	}
+	name := map[*redis.Script]string{ackScript: "ack.lua", failScript: "fail.lua", tallyScript: "tally.lua"}[s]
+	return rediserr.BadReply("%s: %v (%T)", name, cmd.Val(), cmd.Val())
 }
 
 func (c *redisConsumer) renew(ctx context.Context, ds []*delivery) error {
@@ -548,12 +570,15 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 	for {
 		wait := maxSleep
 		res, err := moveScript.Run(ctx, c.q.client, []string{c.q.stream, c.q.delayed, c.q.payloads}, 200).Int64Slice()
+		if err == nil && len(res) != 2 {
+			err = rediserr.BadReply("move.lua: %v, want {moved, wait}", res)
+		}
 		switch {
 		case err != nil:
 			c.q.logFailure(ctx, "move", "queue: moving delayed messages failed", err)
-		case len(res) == 2 && res[0] == 200:
+		case res[0] == 200:
 			wait = 0 // more are due
-		case len(res) == 2 && res[1] >= 0:
+		case res[1] >= 0:
 			wait = min(time.Duration(res[1])*time.Millisecond+time.Millisecond, maxSleep)
 		}
 		if now := time.Now(); now.After(nextWake) {
@@ -564,7 +589,7 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 		}
 		if time.Now().After(nextSweep) {
 			nextSweep = time.Now().Add(sweepEvery)
-			if err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream}, groupName, "", sweepEvery.Milliseconds()).Err(); err != nil && !isNoGroup(err) {
+			if _, err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream}, groupName, "", sweepEvery.Milliseconds()).Int64(); err != nil && !isNoGroup(err) {
 				c.q.logFailure(ctx, "sweep", "queue: sweeping idle consumers failed", err)
 			}
 		}
@@ -591,7 +616,7 @@ func (c *redisConsumer) background(stop <-chan struct{}) {
 // leave removes the consumer from the group if it has nothing pending, and
 // deletes its wake stream.
 func (c *redisConsumer) leave(ctx context.Context) {
-	if err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream, c.wake}, groupName, c.cc.consumer, 0).Err(); err != nil && !isNoGroup(err) {
-		c.q.cfg.logger.Warn("queue: leaving the consumer group failed", "queue", c.q.name, "err", err)
+	if _, err := leaveScript.Run(ctx, c.q.client, []string{c.q.stream, c.wake}, groupName, c.cc.consumer, 0).Int64(); err != nil && !isNoGroup(err) {
+		c.q.logFailure(ctx, "leave", "queue: leaving the consumer group failed", err)
 	}
 }

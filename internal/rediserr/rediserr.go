@@ -137,16 +137,43 @@ func Classify(err error) Class {
 		}
 		return Invalid
 	}
-	msg := err.Error()
-	for _, p := range shapeErrors {
-		if strings.HasPrefix(msg, p) {
-			return Invalid
-		}
+	if isShapeError(err) {
+		return Invalid
 	}
 	// Everything else go-redis returns without a server reply is about
 	// reaching a server: net errors, EOF, resets, pool timeouts, a closed
 	// client, unreachable sentinels, a cluster with no nodes.
 	return Unavailable
+}
+
+// isShapeError reports whether err, or an error it wraps, is go-redis' own
+// error for a reply of a type the command did not expect. The whole chain
+// is looked at: a package wraps the error with its context ("queue: renew
+// leases: redis: unexpected type=int64 for Slice"), which hides the prefix
+// from the outer message.
+func isShapeError(err error) bool {
+	for err != nil {
+		msg := err.Error()
+		for _, p := range shapeErrors {
+			if strings.HasPrefix(msg, p) {
+				return true
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if isShapeError(e) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // ClassifyCtx is Classify for an error of a call made with ctx: when ctx has

@@ -76,6 +76,15 @@ func TestClassifyRealReplies(t *testing.T) {
 			_, err := c.Eval(ctxT(t), "return {1, 2}", nil).Int64()
 			return err
 		}},
+		{name: "reply of the wrong type, wrapped", want: rediserr.Invalid, err: func(t *testing.T) error {
+			// a package's context in front of go-redis' message
+			_, err := c.Eval(ctxT(t), "return 5", nil).StringSlice()
+			return fmt.Errorf("queue: renew leases: %w", err)
+		}},
+		{name: "reply of the wrong type, joined", want: rediserr.Invalid, err: func(t *testing.T) error {
+			_, err := c.Eval(ctxT(t), "return {1}", nil).Text()
+			return fmt.Errorf("queue: settle: %w", errors.Join(errors.New("first"), err))
+		}},
 		{name: "reply that is not a number", want: rediserr.Invalid, err: func(t *testing.T) error {
 			_, err := c.Eval(ctxT(t), "return 'abc'", nil).Int64()
 			return err

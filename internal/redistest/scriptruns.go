@@ -62,20 +62,27 @@ func (s *ScriptRuns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-func (s *ScriptRuns) record(cmd redis.Cmder, err error) {
+// scriptSHA returns the SHA1 of the script cmd runs, and false when cmd
+// is not a script call (EVAL, EVALSHA or their _RO forms).
+func scriptSHA(cmd redis.Cmder) (string, bool) {
 	args := cmd.Args()
 	if len(args) < 2 {
-		return
+		return "", false
 	}
 	body, _ := args[1].(string)
-	var sha string
 	switch cmd.Name() {
 	case "evalsha", "evalsha_ro":
-		sha = strings.ToLower(body)
+		return strings.ToLower(body), true
 	case "eval", "eval_ro":
 		h := sha1.Sum([]byte(body))
-		sha = hex.EncodeToString(h[:])
-	default:
+		return hex.EncodeToString(h[:]), true
+	}
+	return "", false
+}
+
+func (s *ScriptRuns) record(cmd redis.Cmder, err error) {
+	sha, ok := scriptSHA(cmd)
+	if !ok {
 		return
 	}
 	if redis.HasErrorPrefix(err, "NOSCRIPT") {

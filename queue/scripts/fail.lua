@@ -2,20 +2,33 @@
 -- retry, dead-letter it, or release it to other consumers, atomically with
 -- its ack.
 --
--- KEYS[1] stream
--- KEYS[2] delayed     sorted set of delayed message IDs, scored by due time (ms)
--- KEYS[3] payloads    hash: delayed message ID -> cmsgpack-packed entry fields
--- KEYS[4] dead        dead-letter stream
--- KEYS[5] deadindex   hash: message ID -> dead-letter stream entry ID
--- ARGV[1] consumer group
--- ARGV[2] stream entry ID of the delivery
--- ARGV[3] mode: "retry" (also used to release) or "dead"
--- ARGV[4] delay (ms) before the retry is visible
--- ARGV[5] message ID
--- ARGV[6..] field/value pairs of the new entry (attempt and last error updated)
+-- KEYS[1]   stream      the queue's stream
+-- KEYS[2]   delayed     sorted set of delayed message IDs, scored by due time (unix ms)
+-- KEYS[3]   payloads    hash: delayed message ID -> cmsgpack-packed entry fields
+-- KEYS[4]   dead        dead-letter stream
+-- KEYS[5]   deadindex   hash: message ID -> dead-letter stream entry ID
+-- ARGV[1]   group       consumer group name
+-- ARGV[2]   entry       stream entry ID of the delivery
+-- ARGV[3]   mode        "retry" (also used to release) or "dead"
+-- ARGV[4]   delay       ms before the retry is visible (integer >= 0; "retry"
+--                       only: 0 re-adds the entry to the stream at once)
+-- ARGV[5]   message ID  the message's own ID (the "id" field)
+-- ARGV[6..] fields      field/value pairs of the new entry (attempt "a" and
+--                       last error "e" updated by the caller)
 --
--- Does nothing and returns 0 when the entry is no longer pending (another
--- consumer settled it after reclaiming it); returns 1 otherwise.
+-- Returns 0 (integer) and does nothing when the entry is no longer pending
+-- (another consumer settled it after reclaiming it, or the stream or group
+-- is gone); returns 1 otherwise.
+-- Errors: WRONGTYPE when a key holds another type.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   not pending: 0, nothing written               …/fail/not-pending
+--   dead-lettered, with its index entry           …/fail/dead
+--   retried at once: re-added to the stream       …/fail/retry-now
+--   retried later: delayed set and payload        …/fail/retry-delayed
+--   stream key of another type: error             …/fail/wrongtype
+-- Through the API: TestContract (retry, dead letter, release on shutdown),
+-- TestInvalidReplies/fail.
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end

@@ -4,25 +4,49 @@
 -- loop over it, passing the returned cursor, so that no call holds Redis
 -- for long and the caller never holds more than one batch.
 --
--- KEYS[1] stream
+-- KEYS[1] stream      the queue's stream (requeued entries go there)
 -- KEYS[2] dead        dead-letter stream
 -- KEYS[3] deadindex   hash: message ID -> dead-letter entry ID
 -- KEYS[4] metrics     this minute's metrics hash (see metrics.go)
 -- KEYS[5] delayed     sorted set of delayed message IDs (for the depth gauge)
--- ARGV[1] mode: "page", "requeue" or "delete"
--- ARGV[2] cursor: continue after this dead entry ID ("" from the start)
--- ARGV[3] last dead entry ID to consider ("+" for the end): a bulk
---         requeue bounds itself to the entries that existed when it
---         began, so that messages that die again are not requeued twice
--- ARGV[4] most entries to examine in this call
--- ARGV[5] most entries to select (page mode; ignored otherwise)
--- ARGV[6] substring the error must contain, ASCII-lowercased, compared
---         with the lowercased error ("" selects every entry)
--- ARGV[7] metrics hash TTL in seconds
+-- ARGV[1] mode        "page", "requeue" or "delete"
+-- ARGV[2] cursor      continue after this dead entry ID ("" from the start)
+-- ARGV[3] end         last dead entry ID to consider ("+" for the end): a
+--                     bulk requeue bounds itself to the entries that
+--                     existed when it began, so that messages that die
+--                     again are not requeued twice
+-- ARGV[4] examine     most entries to examine in this call (integer >= 1)
+-- ARGV[5] want        most entries to select (integer >= 1, page mode;
+--                     ignored otherwise)
+-- ARGV[6] substring   the error must contain it, ASCII-lowercased, compared
+--                     with the lowercased error ("" selects every entry)
+-- ARGV[7] metrics TTL seconds (requeue and delete modes)
 --
--- Returns {next cursor or "" when the walk is done, selected count, then
--- in page mode each selected entry as {entry ID, {field, value, ...}}}.
--- Requeued entries get a fresh attempt count ("a" = 1), as requeue.lua.
+-- Returns {next cursor, selected count, then in page mode each selected
+-- entry as {entry ID, {field, value, ...}}}: the cursor is the last entry
+-- examined when the page filled or ARGV[4] entries were examined, "" when
+-- the walk is done. Requeued entries get a fresh attempt count ("a" = 1),
+-- as requeue.lua; the index entry of a requeued or deleted one is removed
+-- when it names that entry. Requeue and delete count what they selected in
+-- KEYS[4] ("requeued" or "deleted") and record "depth" and "deadletters".
+-- Errors: WRONGTYPE when a key holds another type; "ERR Invalid stream ID"
+-- when ARGV[2] or ARGV[3] is not a stream ID.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   a page of every entry, walk done              …/inspect_dead/page
+--   a page filtered by error, any case            …/inspect_dead/page/filter
+--   the page filled: cursor at its last entry     …/inspect_dead/page/full
+--   continuing after a cursor                     …/inspect_dead/page/cursor
+--   ARGV[4] examined, none selected: cursor       …/inspect_dead/page/examined
+--   no dead letters                               …/inspect_dead/page/empty
+--   requeue by error, counted                     …/inspect_dead/requeue
+--   requeue up to an end ID                       …/inspect_dead/requeue/end
+--   requeue selecting nothing: nothing counted    …/inspect_dead/requeue/none
+--   delete, counted                               …/inspect_dead/delete
+--   delete: an index naming a newer entry, no id  …/inspect_dead/delete/index-elsewhere
+--   a cursor that is not an ID: error             …/inspect_dead/bad-cursor
+--   dead key of another type: error               …/inspect_dead/wrongtype
+-- Through the API: TestInspector, TestInvalidReplies/inspect_dead.
 local mode, sub = ARGV[1], ARGV[6]
 local start = '-'
 if ARGV[2] ~= '' then start = '(' .. ARGV[2] end

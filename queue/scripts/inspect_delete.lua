@@ -1,14 +1,25 @@
 -- inspect_delete.lua: delete dead letters by message ID.
 --
--- KEYS[1] stream
--- KEYS[2] dead        dead-letter stream
--- KEYS[3] deadindex   hash: message ID -> dead-letter entry ID
--- KEYS[4] metrics     this minute's metrics hash (see metrics.go)
--- KEYS[5] delayed     sorted set of delayed message IDs (for the depth gauge)
--- ARGV[1] metrics hash TTL in seconds
+-- KEYS[1]   stream      the queue's stream (for the depth gauge)
+-- KEYS[2]   dead        dead-letter stream
+-- KEYS[3]   deadindex   hash: message ID -> dead-letter entry ID
+-- KEYS[4]   metrics     this minute's metrics hash (see metrics.go)
+-- KEYS[5]   delayed     sorted set of delayed message IDs (for the depth gauge)
+-- ARGV[1]   metrics TTL seconds
 -- ARGV[2..] message IDs
 --
--- Returns the IDs that named no dead letter.
+-- Returns the IDs that named no dead letter (an array of strings, empty
+-- when every one was deleted). The index entry of each ID is removed, also
+-- one that named an entry already gone. When some were deleted, counts
+-- them in KEYS[4] ("deleted") and records "depth" and "deadletters".
+-- Errors: WRONGTYPE when a key holds another type.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   deleted and counted                           …/inspect_delete/found
+--   an ID that is no dead letter                  …/inspect_delete/missing
+--   an index entry naming an entry that is gone   …/inspect_delete/stale-index
+--   deadindex key of another type: error          …/inspect_delete/wrongtype
+-- Through the API: TestInspector, TestInvalidReplies/inspect_delete.
 local missing = {}
 local n = 0
 for i = 2, #ARGV do

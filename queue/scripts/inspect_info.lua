@@ -1,14 +1,26 @@
 -- inspect_info.lua: one consistent snapshot of a queue for the Inspector.
 --
--- KEYS[1] stream
+-- KEYS[1] stream      the queue's stream
 -- KEYS[2] delayed     sorted set of delayed message IDs
 -- KEYS[3] dead        dead-letter stream
 -- KEYS[4] paused      the pause flag (see pause.go)
--- ARGV[1] consumer group
+-- ARGV[1] group       consumer group name
 --
--- Returns {stream length, pending, delayed, dead, oldest stream entry ID or
--- "", now (ms), pause flag value or "", consumers in the group, oldest dead
--- entry ID or "", the group's last delivered ID or ""}.
+-- Returns {stream length, pending, delayed, dead (integers), oldest stream
+-- entry ID or "", now (Redis TIME in unix ms, as a string), pause flag value
+-- or "", consumers in the group (integer), oldest dead entry ID or "", the
+-- group's last delivered ID or ""}: 10 elements. Without the stream or the
+-- group, pending and consumers are 0 and the last delivered ID "".
+-- Errors: WRONGTYPE when a key holds another type (XINFO's error for a
+-- missing stream is caught; XLEN has checked the type before).
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   nothing there                                 …/inspect_info/empty
+--   every count, another group alongside          …/inspect_info/full
+--   a stream without our group                    …/inspect_info/no-group
+--   stream key of another type: error             …/inspect_info/wrongtype
+-- Through the API: TestInspector, TestPauseAcrossReplicas,
+-- TestInvalidReplies/inspect_info.
 local len = redis.call('XLEN', KEYS[1])
 local pending, consumers, last = 0, 0, ''
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])

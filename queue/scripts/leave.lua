@@ -1,13 +1,31 @@
 -- leave.lua: remove consumers from the group, but only those with nothing
 -- pending, so that no delivered message loses its owner record.
 --
--- KEYS[1] stream
--- KEYS[2] (with a consumer name) the consumer's wake stream, deleted
--- ARGV[1] consumer group
--- ARGV[2] consumer name, or "" to sweep every consumer idle for ARGV[3] ms
--- ARGV[3] minimum idle time (ms) of swept consumers
+-- KEYS[1] stream      the queue's stream
+-- KEYS[2] wake        optional, with a consumer name: the consumer's wake
+--                     stream, deleted
+-- ARGV[1] group       consumer group name
+-- ARGV[2] consumer    consumer name, or "" to sweep every consumer idle
+--                     for ARGV[3] ms or more
+-- ARGV[3] min idle    ms (integer), the sweep's minimum idle time
 --
--- Returns the number of consumers removed.
+-- Returns the number of consumers removed (integer). A named consumer with
+-- nothing pending counts as removed (1) also when it was not in the group;
+-- one with messages pending is kept (0), its wake stream deleted anyway.
+-- Errors: NOGROUP when the stream or the group does not exist (the caller
+-- ignores it: nothing to leave); WRONGTYPE when a key holds another type.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   named, nothing pending: removed, wake deleted …/leave/named
+--   named, something pending: kept                …/leave/named/pending
+--   named, without KEYS[2]                        …/leave/named/no-wake-key
+--   named, not in the group                       …/leave/named/unknown
+--   named, no group: error                        …/leave/named/no-group
+--   sweep: idle ones without pending removed      …/leave/sweep
+--   sweep: none idle long enough                  …/leave/sweep/recent
+--   sweep, no group: error                        …/leave/sweep/no-group
+-- Through the API: TestRedisLeaveGroup, TestRedisStableNameResumes,
+-- TestInvalidReplies/leave.
 if ARGV[2] ~= '' then
   if KEYS[2] then
     redis.call('DEL', KEYS[2])

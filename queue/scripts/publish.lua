@@ -1,27 +1,49 @@
 -- publish.lua: add a batch of messages, exactly once even when the client
 -- re-sends the call (go-redis retries a command whose reply timed out).
 --
--- KEYS[1] stream          the queue's stream
--- KEYS[2] delayed         sorted set of delayed message IDs, scored by due time (ms)
--- KEYS[3] payloads        hash: delayed message ID -> cmsgpack-packed entry fields
--- KEYS[4] callkey         remembers this call's outcome for the retry window
+-- KEYS[1]   stream      the queue's stream
+-- KEYS[2]   delayed     sorted set of delayed message IDs, scored by due time (unix ms)
+-- KEYS[3]   payloads    hash: delayed message ID -> cmsgpack-packed entry fields
+-- KEYS[4]   callkey     remembers this call's outcome for the retry window
 -- KEYS[5..] per-message keys: "id" keys of messages published WithID and
---           dedup keys, referenced by index below
--- ARGV[1] retry window (ms): how long KEYS[4] and the id keys live
--- ARGV[2] max backlog (XLEN + ZCARD), 0 for unbounded
--- ARGV[3] number of messages, then for each message:
---         message ID, id key index (0: none), dedup key index (0: none),
---         dedup window (ms), delay (ms), number of field/value pairs n,
---         then the n pairs (body, headers)
--- ARGV[after the messages] optional: TTL (s) of the metrics hash, which is
---         then the last key, KEYS[#KEYS]; the messages added are counted
---         in its "published" field and the backlog recorded in "depth"
---         (see metrics.go)
+--           dedup keys, referenced by index below; then, with the metrics
+--           TTL argument, the metrics hash as the last key, KEYS[#KEYS]
+-- ARGV[1]   retry window  ms: how long KEYS[4] and the id keys live
+-- ARGV[2]   max backlog   XLEN + ZCARD (integer), 0 for unbounded
+-- ARGV[3]   messages      how many (integer >= 1)
+-- ARGV[4..] for each message: message ID, id key index (0: none), dedup
+--           key index (0: none), dedup window (ms), delay (ms, 0: straight
+--           into the stream), number of field/value pairs n, then the n
+--           pairs (body, headers); after the messages, optionally: TTL (s)
+--           of the metrics hash KEYS[#KEYS], whose "published" field then
+--           counts the messages added and "depth" records the backlog
+--           (see metrics.go)
 --
--- Returns one result per message: "ok", "dup:<first message ID>" or "full".
--- A repeat of the same call returns the first call's results and adds
--- nothing (it only renews KEYS[4]); so does a message whose id key exists
--- (a repeat of WithID).
+-- Returns one result per message (an array of strings): "ok", "dup:<first
+-- message ID>" or "full". A repeat of the same call returns the first
+-- call's results and adds nothing (it only renews KEYS[4]); so does a
+-- message whose id key exists (a repeat of WithID). A call whose messages
+-- were all "full" is not remembered (a retry may find room).
+-- Errors: WRONGTYPE when a queue key holds another type. Counting in the
+-- metrics hash is under pcall: its errors are not returned.
+--
+-- Tests (single node and Cluster), TestScriptBranches/topology=*/…:
+--   two messages into the stream, counted         …/publish/ok
+--   a delayed message                             …/publish/delayed
+--   without the metrics TTL                       …/publish/no-metrics
+--   metrics key of another type: still published  …/publish/metrics-wrongtype
+--   a repeat of the call                          …/publish/repeat
+--   WithID, first time                            …/publish/id
+--   WithID, seen before                           …/publish/id/seen
+--   dedup key, first time                         …/publish/dedup
+--   dedup key taken (with an id key)              …/publish/dedup/dup
+--   backlog full (delayed messages count)         …/publish/full
+--   room for the first message only               …/publish/full/partly
+--   stream key of another type: error             …/publish/wrongtype
+-- Not covered by hand: the PEXPIRE of a repeat refused (NOREPLICAS, OOM)
+-- inside redis.pcall. Through the API: TestContract, TestWaitReplicas,
+-- TestRedisPublishRetryNoDuplicate, TestInvalidAnswersStopConsume,
+-- TestInvalidReplies/publish.
 local prev = redis.call('GET', KEYS[4])
 if prev then
   -- A write, so that a WAIT after this repeat (WaitReplicas) counts the
