@@ -57,13 +57,13 @@ func (s *Subscription) deliver(e *event) {
 		s.dropLocked()
 		if s.h.cfg.slow == Disconnect {
 			s.err = ErrSlowSubscriber
-			s.h.stats.slow.Add(1)
+			s.h.slowDisconnected(s.channel)
 			s.h.goTracked(func() { s.h.detach(context.Background(), s.channel, s, s.member) })
 			s.wakeLocked()
 			return
 		}
-		s.h.stats.resyncs.Add(1)
-		s.pushLocked(&event{kind: kindResync, channel: s.channel, pos: e.pos})
+		s.h.resynced(s.channel, ResyncSlow)
+		s.pushLocked(&event{kind: kindResync, channel: s.channel, pos: e.pos, reason: ResyncSlow})
 		return
 	}
 	s.pushLocked(e)
@@ -117,7 +117,7 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 				s.pos = e.pos
 			}
 			s.mu.Unlock()
-			return Message{Kind: e.kind, Channel: e.channel, Data: e.data, Position: e.pos, Member: e.member}, nil
+			return Message{Kind: e.kind, Channel: e.channel, Data: e.data, Position: e.pos, Member: e.member, Headers: e.headers}, nil
 		}
 		if s.err != nil {
 			err := s.err
