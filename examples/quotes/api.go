@@ -161,11 +161,14 @@ func (s *service) feedBurst(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("n must be an integer from 1 to %d", maxBurst))
 		return
 	}
-	if s.feedCtx == nil || s.feedCtx.Err() != nil {
+	s.ingestMu.Lock()
+	if s.ingestStopped || s.feedCtx == nil || s.feedCtx.Err() != nil {
+		s.ingestMu.Unlock()
 		writeError(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 	s.work.Go(func() { runBurst(s.feedCtx, n, burstWorkers, s.feedIDs, s.publish) })
+	s.ingestMu.Unlock()
 	writeJSON(w, http.StatusAccepted, map[string]int{"quotes": n})
 }
 

@@ -44,13 +44,15 @@ type service struct {
 
 	queueHooks queue.Hooks // traces and metrics of the ingest queue, on any backend
 
-	feedIDs     *idSource
-	ready       atomic.Bool
-	work        sync.WaitGroup     // feed and burst goroutines
-	stopFeed    context.CancelFunc // stops the feed and bursts
-	feedCtx     context.Context
-	consumers   sync.WaitGroup // the queue consumer
-	stopConsume context.CancelFunc
+	feedIDs       *idSource
+	ready         atomic.Bool
+	work          sync.WaitGroup     // feed and burst goroutines
+	ingestMu      sync.Mutex         // orders burst starts (work.Go) before stopIngest's work.Wait
+	ingestStopped bool               // protected by ingestMu: no more bursts
+	stopFeed      context.CancelFunc // stops the feed and bursts
+	feedCtx       context.Context
+	consumers     sync.WaitGroup // the queue consumer
+	stopConsume   context.CancelFunc
 }
 
 // newService connects to the backends named by cfg.
@@ -237,9 +239,12 @@ func (s *service) start(ctx context.Context) {
 
 // stopIngest stops the feed and any burst, and waits for them.
 func (s *service) stopIngest() {
+	s.ingestMu.Lock()
+	s.ingestStopped = true
 	if s.stopFeed != nil {
 		s.stopFeed()
 	}
+	s.ingestMu.Unlock()
 	s.work.Wait()
 }
 

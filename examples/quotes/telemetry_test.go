@@ -116,7 +116,7 @@ func hasLink(s, to *tracetest.SpanStub) bool {
 func attrOf(s *tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
