@@ -29,7 +29,8 @@ type Hooks struct {
 	// OnReceive is called once per publication this Hub hands out to its
 	// subscribers of channel (live, or read from the history after a gap),
 	// after it did: with the publisher's headers, the number of subscribers
-	// it went to and how long that took.
+	// it went to and how long that took. What a Since subscription reads
+	// from the history is reported by OnRecover instead.
 	OnReceive func(channel string, pos Position, headers map[string]string, subscribers int, d time.Duration)
 	// OnDeliver is called for each message handed to one subscriber (a
 	// Subscription, a WebSocket or SSE connection's subscription): what

@@ -91,8 +91,8 @@ func (s *Subscription) wakeLocked() {
 // returns ErrResync when messages were missed that the history cannot give
 // back (the caller reloads its state; the following calls return newer
 // messages), ErrSlowSubscriber when the subscription was closed for falling
-// behind, and ErrClosed after Close or Hub.Close. Message.Data is shared
-// with other subscribers: do not modify it.
+// behind, and ErrClosed after Close or Hub.Close. Message.Data and
+// Message.Headers are shared with other subscribers: do not modify them.
 func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	for {
 		s.mu.Lock()

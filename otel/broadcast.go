@@ -99,16 +99,22 @@ func InstrumentBroadcast(opts ...Option) (broadcast.Hooks, error) {
 	bg := context.Background()
 	return broadcast.Hooks{
 		OnPublish: func(ctx context.Context, ch string, headers map[string]string) context.Context {
-			t := tmpl(ch)
-			ctx, _ = tr.Start(ctx, "send "+t, trace.WithSpanKind(trace.SpanKindProducer),
-				trace.WithAttributes(sys, attrDest.String(ch), attrDestTemplate.String(t), attrOpType.String("send"), attrOpName.String("publish")))
-			prop.Inject(ctx, propagation.MapCarrier(headers))
+			s := setsFor(ch)
+			ctx, span := tr.Start(ctx, s.sendName, s.sendStart...)
+			if span.IsRecording() {
+				span.SetAttributes(attrDest.String(ch))
+			}
+			if span.SpanContext().IsValid() { // sampled or not, the consumers follow the decision
+				prop.Inject(ctx, propagation.MapCarrier(headers))
+			}
 			return ctx
 		},
 		OnPublished: func(ctx context.Context, ch string, size int, pos broadcast.Position, d time.Duration, err error) {
 			s := setsFor(ch)
 			span := trace.SpanFromContext(ctx)
-			span.SetAttributes(attrBodySize.Int(size))
+			if span.IsRecording() {
+				span.SetAttributes(attrBodySize.Int(size))
+			}
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
@@ -116,7 +122,9 @@ func InstrumentBroadcast(opts ...Option) (broadcast.Hooks, error) {
 				sent.Add(bg, 1, e)
 				opDur.Record(bg, d.Seconds(), e)
 			} else {
-				span.SetAttributes(attrMessageID.String(pos.String()))
+				if span.IsRecording() {
+					span.SetAttributes(attrMessageID.String(pos.String()))
+				}
 				sent.Add(bg, 1, s.publishAdd...)
 				opDur.Record(bg, d.Seconds(), s.publishRec...)
 			}
@@ -124,25 +132,30 @@ func InstrumentBroadcast(opts ...Option) (broadcast.Hooks, error) {
 		},
 		OnReceive: func(ch string, pos broadcast.Position, headers map[string]string, n int, d time.Duration) {
 			s := setsFor(ch)
+			consumed.Add(bg, 1, s.add...)
+			procDur.Record(bg, d.Seconds(), s.deliverRec...)
 			end := time.Now()
 			ctx := bg
-			start := []trace.SpanStartOption{
-				trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithTimestamp(end.Add(-d)),
-				trace.WithAttributes(sys, attrDest.String(ch), attrDestTemplate.String(s.template), attrOpType.String("process"),
-					attrOpName.String("deliver"), attrMessageID.String(pos.String()), attrSubscribers.Int(n)),
-			}
+			var sc trace.SpanContext
 			if len(headers) > 0 {
-				pctx := prop.Extract(bg, propagation.MapCarrier(headers))
-				if sc := trace.SpanContextFromContext(pctx); sc.IsValid() {
-					start = append(start, trace.WithLinks(trace.Link{SpanContext: sc}))
+				sc = trace.SpanContextFromContext(prop.Extract(bg, propagation.MapCarrier(headers)))
+				if sc.IsValid() {
 					ctx = trace.ContextWithRemoteSpanContext(ctx, sc) // one trace from the publisher
 				}
 			}
-			_, span := tr.Start(ctx, "process "+s.template, start...)
-			span.End(trace.WithTimestamp(end))
-			consumed.Add(bg, 1, s.add...)
-			procDur.Record(bg, d.Seconds(), s.deliverRec...)
+			// The span starts with its parent, kind, static attributes and
+			// start time only; what else it carries is added when it
+			// records, so that with tracing off little is built.
+			_, span := tr.Start(ctx, s.procName, s.procStart[0], s.procStart[1], trace.WithTimestamp(end.Add(-d)))
+			if span.IsRecording() {
+				if sc.IsValid() {
+					span.AddLink(trace.Link{SpanContext: sc})
+				}
+				span.SetAttributes(attrDest.String(ch), attrMessageID.String(pos.String()), attrSubscribers.Int(n))
+				span.End(trace.WithTimestamp(end))
+				return
+			}
+			span.End()
 		},
 		OnDeliver: func(ch string, k broadcast.Kind, _ broadcast.Position) {
 			s := setsFor(ch)
@@ -173,6 +186,10 @@ func InstrumentBroadcast(opts ...Option) (broadcast.Hooks, error) {
 // channelSets are the attribute sets of one channel template, built once.
 type channelSets struct {
 	template   string
+	sendName   string // "send <template>"
+	procName   string // "process <template>"
+	sendStart  []trace.SpanStartOption
+	procStart  [2]trace.SpanStartOption
 	add        []metric.AddOption
 	publishAdd []metric.AddOption
 	publishRec []metric.RecordOption
@@ -184,7 +201,13 @@ type channelSets struct {
 func newChannelSets(sys attribute.KeyValue, t string) *channelSets {
 	dt := attrDestTemplate.String(t)
 	s := &channelSets{
-		template:   t,
+		template: t,
+		sendName: "send " + t,
+		procName: "process " + t,
+		sendStart: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(sys, dt, attrOpType.String("send"), attrOpName.String("publish"))},
+		procStart: [2]trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(sys, dt, attrOpType.String("process"), attrOpName.String("deliver"))},
 		add:        addOpts(sys, dt),
 		publishAdd: addOpts(sys, dt, attrOpName.String("publish")),
 		publishRec: recOpts(sys, dt, attrOpName.String("publish")),
