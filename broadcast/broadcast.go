@@ -75,14 +75,16 @@ func (k Kind) String() string {
 }
 
 // Message is what a Subscription delivers. For a Publication, Data is the
-// JSON value published and Position its place in the channel; for Join and
-// Leave, Member says who (Position is zero).
+// JSON value published and Position its place in the channel, and Headers
+// what the publisher's Hooks.OnPublish added (trace context; nil when
+// none); for Join and Leave, Member says who (Position is zero).
 type Message struct {
 	Kind     Kind
 	Channel  string
 	Data     []byte
 	Position Position
 	Member   Member
+	Headers  map[string]string
 }
 
 // Member is a participant of a channel's presence. ClientID identifies one

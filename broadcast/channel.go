@@ -161,6 +161,9 @@ func (ch *channel) recoverLocked() {
 	}
 	ch.recovering = true
 	ch.h.stats.gaps.Add(1)
+	if f := ch.h.cfg.hooks.OnGap; f != nil {
+		f(ch.name)
+	}
 	if !ch.h.goTracked(ch.recover) {
 		ch.recovering = false
 	}
@@ -207,7 +210,7 @@ func (ch *channel) recover() {
 		if err != nil { // ErrResync: what was missed is gone
 			ch.h.cfg.logger.Warn("broadcast: history does not cover a gap; subscribers resync", "channel", ch.name, "from", from.String(), "to", top.String())
 			ch.pos = top
-			ch.outputLocked(&event{kind: kindResync, channel: ch.name, pos: top})
+			ch.outputLocked(&event{kind: kindResync, channel: ch.name, pos: top, reason: ResyncGap})
 		} else {
 			for _, e := range entries {
 				if e.pos.Epoch == ch.pos.Epoch && e.pos.Offset == ch.pos.Offset+1 {
@@ -230,13 +233,27 @@ func (ch *channel) recover() {
 
 // outputLocked hands e to every sink.
 func (ch *channel) outputLocked(e *event) {
-	for sk, f := range ch.follows {
-		if f.holding {
-			f.held = append(f.held, e)
-			continue
+	onReceive := ch.h.cfg.hooks.OnReceive
+	if onReceive == nil || e.kind != Publication {
+		for sk, f := range ch.follows {
+			ch.handLocked(sk, f, e)
 		}
-		ch.deliverLocked(sk, f, e)
+		return
 	}
+	start := time.Now()
+	for sk, f := range ch.follows {
+		ch.handLocked(sk, f, e)
+	}
+	onReceive(ch.name, e.pos, e.headers, len(ch.follows), time.Since(start))
+}
+
+// handLocked hands e to one sink, or holds it while the sink catches up.
+func (ch *channel) handLocked(sk sink, f *follow, e *event) {
+	if f.holding {
+		f.held = append(f.held, e)
+		return
+	}
+	ch.deliverLocked(sk, f, e)
 }
 
 // deliverLocked hands e to one sink unless it has seen it, keeping its
@@ -248,17 +265,25 @@ func (ch *channel) deliverLocked(sk sink, f *follow, e *event) {
 			return
 		}
 		f.pos = e.pos
-		ch.h.stats.delivered.Add(1)
+		ch.delivered(e)
 	case kindResync:
 		f.pos = e.pos
-		ch.h.stats.resyncs.Add(1)
+		ch.h.resynced(ch.name, e.reason)
 	case Join, Leave:
 		if !f.events {
 			return
 		}
-		ch.h.stats.delivered.Add(1)
+		ch.delivered(e)
 	}
 	sk.deliver(e)
+}
+
+// delivered counts e handed to one sink and runs OnDeliver.
+func (ch *channel) delivered(e *event) {
+	ch.h.stats.delivered.Add(1)
+	if f := ch.h.cfg.hooks.OnDeliver; f != nil {
+		f(ch.name, e.kind, e.pos)
+	}
 }
 
 // presenceEvent hands a Join or Leave to the sinks that want them.
@@ -270,33 +295,34 @@ func (ch *channel) presenceEvent(e *event) {
 
 // add registers sk. Without since it starts at the current position; with
 // it, it first gets the history after since (or a resync when that is
-// gone) and then the live events, with none missing or repeated.
-func (ch *channel) add(ctx context.Context, sk sink, sc subConfig) (recovered bool, start Position, err error) {
+// gone) and then the live events, with none missing or repeated. n is the
+// number of messages read from the history.
+func (ch *channel) add(ctx context.Context, sk sink, sc subConfig) (recovered bool, start Position, n int, err error) {
 	ch.mu.Lock()
 	f := &follow{pos: ch.pos, events: sc.events}
 	live := ch.pos
 	ch.follows[sk] = f
 	if !sc.hasSince {
 		ch.mu.Unlock()
-		return false, live, nil
+		return false, live, 0, nil
 	}
 	since := sc.since
 	if since == live {
 		ch.mu.Unlock()
-		return true, live, nil
+		return true, live, 0, nil
 	}
 	if since.Epoch != live.Epoch || since.Epoch == "" {
 		// Another epoch: nothing to read. The sink starts with a resync.
-		ch.deliverLocked(sk, f, &event{kind: kindResync, channel: ch.name, pos: live})
+		ch.deliverLocked(sk, f, &event{kind: kindResync, channel: ch.name, pos: live, reason: ResyncSince})
 		ch.mu.Unlock()
-		return false, live, nil
+		return false, live, 0, nil
 	}
 	f.holding = true
 	ch.mu.Unlock()
 
 	entries, top, herr := ch.h.be.history(ctx, ch.name, since, ch.h.cfg.bufMessages, false)
 	if herr != nil && !errors.Is(herr, ErrResync) {
-		return false, Position{}, herr
+		return false, Position{}, 0, herr
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -305,7 +331,7 @@ func (ch *channel) add(ctx context.Context, sk sink, sc subConfig) (recovered bo
 	f.held = nil
 	if herr != nil || top.Epoch != since.Epoch {
 		f.pos = live
-		ch.deliverLocked(sk, f, &event{kind: kindResync, channel: ch.name, pos: f.pos})
+		ch.deliverLocked(sk, f, &event{kind: kindResync, channel: ch.name, pos: f.pos, reason: ResyncSince})
 	} else {
 		recovered = true
 		f.pos = since
@@ -317,9 +343,9 @@ func (ch *channel) add(ctx context.Context, sk sink, sc subConfig) (recovered bo
 		ch.deliverLocked(sk, f, e)
 	}
 	if recovered {
-		return true, since, nil
+		return true, since, len(entries), nil
 	}
-	return false, live, nil
+	return false, live, 0, nil
 }
 
 // remove unregisters sk; false if it was not registered.
@@ -355,6 +381,9 @@ func (ch *channel) join(ctx context.Context, m Member) error {
 		ch.mu.Unlock()
 		return err
 	}
+	if f := ch.h.cfg.hooks.OnJoin; f != nil {
+		f(ch.name, m)
+	}
 	return nil
 }
 
@@ -377,6 +406,9 @@ func (ch *channel) leave(ctx context.Context, m Member) {
 	if err := ch.h.be.leave(ctx, ch.name, m); err != nil {
 		ch.h.cfg.logger.Warn("broadcast: presence leave failed", "channel", ch.name, "client", m.ClientID, "err", err)
 	}
+	if f := ch.h.cfg.hooks.OnLeave; f != nil {
+		f(ch.name, m)
+	}
 }
 
 // memberList returns the members this Hub holds on the channel.
@@ -387,6 +419,19 @@ func (ch *channel) memberList() []Member {
 	for _, r := range ch.members {
 		out = append(out, r.m)
 	}
+	return out
+}
+
+// takeMembers returns the members this Hub holds on the channel and forgets
+// them (Hub closing: the backend removed them).
+func (ch *channel) takeMembers() []Member {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	out := make([]Member, 0, len(ch.members))
+	for _, r := range ch.members {
+		out = append(out, r.m)
+	}
+	clear(ch.members)
 	return out
 }
 

@@ -31,6 +31,7 @@ func TestContract(t *testing.T) {
 			t.Run("slow-subscriber", func(t *testing.T) { testSlowSubscriber(t, d) })
 			t.Run("interest-only", func(t *testing.T) { testInterest(t, d) })
 			t.Run("invalid-input", func(t *testing.T) { testInvalid(t, d) })
+			t.Run("hooks", func(t *testing.T) { testHooks(t, d) })
 		})
 	}
 }

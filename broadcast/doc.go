@@ -171,8 +171,24 @@
 // under the Disconnect policy has its stream ended; EventSource reconnects
 // and recovers from the history.
 //
+// # Hooks and trace context
+//
+// WithHooks sets callbacks (Hooks) for publish, the fan-out on each Hub,
+// each delivery to a subscriber, recoveries, resyncs, gaps, slow
+// disconnects and presence, called synchronously with plain values and
+// costing nothing when unset; the module
+// github.com/outrigger-dev/outrigger/otel turns them into spans and metrics.
+// Headers that Hooks.OnPublish adds (W3C trace context) travel with the
+// message through Redis, in its history entry and its pub/sub frame, to
+// every Hub (Hooks.OnReceive) and every Subscription (Message.Headers).
+// They are not part of the browser protocol: WebSocket and SSE frames are
+// the same with or without them.
+//
 // # Redis layout
 //
 // See the keys in redis.go's redisBackend; every script is in scripts/*.lua
-// with its KEYS and ARGV documented at the top.
+// with its KEYS and ARGV documented at the top. A message with headers is
+// sent on pub/sub as an "h" frame (scripts/publish.lua); a Hub of an older
+// version drops it, sees the offset gap and reads the message from the
+// history, so replicas can be upgraded one at a time.
 package broadcast

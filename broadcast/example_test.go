@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/outrigger-dev/outrigger/broadcast"
 )
@@ -87,4 +88,32 @@ func ExampleHub_Handler() {
 	))
 	mux.Handle("/live/client.js", broadcast.ClientJS)
 	_ = mux // http.ListenAndServe(":8080", mux)
+}
+
+// Hooks report what a Hub does, for metrics and tracing; OnPublish may add
+// headers (trace context) that reach the subscribers on every Hub, not
+// the browsers. The otel module's InstrumentBroadcast fills them in.
+func ExampleWithHooks() {
+	ctx := context.Background()
+	hub, _ := broadcast.NewLocal(broadcast.WithHooks(broadcast.Hooks{
+		OnPublish: func(ctx context.Context, channel string, headers map[string]string) context.Context {
+			headers["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			return ctx
+		},
+		OnPublished: func(_ context.Context, channel string, size int, pos broadcast.Position, _ time.Duration, err error) {
+			fmt.Println("published", channel, size, "bytes at", pos.Offset, err)
+		},
+		OnReceive: func(channel string, pos broadcast.Position, _ map[string]string, subscribers int, _ time.Duration) {
+			fmt.Println("handed to", subscribers, "subscriber(s)")
+		},
+	}))
+	defer hub.Close()
+	sub, _ := hub.Subscribe(ctx, "quotes:ACME")
+	_, _ = hub.Publish(ctx, "quotes:ACME", []byte(`{"bid":101.5}`))
+	msg, _ := sub.Next(ctx)
+	fmt.Println(msg.Headers["traceparent"][:6])
+	// Output:
+	// handed to 1 subscriber(s)
+	// published quotes:ACME 13 bytes at 1 <nil>
+	// 00-4bf
 }

@@ -219,6 +219,10 @@ func TestHistoryRegression(t *testing.T) {
 	m := next(t, s, 10*time.Second)
 	require.Equal(t, `"new"`, string(m.Data), "the new message is delivered, not taken for a repeat")
 	require.Equal(t, pos, m.Position)
+	recorderOf(t, h).snapshot(func(r *recorder) {
+		require.Contains(t, r.gaps, "g", "OnGap after the re-subscription")
+		require.Contains(t, r.resyncs, resync{"g", broadcast.ResyncGap})
+	})
 }
 
 // TestReadyBlackhole: a Hub's pub/sub connection stops delivering (a

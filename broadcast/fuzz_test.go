@@ -96,7 +96,8 @@ func FuzzParseSSEID(f *testing.F) {
 // FuzzDecodeFrame: pub/sub frames from Redis (anyone may PUBLISH there)
 // never panic, and what is accepted is safe to forward.
 func FuzzDecodeFrame(f *testing.F) {
-	for _, s := range []string{"p1:abc:{}", "p12:e:[1,2]", `j{"client":"a"}`, `l{"client":"a","info":{}}`, "p0:e:1", "p1::1", "q", "p1:e:{"} {
+	for _, s := range []string{"p1:abc:{}", "p12:e:[1,2]", `j{"client":"a"}`, `l{"client":"a","info":{}}`, "p0:e:1", "p1::1", "q", "p1:e:{",
+		`h3:e:15:{"traceparent":"x"}{"bid":1}`, `h3:e:2:{}1`, `h3:e:99:{}1`, `h3:e:-1:{}1`, `h1:e:5:{"a":1}2`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, payload string) {
@@ -106,6 +107,9 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if e.kind == Publication && (!json.Valid(e.data) || e.pos.Offset == 0) {
 			t.Fatalf("accepted %q", payload)
+		}
+		if e.headers != nil && len(e.headers) == 0 {
+			t.Fatalf("empty headers of %q are not nil", payload)
 		}
 		if out := e.wsFrame(); !json.Valid(out) {
 			t.Fatalf("frame of %q is not JSON: %s", payload, out)

@@ -15,9 +15,9 @@ import (
 // this process (localBackend). Live messages and presence events come back
 // through the Hub's onLive, onPresence and onResubscribed.
 type backend interface {
-	// publish appends data to ch's history and sends it to every Hub
-	// watching ch.
-	publish(ctx context.Context, ch string, data []byte) (Position, error)
+	// publish appends data and its headers (nil: none) to ch's history and
+	// sends them to every Hub watching ch.
+	publish(ctx context.Context, ch string, data []byte, headers map[string]string) (Position, error)
 	// position returns ch's current position, starting its epoch if it has
 	// none.
 	position(ctx context.Context, ch string) (Position, error)
@@ -53,6 +53,8 @@ type event struct {
 	data    []byte
 	pos     Position
 	member  Member
+	headers map[string]string // the publisher's (Hooks.OnPublish), nil when none
+	reason  ResyncReason      // of a kindResync event
 
 	wsOnce sync.Once
 	ws     []byte // the WebSocket frame, built once for all connections
@@ -168,7 +170,28 @@ func (h *Hub) Publish(ctx context.Context, channel string, data []byte) (Positio
 	if h.isClosed() {
 		return Position{}, ErrClosed
 	}
-	pos, err := h.be.publish(ctx, channel, data)
+	hk := &h.cfg.hooks
+	if hk.OnPublish == nil && hk.OnPublished == nil {
+		return h.publish(ctx, channel, data, nil)
+	}
+	var headers map[string]string
+	if hk.OnPublish != nil {
+		headers = make(map[string]string, 2)
+		ctx = hk.OnPublish(ctx, channel, headers)
+		if len(headers) == 0 {
+			headers = nil
+		}
+	}
+	start := time.Now()
+	pos, err := h.publish(ctx, channel, data, headers)
+	if hk.OnPublished != nil {
+		hk.OnPublished(ctx, channel, len(data), pos, time.Since(start), err)
+	}
+	return pos, err
+}
+
+func (h *Hub) publish(ctx context.Context, channel string, data []byte, headers map[string]string) (Position, error) {
+	pos, err := h.be.publish(ctx, channel, data, headers)
 	if err != nil {
 		return Position{}, err
 	}
@@ -212,7 +235,8 @@ func (h *Hub) attach(ctx context.Context, name string, sk sink, sc subConfig) (r
 	if err != nil {
 		return false, Position{}, err
 	}
-	recovered, pos, err = ch.add(ctx, sk, sc)
+	var n int
+	recovered, pos, n, err = ch.add(ctx, sk, sc)
 	if err == nil && sc.member != nil {
 		err = ch.join(ctx, *sc.member)
 	}
@@ -224,6 +248,9 @@ func (h *Hub) attach(ctx context.Context, name string, sk sink, sc subConfig) (r
 	h.stats.subscriptions.Add(1)
 	if recovered {
 		h.stats.recovered.Add(1)
+		if f := h.cfg.hooks.OnRecover; f != nil {
+			f(name, n)
+		}
 	}
 	return recovered, pos, nil
 }
@@ -320,6 +347,15 @@ func (h *Hub) Close() error {
 	}
 	h.cancel()
 	err := h.be.close(ctx)
+	// The backend removed the members: a Subscription closed after this
+	// leaves nothing more.
+	for _, ch := range chans {
+		for _, m := range ch.takeMembers() {
+			if f := h.cfg.hooks.OnLeave; f != nil {
+				f(ch.name, m)
+			}
+		}
+	}
 	h.goMu.Lock()
 	h.goDone = true
 	h.goMu.Unlock()

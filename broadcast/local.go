@@ -82,7 +82,7 @@ func (b *localBackend) trimLocked(c *localChannel, now time.Time) {
 	}
 }
 
-func (b *localBackend) publish(ctx context.Context, ch string, data []byte) (Position, error) {
+func (b *localBackend) publish(ctx context.Context, ch string, data []byte, headers map[string]string) (Position, error) {
 	if err := ctx.Err(); err != nil {
 		return Position{}, context.Cause(ctx)
 	}
@@ -92,7 +92,7 @@ func (b *localBackend) publish(ctx context.Context, ch string, data []byte) (Pos
 	c := b.channelLocked(ch, now)
 	b.trimLocked(c, now)
 	c.offset++
-	e := &event{kind: Publication, channel: ch, data: slices.Clone(data), pos: Position{Epoch: c.epoch, Offset: c.offset}}
+	e := &event{kind: Publication, channel: ch, data: slices.Clone(data), pos: Position{Epoch: c.epoch, Offset: c.offset}, headers: headers}
 	if b.h.cfg.historySize > 0 {
 		if len(c.entries) == cap(c.entries) && len(c.entries) >= b.h.cfg.historySize {
 			// Reallocate instead of growing without bound behind the slice.

@@ -52,10 +52,12 @@ func deployments(t *testing.T) []deployment {
 			var hubs []*broadcast.Hub
 			for range n {
 				c := db.NewClient(t)
-				h, err := broadcast.New(c, append([]broadcast.Option{broadcast.WithPrefix(prefix)}, opts...)...)
+				hopts, record := withRecorder(t, append([]broadcast.Option{broadcast.WithPrefix(prefix)}, opts...))
+				h, err := broadcast.New(c, hopts...)
 				if err != nil {
 					t.Fatalf("New: %v", err)
 				}
+				record(h)
 				t.Cleanup(func() { _ = h.Close() })
 				hubs = append(hubs, h)
 			}
@@ -65,10 +67,12 @@ func deployments(t *testing.T) []deployment {
 	single, cluster := redistest.New(t), redistest.NewCluster(t)
 	return []deployment{
 		{"local", func(t *testing.T, n int, opts ...broadcast.Option) []*broadcast.Hub {
-			h, err := broadcast.NewLocal(opts...)
+			hopts, record := withRecorder(t, opts)
+			h, err := broadcast.NewLocal(hopts...)
 			if err != nil {
 				t.Fatalf("NewLocal: %v", err)
 			}
+			record(h)
 			t.Cleanup(func() { _ = h.Close() })
 			hubs := make([]*broadcast.Hub, n)
 			for i := range hubs {
@@ -88,10 +92,12 @@ func hubOn(t *testing.T, client redis.UniversalClient, prefix string, opts ...br
 	if os.Getenv("BROADCAST_TEST_LOG") != "" { // to debug a test: the Hubs' logs in its output
 		base = append(base, broadcast.WithLogger(slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
-	h, err := broadcast.New(client, append(base, opts...)...)
+	hopts, record := withRecorder(t, append(base, opts...))
+	h, err := broadcast.New(client, hopts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	record(h)
 	t.Cleanup(func() { _ = h.Close() })
 	return h
 }

@@ -64,6 +64,7 @@ type config struct {
 	bufBytes       int
 	slow           SlowPolicy
 	maxMessage     int
+	hooks          Hooks
 	now            func() time.Time // local backend's clock (tests)
 	errs           []error
 }

@@ -102,16 +102,20 @@ func (b *redisBackend) sharded() string {
 	return "0"
 }
 
-func (b *redisBackend) publish(ctx context.Context, ch string, data []byte) (Position, error) {
+func (b *redisBackend) publish(ctx context.Context, ch string, data []byte, headers map[string]string) (Position, error) {
 	cfg := &b.h.cfg
 	b.mu.Lock()
 	known := b.acked[ch].pos
 	b.mu.Unlock()
+	var hdr any = "" // no allocation without headers
+	if len(headers) > 0 {
+		hdr, _ = json.Marshal(headers) // a map[string]string always marshals
+	}
 	s := &coalesce.Script{
 		Script: publishScript,
 		Keys:   []string{b.key(ch, "m"), b.key(ch, "h")},
 		Args: []any{b.pubsubChannel(ch), data, cfg.historySize, cfg.historyTTL.Milliseconds(),
-			cfg.positionTTL.Milliseconds(), newEpoch(), b.sharded(), known.Epoch, known.Offset},
+			cfg.positionTTL.Milliseconds(), newEpoch(), b.sharded(), known.Epoch, known.Offset, hdr},
 	}
 	if err := b.pub.Do(ctx, s); err != nil {
 		return Position{}, err
@@ -208,18 +212,35 @@ func (b *redisBackend) history(ctx context.Context, ch string, since Position, l
 		return nil, top, ErrResync
 	}
 	rest = rest[1:]
-	out := make([]*event, 0, len(rest)/2)
-	for i := 0; i+1 < len(rest); i += 2 {
+	out := make([]*event, 0, len(rest)/3)
+	for i := 0; i+2 < len(rest); i += 3 {
 		id, _ := rest[i].(string)
 		data, _ := rest[i+1].(string)
+		hdr, _ := rest[i+2].(string)
 		off, ok := strings.CutPrefix(id, "0-")
 		n, err := strconv.ParseUint(off, 10, 64)
 		if !ok || err != nil {
 			return nil, Position{}, fmt.Errorf("broadcast: history of %q: bad entry ID %q", ch, id)
 		}
-		out = append(out, &event{kind: Publication, channel: ch, data: []byte(data), pos: Position{Epoch: top.Epoch, Offset: n}})
+		headers, _ := decodeHeaders(hdr) // unreadable headers are dropped, the message kept
+		out = append(out, &event{kind: Publication, channel: ch, data: []byte(data), pos: Position{Epoch: top.Epoch, Offset: n}, headers: headers})
 	}
 	return out, top, nil
+}
+
+// decodeHeaders reads the JSON object of a message's headers ("" : none).
+func decodeHeaders(s string) (map[string]string, bool) {
+	if s == "" {
+		return nil, true
+	}
+	var h map[string]string
+	if err := json.Unmarshal([]byte(s), &h); err != nil {
+		return nil, false
+	}
+	if len(h) == 0 {
+		return nil, true
+	}
+	return h, true
 }
 
 // parsePositionReply reads {epoch, offset, ...} and returns the rest.
@@ -354,14 +375,15 @@ func (b *redisBackend) close(ctx context.Context) error {
 	return err
 }
 
-// decodeFrame reads a pub/sub frame of channel ch. ok is false for a frame
-// that is not ours or is malformed (it is dropped).
+// decodeFrame reads a pub/sub frame of channel ch (see scripts/publish.lua
+// and presence.go). ok is false for a frame that is not ours or is
+// malformed (it is dropped).
 func decodeFrame(ch, payload string) (e *event, ok bool) {
 	if payload == "" {
 		return nil, false
 	}
 	switch payload[0] {
-	case 'p':
+	case 'p', 'h':
 		rest := payload[1:]
 		i := strings.IndexByte(rest, ':')
 		if i <= 0 {
@@ -376,11 +398,29 @@ func decodeFrame(ch, payload string) (e *event, ok bool) {
 		if j <= 0 {
 			return nil, false
 		}
-		data := []byte(rest[j+1:])
+		epoch := rest[:j]
+		rest = rest[j+1:]
+		var headers map[string]string
+		if payload[0] == 'h' {
+			k := strings.IndexByte(rest, ':')
+			if k <= 0 {
+				return nil, false
+			}
+			n, err := strconv.Atoi(rest[:k])
+			if err != nil || n < 0 || n > len(rest)-k-1 {
+				return nil, false
+			}
+			rest = rest[k+1:]
+			if headers, ok = decodeHeaders(rest[:n]); !ok {
+				return nil, false
+			}
+			rest = rest[n:]
+		}
+		data := []byte(rest)
 		if !json.Valid(data) {
 			return nil, false
 		}
-		return &event{kind: Publication, channel: ch, data: data, pos: Position{Epoch: rest[:j], Offset: off}}, true
+		return &event{kind: Publication, channel: ch, data: data, pos: Position{Epoch: epoch, Offset: off}, headers: headers}, true
 	case 'j', 'l':
 		var m Member
 		if err := json.Unmarshal([]byte(payload[1:]), &m); err != nil || m.ClientID == "" {

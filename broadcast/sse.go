@@ -249,7 +249,7 @@ func (s *sseSub) deliver(e *event) {
 	size := e.size()
 	if len(c.queue) >= c.h.cfg.bufMessages || c.bytes+size > c.h.cfg.bufBytes {
 		if c.h.cfg.slow == Disconnect {
-			c.h.stats.slow.Add(1)
+			c.h.slowDisconnected(c.channels[s.i])
 			c.closed, c.slow = true, true
 			c.queue = nil
 			c.wakeLocked()
@@ -269,8 +269,8 @@ func (s *sseSub) deliver(e *event) {
 		clear(c.queue)
 		c.queue, c.bytes = c.queue[:0], 0
 		for i, p := range last {
-			c.h.stats.resyncs.Add(1)
-			c.queue = append(c.queue, sseItem{e: &event{kind: kindResync, channel: c.channels[i], pos: p}, i: i})
+			c.h.resynced(c.channels[i], ResyncSlow)
+			c.queue = append(c.queue, sseItem{e: &event{kind: kindResync, channel: c.channels[i], pos: p, reason: ResyncSlow}, i: i})
 		}
 		c.wakeLocked()
 		if e.kind == Publication {

@@ -57,13 +57,13 @@ func (s *Subscription) deliver(e *event) {
 		s.dropLocked()
 		if s.h.cfg.slow == Disconnect {
 			s.err = ErrSlowSubscriber
-			s.h.stats.slow.Add(1)
+			s.h.slowDisconnected(s.channel)
 			s.h.goTracked(func() { s.h.detach(context.Background(), s.channel, s, s.member) })
 			s.wakeLocked()
 			return
 		}
-		s.h.stats.resyncs.Add(1)
-		s.pushLocked(&event{kind: kindResync, channel: s.channel, pos: e.pos})
+		s.h.resynced(s.channel, ResyncSlow)
+		s.pushLocked(&event{kind: kindResync, channel: s.channel, pos: e.pos, reason: ResyncSlow})
 		return
 	}
 	s.pushLocked(e)
@@ -91,8 +91,8 @@ func (s *Subscription) wakeLocked() {
 // returns ErrResync when messages were missed that the history cannot give
 // back (the caller reloads its state; the following calls return newer
 // messages), ErrSlowSubscriber when the subscription was closed for falling
-// behind, and ErrClosed after Close or Hub.Close. Message.Data is shared
-// with other subscribers: do not modify it.
+// behind, and ErrClosed after Close or Hub.Close. Message.Data and
+// Message.Headers are shared with other subscribers: do not modify them.
 func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	for {
 		s.mu.Lock()
@@ -117,7 +117,7 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 				s.pos = e.pos
 			}
 			s.mu.Unlock()
-			return Message{Kind: e.kind, Channel: e.channel, Data: e.data, Position: e.pos, Member: e.member}, nil
+			return Message{Kind: e.kind, Channel: e.channel, Data: e.data, Position: e.pos, Member: e.member, Headers: e.headers}, nil
 		}
 		if s.err != nil {
 			err := s.err

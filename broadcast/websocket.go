@@ -283,18 +283,18 @@ func (c *wsConn) enqueueEventLocked(s *wsSub, e *event) {
 	}
 	b := e.wsFrame()
 	if len(c.queue) >= c.h.cfg.bufMessages || c.bytes+len(b) > c.h.cfg.bufBytes {
-		c.slowLocked()
+		c.slowLocked(s.channel)
 		return
 	}
 	c.enqueueLocked(b)
 }
 
 // slowLocked applies WithSlowClient to a connection whose queue is full.
-func (c *wsConn) slowLocked() {
+func (c *wsConn) slowLocked(channel string) {
 	clear(c.queue)
 	c.queue, c.bytes = c.queue[:0], 0
 	if c.h.cfg.slow == Disconnect {
-		c.h.stats.slow.Add(1)
+		c.h.slowDisconnected(channel)
 		c.closeLocked(closeSlow, "too slow")
 		return
 	}
@@ -315,7 +315,7 @@ func (c *wsConn) resyncAll() {
 	defer c.mu.Unlock()
 	c.overflow = false
 	for ch := range subs {
-		c.h.stats.resyncs.Add(1)
+		c.h.resynced(ch, ResyncSlow)
 		c.enqueueLocked(encodeResync(ch))
 	}
 }

@@ -19,10 +19,12 @@ type config struct {
 	mp   metric.MeterProvider
 	tp   trace.TracerProvider
 	prop propagation.TextMapPropagator
+
+	chanTemplate func(string) string // InstrumentBroadcast
 }
 
 func newConfig(opts []Option) config {
-	c := config{mp: otel.GetMeterProvider(), tp: otel.GetTracerProvider(), prop: otel.GetTextMapPropagator()}
+	c := config{mp: otel.GetMeterProvider(), tp: otel.GetTracerProvider(), prop: otel.GetTextMapPropagator(), chanTemplate: defaultChannelTemplate}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -2,7 +2,7 @@
 -- still holds all of them.
 --
 -- KEYS[1] meta     hash: e = epoch, o = last offset
--- KEYS[2] history  stream, entry ID "0-<offset>", field d = data
+-- KEYS[2] history  stream, entry ID "0-<offset>", field d = data, h = headers (optional)
 -- ARGV[1] epoch of the position
 -- ARGV[2] offset of the position
 -- ARGV[3] most messages to return
@@ -13,9 +13,10 @@
 -- ARGV[5] epoch to start if meta is missing or rotated
 -- ARGV[6] position ttl (ms)
 --
--- Returns {epoch, offset, status, id1, data1, id2, data2, ...} where
--- epoch/offset are the current position and status is 1 when the entries
--- after the position are all returned, 0 when they are not (resync).
+-- Returns {epoch, offset, status, id1, data1, headers1, id2, ...} where
+-- epoch/offset are the current position, status is 1 when the entries
+-- after the position are all returned, 0 when they are not (resync), and
+-- headers is "" for an entry without them.
 local m = redis.call('HMGET', KEYS[1], 'e', 'o')
 local epoch, top = m[1], tonumber(m[2])
 local since = tonumber(ARGV[2])
@@ -44,5 +45,6 @@ local out = {epoch, top, 1}
 for _, e in ipairs(entries) do
   out[#out + 1] = e[1]
   out[#out + 1] = e[2][2]
+  out[#out + 1] = e[2][4] or ''
 end
 return out

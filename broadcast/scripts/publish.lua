@@ -12,12 +12,16 @@
 -- ARGV[7] "1": SPUBLISH (Redis Cluster sharded pub/sub), else PUBLISH
 -- ARGV[8] epoch of the last position this Hub's Publish acknowledged on the channel ("" none)
 -- ARGV[9] its offset
+-- ARGV[10] the message's headers, a JSON object of strings ("" none): trace
+--          context from Hooks.OnPublish
 --
 -- meta behind a position Redis acknowledged means Redis lost writes (a
 -- failover to a replica that lacked them): a new epoch starts, so that the
 -- lost offsets are not reused unnoticed.
 --
--- The pub/sub frame is "p<offset>:<epoch>:<data>". Returns {epoch, offset}.
+-- The pub/sub frame is "p<offset>:<epoch>:<data>", or with headers
+-- "h<offset>:<epoch>:<length of headers>:<headers><data>"; the history entry
+-- has field d = data and, with headers, h = headers. Returns {epoch, offset}.
 local m = redis.call('HMGET', KEYS[1], 'e', 'o')
 local epoch = m[1]
 if epoch and epoch == ARGV[8] and tonumber(m[2]) < tonumber(ARGV[9]) then
@@ -33,14 +37,23 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local size = tonumber(ARGV[3])
 if size > 0 then
   local id = '0-' .. off
-  if size <= 1000 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '=', size, id, 'd', ARGV[2])
+  local trim = '='
+  if size > 1000 then
+    trim = '~'
+  end
+  if ARGV[10] == '' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', trim, size, id, 'd', ARGV[2])
   else
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', size, id, 'd', ARGV[2])
+    redis.call('XADD', KEYS[2], 'MAXLEN', trim, size, id, 'd', ARGV[2], 'h', ARGV[10])
   end
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-local frame = 'p' .. off .. ':' .. epoch .. ':' .. ARGV[2]
+local frame
+if ARGV[10] == '' then
+  frame = 'p' .. off .. ':' .. epoch .. ':' .. ARGV[2]
+else
+  frame = 'h' .. off .. ':' .. epoch .. ':' .. #ARGV[10] .. ':' .. ARGV[10] .. ARGV[2]
+end
 if ARGV[7] == '1' then
   redis.call('SPUBLISH', ARGV[1], frame)
 else

@@ -13,6 +13,7 @@ import (
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/compress"
 	"github.com/outrigger-dev/outrigger/lock"
+	outotel "github.com/outrigger-dev/outrigger/otel"
 	"github.com/outrigger-dev/outrigger/ratelimit"
 	"github.com/outrigger-dev/outrigger/scheduler"
 )
@@ -34,7 +35,11 @@ type apiQuote struct {
 // handler builds the HTTP API: compression on every response, the shared
 // rate limit on /v1/.
 func (s *service) handler() (http.Handler, error) {
-	compressed, err := compress.Middleware()
+	compressHooks, err := outotel.InstrumentCompress(s.tel.opts...)
+	if err != nil {
+		return nil, err
+	}
+	compressed, err := compress.Middleware(compress.WithHooks(compressHooks))
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +161,14 @@ func (s *service) feedBurst(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("n must be an integer from 1 to %d", maxBurst))
 		return
 	}
-	if s.feedCtx == nil || s.feedCtx.Err() != nil {
+	s.ingestMu.Lock()
+	if s.ingestStopped || s.feedCtx == nil || s.feedCtx.Err() != nil {
+		s.ingestMu.Unlock()
 		writeError(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 	s.work.Go(func() { runBurst(s.feedCtx, n, burstWorkers, s.feedIDs, s.publish) })
+	s.ingestMu.Unlock()
 	writeJSON(w, http.StatusAccepted, map[string]int{"quotes": n})
 }
 

@@ -16,7 +16,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/outrigger-dev/outrigger/broadcast"
+	outotel "github.com/outrigger-dev/outrigger/otel"
 	"github.com/outrigger-dev/outrigger/scheduler"
 )
 
@@ -89,13 +92,17 @@ type live struct {
 // buildLive creates the Hub (on Redis when configured, in process
 // otherwise), the endpoint and the jobs. The loops start with startLive.
 func (s *service) buildLive() error {
+	hooks, err := outotel.InstrumentBroadcast(s.tel.opts...)
+	if err != nil {
+		return err
+	}
 	opts := []broadcast.Option{
+		broadcast.WithHooks(hooks),
 		broadcast.WithNodeID(nodeID(s.cfg.replica)),
 		broadcast.WithLogger(s.log),
 		broadcast.WithHistory(liveHistory, liveHistoryTTL),
 	}
 	var hub *broadcast.Hub
-	var err error
 	if s.rdb != nil {
 		hub, err = broadcast.New(s.rdb, append(opts, broadcast.WithPrefix(s.cfg.keyPrefix+"live:"))...)
 	} else {
@@ -181,14 +188,16 @@ func (l *live) close() {
 // publishStored publishes quotes that were just stored and staged, and
 // unstages those it published. It gives up at half the outbox lease, after
 // which the live-outbox job may claim what is left. Within a symbol quotes
-// go out in time order; symbols are published concurrently.
-func (l *live) publishStored(ctx context.Context, qs []quote, staged time.Time) {
+// go out in time order; symbols are published concurrently. Each quote
+// with a span in parents (its consumer span, by ID) is published in that
+// span's trace.
+func (l *live) publishStored(ctx context.Context, qs []quote, staged time.Time, parents map[string]trace.SpanContext) {
 	if len(qs) == 0 {
 		return
 	}
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), staged.Add(outboxLease/2))
 	defer cancel()
-	done, err := l.publishAll(ctx, qs)
+	done, err := l.publishAll(ctx, qs, parents)
 	if err != nil {
 		l.s.log.Warn("live: publish stored quotes; the live-outbox job will retry", "quotes", len(qs)-len(done), "err", err)
 	}
@@ -201,7 +210,7 @@ func (l *live) publishStored(ctx context.Context, qs []quote, staged time.Time) 
 
 // publishAll publishes qs, grouped by symbol, and returns the IDs of those
 // published and the first error.
-func (l *live) publishAll(ctx context.Context, qs []quote) ([]string, error) {
+func (l *live) publishAll(ctx context.Context, qs []quote, parents map[string]trace.SpanContext) ([]string, error) {
 	bySym := map[string][]quote{}
 	for _, q := range qs {
 		bySym[q.Symbol] = append(bySym[q.Symbol], q)
@@ -214,7 +223,11 @@ func (l *live) publishAll(ctx context.Context, qs []quote) ([]string, error) {
 		sort.SliceStable(group, func(i, j int) bool { return group[i].TS.Before(group[j].TS) })
 		wg.Go(func() {
 			for _, q := range group {
-				err := l.publishQuote(ctx, q)
+				qctx := ctx
+				if sc, ok := parents[q.ID]; ok {
+					qctx = trace.ContextWithSpanContext(ctx, sc)
+				}
+				err := l.publishQuote(qctx, q)
 				mu.Lock()
 				if err != nil {
 					if first == nil {
@@ -286,7 +299,7 @@ func (l *live) sweepOutbox(ctx context.Context, _ scheduler.Run) error {
 	if err := l.s.db.unstage(ctx, settled); err != nil {
 		return err
 	}
-	l.publishStored(ctx, publish, now)
+	l.publishStored(ctx, publish, now, nil)
 	return nil
 }
 

@@ -15,6 +15,11 @@
 //     purge, once per tick across all replicas; a lock-guarded admin
 //     endpoint that rebuilds bars.
 //
+// Metrics are served on /metrics (Prometheus), the Outrigger packages'
+// through OpenTelemetry; traces go to stdout or an OTLP collector with
+// -traces (OUTRIGGER_TRACES), one trace per quote from the feed's callback
+// through the queue and the database write to the live stream.
+//
 // With no configuration it runs one replica on the packages' in-process
 // backends and an embedded SQLite file. With -redis and -db
 // (postgres://...) it runs distributed on Redis and PostgreSQL.
@@ -39,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // config is the service's configuration, from flags and the environment.
@@ -57,7 +64,10 @@ type config struct {
 	kafkaBrokers   []string // with queueKind "kafka"
 	peers          []string // base URLs of every replica, for pages to fail over to
 	consoleToken   string   // the console's operator token ("" : read-only console)
+	traces         string   // "" (off), "stdout" or "otlp": the span exporter
 	logLevel       slog.Level
+
+	spanExporter sdktrace.SpanExporter // tests: receives every span, synchronously
 }
 
 func parseConfig(args []string) (config, error) {
@@ -77,6 +87,7 @@ func parseConfig(args []string) (config, error) {
 	brokers := fs.String("kafka-brokers", envOr("KAFKA_BROKERS", ""), "comma-separated Kafka brokers host:port, for -queue kafka [KAFKA_BROKERS]")
 	peers := fs.String("peers", envOr("PEERS", ""), "comma-separated base URLs of the replicas (http://host:port), for pages to fail over to when no load balancer is in front [PEERS]")
 	fs.StringVar(&c.consoleToken, "console-token", envOr("CONSOLE_TOKEN", ""), "operator token of the console at /admin/console/ (Basic auth password); empty = an open, read-only console [CONSOLE_TOKEN]")
+	fs.StringVar(&c.traces, "traces", envOr("OUTRIGGER_TRACES", ""), "trace exporter: empty = no tracing, stdout, or otlp (OTLP over HTTP, configured by the OTEL_EXPORTER_OTLP_* variables) [OUTRIGGER_TRACES]")
 	level := fs.String("log-level", envOr("LOG_LEVEL", "info"), "debug, info, warn or error [LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -98,6 +109,8 @@ func parseConfig(args []string) (config, error) {
 		}
 	}
 	switch {
+	case c.traces != "" && c.traces != "stdout" && c.traces != "otlp":
+		return c, fmt.Errorf("quotes: -traces must be empty, stdout or otlp, got %q", c.traces)
 	case c.queueKind != "redis" && c.queueKind != "kafka":
 		return c, fmt.Errorf("quotes: -queue must be redis or kafka, got %q", c.queueKind)
 	case c.queueKind == "kafka" && len(c.kafkaBrokers) == 0:

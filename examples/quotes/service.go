@@ -16,6 +16,7 @@ import (
 
 	"github.com/outrigger-dev/outrigger/cache"
 	"github.com/outrigger-dev/outrigger/lock"
+	outotel "github.com/outrigger-dev/outrigger/otel"
 	"github.com/outrigger-dev/outrigger/queue"
 	"github.com/outrigger-dev/outrigger/queue/kafka"
 	"github.com/outrigger-dev/outrigger/ratelimit"
@@ -30,23 +31,28 @@ type service struct {
 	db      *database
 	rdb     redis.UniversalClient // nil with in-process backends
 	metrics *metrics
+	tel     *telemetry
 
 	locker  lock.Locker
 	queue   queue.Queue
 	quotes  *queue.TypedQueue[quote]
-	batcher *queue.Batcher[quote]
+	batcher *queue.Batcher[ingested]
 	cache   *cache.Cache[quote]
 	limiter ratelimit.Limiter
 	sched   *scheduler.Scheduler
 	live    *live // the live stream and the page (live.go)
 
-	feedIDs     *idSource
-	ready       atomic.Bool
-	work        sync.WaitGroup     // feed and burst goroutines
-	stopFeed    context.CancelFunc // stops the feed and bursts
-	feedCtx     context.Context
-	consumers   sync.WaitGroup // the queue consumer
-	stopConsume context.CancelFunc
+	queueHooks queue.Hooks // traces and metrics of the ingest queue, on any backend
+
+	feedIDs       *idSource
+	ready         atomic.Bool
+	work          sync.WaitGroup     // feed and burst goroutines
+	ingestMu      sync.Mutex         // orders burst starts (work.Go) before stopIngest's work.Wait
+	ingestStopped bool               // protected by ingestMu: no more bursts
+	stopFeed      context.CancelFunc // stops the feed and bursts
+	feedCtx       context.Context
+	consumers     sync.WaitGroup // the queue consumer
+	stopConsume   context.CancelFunc
 }
 
 // newService connects to the backends named by cfg.
@@ -67,6 +73,9 @@ func newService(ctx context.Context, cfg config, log *slog.Logger) (s *service, 
 		}
 	}
 	s.metrics = newMetrics()
+	if s.tel, err = newTelemetry(ctx, cfg, s.metrics.reg); err != nil {
+		return nil, err
+	}
 	if err := s.buildBackends(); err != nil {
 		return nil, err
 	}
@@ -82,24 +91,46 @@ func newService(ctx context.Context, cfg config, log *slog.Logger) (s *service, 
 func (s *service) buildBackends() error {
 	var err error
 	limit := ratelimit.PerSecond(s.cfg.apiLimit)
-	hooks := ratelimit.Hooks{OnDecision: func(_ string, res ratelimit.Result) {
+	hooks, err := outotel.InstrumentRateLimit("api", s.tel.opts...)
+	if err != nil {
+		return err
+	}
+	otelDecision := hooks.OnDecision
+	hooks.OnDecision = func(key string, res ratelimit.Result) {
+		otelDecision(key, res)
 		decision := "allowed"
 		if !res.Allowed {
 			decision = "denied"
 		}
 		s.metrics.limiter.WithLabelValues(decision, res.Source.String()).Inc()
-	}}
+	}
+	cacheHooks, err := outotel.InstrumentCache("quotes", s.tel.opts...)
+	if err != nil {
+		return err
+	}
+	lockHooks, err := outotel.InstrumentLock("quotes", s.tel.opts...)
+	if err != nil {
+		return err
+	}
+	schedHooks, err := outotel.InstrumentScheduler(s.tel.opts...)
+	if err != nil {
+		return err
+	}
+	if s.queueHooks, err = outotel.InstrumentQueue(s.tel.opts...); err != nil {
+		return err
+	}
 	cacheOpts := []cache.Option{
+		cache.WithHooks(cacheHooks),
 		cache.WithLocal(4096, time.Second), // a missed invalidation is stale for at most 1s
 		cache.WithTTL(30*time.Second, 3*time.Second),
 		cache.WithNegativeTTL(time.Second),
 		cache.WithPrefix(s.cfg.keyPrefix + "cache:"),
 	}
 	if s.rdb != nil {
-		if s.locker, err = lock.New(s.rdb, lock.WithPrefix(s.cfg.keyPrefix+"lock:")); err != nil {
+		if s.locker, err = lock.New(s.rdb, lock.WithPrefix(s.cfg.keyPrefix+"lock:"), lock.WithHooks(lockHooks)); err != nil {
 			return err
 		}
-		if s.queue, err = queue.NewRedis(s.rdb, "ingest", queue.WithPrefix(s.cfg.keyPrefix), queue.WithLogger(s.log)); err != nil {
+		if s.queue, err = queue.NewRedis(s.rdb, "ingest", queue.WithPrefix(s.cfg.keyPrefix), queue.WithLogger(s.log), queue.WithHooks(s.queueHooks)); err != nil {
 			return err
 		}
 		if s.limiter, err = ratelimit.NewRedis(s.rdb, limit, ratelimit.WithPrefix(s.cfg.keyPrefix+"rl:"), ratelimit.WithHooks(hooks),
@@ -107,17 +138,17 @@ func (s *service) buildBackends() error {
 			ratelimit.WithFallback(ratelimit.FailLocal(ratelimit.PerSecond(max(1, s.cfg.apiLimit/3))))); err != nil {
 			return err
 		}
-		if s.sched, err = scheduler.New(s.rdb, scheduler.WithNamespace(s.cfg.keyPrefix+"jobs:"), scheduler.WithNodeID(s.cfg.replica), scheduler.WithLogger(s.log)); err != nil {
+		if s.sched, err = scheduler.New(s.rdb, scheduler.WithNamespace(s.cfg.keyPrefix+"jobs:"), scheduler.WithNodeID(s.cfg.replica), scheduler.WithLogger(s.log), scheduler.WithHooks(schedHooks)); err != nil {
 			return err
 		}
 		cacheOpts = append(cacheOpts, cache.WithRedis(s.rdb))
 	} else {
-		s.locker = lock.NewLocal()
-		s.queue = queue.NewMemory("ingest")
+		s.locker = lock.NewLocal(lock.WithHooks(lockHooks))
+		s.queue = queue.NewMemory("ingest", queue.WithHooks(s.queueHooks))
 		if s.limiter, err = ratelimit.NewLocal(limit, ratelimit.WithHooks(hooks)); err != nil {
 			return err
 		}
-		if s.sched, err = scheduler.NewLocal(scheduler.WithNodeID(s.cfg.replica), scheduler.WithLogger(s.log)); err != nil {
+		if s.sched, err = scheduler.NewLocal(scheduler.WithNodeID(s.cfg.replica), scheduler.WithLogger(s.log), scheduler.WithHooks(schedHooks)); err != nil {
 			return err
 		}
 	}
@@ -208,9 +239,12 @@ func (s *service) start(ctx context.Context) {
 
 // stopIngest stops the feed and any burst, and waits for them.
 func (s *service) stopIngest() {
+	s.ingestMu.Lock()
+	s.ingestStopped = true
 	if s.stopFeed != nil {
 		s.stopFeed()
 	}
+	s.ingestMu.Unlock()
 	s.work.Wait()
 }
 
@@ -277,6 +311,11 @@ func (s *service) close() {
 	if s.db != nil {
 		_ = s.db.close()
 	}
+	if s.tel != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.tel.close(ctx) // flushes the spans still batched
+	}
 }
 
 // useKafka replaces the ingest queue with queue/kafka (-queue kafka): the
@@ -295,7 +334,7 @@ func (s *service) useKafka() error {
 		// A replica that dies hands its partitions on after 10s.
 		SessionTimeout: 10 * time.Second, HeartbeatInterval: time.Second,
 	}, "ingest",
-		queue.WithPrefix(prefix), queue.WithLogger(s.log))
+		queue.WithPrefix(prefix), queue.WithLogger(s.log), queue.WithHooks(s.queueHooks))
 	if err != nil {
 		return fmt.Errorf("quotes: kafka %v: %w", s.cfg.kafkaBrokers, err)
 	}
