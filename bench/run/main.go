@@ -1,6 +1,7 @@
 // Command run runs every side-by-side benchmark of the bench module with its
-// peers, -count rounds of every implementation one after another (so that
-// each round measures them all under the same machine load), writes the raw
+// peers in -count rounds (each round one "go test -count 1" of the suite's
+// benchmarks, so that every round measures all implementations under the
+// same machine load, not six runs of one then six of the next), writes the raw
 // results to results/<date>.txt, and regenerates the tables of
 // ../BENCHMARKS.md with benchstat: per suite, each peer's figures and
 // outrigger's, with 95 % confidence intervals and the difference to the
@@ -90,7 +91,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if o.list {
 		for _, s := range suites {
-			fmt.Fprintf(out, "%-12s %s\n             go test -run '^$' -bench '%s' -benchtime %s ./%s\n", s.name, s.title, s.bench, s.benchtime, s.pkg)
+			fmt.Fprintf(out, "%-10s %s\n", s.name, s.title)
+			for _, p := range s.parts {
+				fmt.Fprintf(out, "           %s\n", p.command(s.pkg, p.benchtime, 1))
+			}
 		}
 		return nil
 	}
@@ -149,45 +153,64 @@ func runSuites(ctx context.Context, o options, out io.Writer) ([]byte, error) {
 		if len(o.suites) > 0 && !slices.Contains(o.suites, s.name) {
 			continue
 		}
-		benchtime := s.benchtime
-		if o.benchtime != "" {
-			benchtime = o.benchtime
-		}
+		benchtime := o.benchtime // "" keeps each part's own
 		fmt.Fprintf(out, "=== suite %s: %s\n", s.name, s.title)
-		fmt.Fprintf(w, "suite: %s\nstarted: %s\nload-before: %s\nbenchtime: %s\n", s.name, time.Now().UTC().Format(time.RFC3339), loadAvg(), benchtime)
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", s.bench,
-			"-benchtime", benchtime, "-count", fmt.Sprint(o.count), "-timeout", "60m", "./"+s.pkg)
-		cmd.Stderr = os.Stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
+		fmt.Fprintf(w, "suite: %s\nstarted: %s\nload-before: %s\n", s.name, time.Now().UTC().Format(time.RFC3339), loadAvg())
+		if benchtime != "" {
+			fmt.Fprintf(w, "benchtime: %s\n", benchtime)
 		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			// keep benchmark lines and their configuration; drop the
-			// suite's own "suite:"-like lines so they cannot confuse the
-			// split
-			if strings.HasPrefix(line, "suite:") {
-				continue
-			}
-			fmt.Fprintln(w, line)
-			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "ok") || strings.HasPrefix(line, "FAIL") {
-				fmt.Fprintln(out, line)
+		for round := range o.count {
+			fmt.Fprintf(out, "--- round %d of %d (load %s)\n", round+1, o.count, loadAvg())
+			for _, p := range s.parts {
+				if err := runPart(ctx, s, p, orDefault(benchtime, p.benchtime), w, out); err != nil {
+					fmt.Fprintf(w, "load-after: %s\n", loadAvg())
+					return nil, fmt.Errorf("suite %s: %w (raw results so far in %s)", s.name, err, path)
+				}
 			}
 		}
-		werr := cmd.Wait()
 		fmt.Fprintf(w, "load-after: %s\n", loadAvg())
-		if werr != nil {
-			return nil, fmt.Errorf("suite %s: go test: %w (raw results so far in %s)", s.name, werr, path)
-		}
 	}
 	fmt.Fprintf(out, "raw results: %s\n", path)
 	return all.Bytes(), nil
+}
+
+// runPart runs one part of a suite once (-count 1), copying benchmark
+// lines and their configuration to w and progress to out.
+func runPart(ctx context.Context, s suite, p part, benchtime string, w, out io.Writer) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", p.bench,
+		"-benchtime", benchtime, "-count", "1", "-timeout", "60m", "./"+s.pkg)
+	cmd.Stderr = os.Stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(pipe)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		// keep benchmark lines and their configuration; drop the
+		// package's own "suite:"-like lines so they cannot confuse the
+		// split
+		if strings.HasPrefix(line, "suite:") {
+			continue
+		}
+		fmt.Fprintln(w, line)
+		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "FAIL") {
+			fmt.Fprintln(out, line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("go test -bench '%s': %w", p.bench, err)
+	}
+	return nil
+}
+
+// command is the go test command line of one round of p.
+func (p part) command(pkg, benchtime string, count int) string {
+	return fmt.Sprintf("go test -run '^$' -bench '%s' -benchtime %s -count %d ./%s", p.bench, benchtime, count, pkg)
 }
 
 // section is one suite's part of a raw results file.
@@ -240,7 +263,7 @@ func splitSuites(raw []byte) ([]section, error) {
 func benchstat(ctx context.Context, s *suite, body []byte) (string, error) {
 	views := s.views
 	if len(views) == 0 {
-		views = []view{{filter: s.filter, col: s.col, row: s.row}}
+		views = []view{{col: "/impl"}}
 	}
 	var parts []string
 	for _, v := range views {
@@ -278,7 +301,7 @@ func benchstatView(ctx context.Context, s view, body []byte) (string, error) {
 	if s.filter != "" {
 		args = append(args, "-filter", s.filter)
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, tmp.Name())...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "results="+tmp.Name())...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	outb, err := cmd.Output()
@@ -294,15 +317,21 @@ func benchstatView(ctx context.Context, s view, body []byte) (string, error) {
 		}
 		keep = append(keep, strings.TrimRight(line, "\n"))
 	}
-	return strings.TrimSpace(strings.Join(keep, "\n")), nil
+	// trim blank lines only: the first line's leading spaces align the
+	// column headers
+	return strings.Trim(strings.Join(keep, "\n"), "\n"), nil
 }
 
 // render is a suite's generated section.
 func render(s *suite, sec section, table string, o options) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Generated by `cd bench && go run ./run -suite %s` (%s). Raw results: `bench/%s/`.\n\n", s.name, stamp(sec), o.outDir)
-	fmt.Fprintf(&b, "```sh\ncd bench && go test -run '^$' -bench '%s' -benchtime %s -count %s ./%s\n```\n\n",
-		s.bench, orDefault(sec.meta["benchtime"], s.benchtime), orDefault(countOf(sec), fmt.Sprint(o.count)), s.pkg)
+	fmt.Fprintf(&b, "Generated by `cd bench && go run ./run -suite %s` (%s). Raw results: `bench/results/`.\n\n", s.name, stamp(sec))
+	rounds := orDefault(countOf(sec), fmt.Sprint(o.count))
+	fmt.Fprintf(&b, "%s rounds of:\n\n```sh\ncd bench\n", rounds)
+	for _, p := range s.parts {
+		fmt.Fprintf(&b, "%s\n", p.command(s.pkg, orDefault(sec.meta["benchtime"], p.benchtime), 1))
+	}
+	b.WriteString("```\n\n")
 	if s.note != "" {
 		fmt.Fprintf(&b, "%s\n\n", s.note)
 	}
