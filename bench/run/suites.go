@@ -57,15 +57,17 @@ var suites = []suite{
 		note:  "RedisAllowInterleaved runs outrigger (default, and with request IDs) and redis_rate call by call in turn, so load hits them alike: its time-ratio (outrigger ÷ redis_rate µs per call) is the comparison to trust. RedisAllow runs each implementation on its own at 1 and 64 goroutines.",
 		views: []view{
 			{title: "Interleaved, µs per call", filter: ".name:RedisAllowInterleaved .unit:(outrigger-µs/call OR redis_rate-µs/call OR time-ratio)", row: "/conc"},
-			{title: "Each on its own: decisions per second", filter: ".name:RedisAllow .unit:(ops/s OR round-trips/op OR allocs/op)", col: "/impl", row: "/conc"},
-			{title: "Local Allow vs x/time/rate in a per-key map, interleaved", filter: ".name:LocalAllowInterleaved", row: "/keys"},
+			{title: "Each on its own: decisions per second (outrigger-rid: with request IDs; batch32: WithBatch(32))", filter: ".name:RedisAllow /impl:(outrigger OR outrigger-rid OR outrigger-batch32 OR redis_rate) .unit:(ops/s OR allocs/op)", col: "/impl", row: "/conc"},
+			{title: "Local Allow vs x/time/rate in a per-key map, interleaved (ratio: outrigger ÷ x/time/rate)", filter: ".name:LocalAllowInterleaved .unit:(outrigger-sec/call OR xrate-map-sec/call OR ratio)", row: "/keys"},
 		},
 	},
 	{
 		name: "cache", title: "cache vs go-redis/cache", pkg: "cache",
 		parts: []part{{"BenchmarkHit|BenchmarkMissLoad|BenchmarkStampede", "1s"}},
+		note:  "MissLoadInterleaved fetches a new key through both caches in turn, call by call, so load hits them alike: its time-ratio (outrigger ÷ go-redis/cache) is the miss + load comparison to trust. Both with a local tier; outrigger also takes a cross-replica load lease and announces the write to the other replicas' local tiers.",
 		views: []view{
-			{filter: ".unit:(sec/op OR allocs/op)", col: "/impl"},
+			{title: "Miss + load, interleaved", filter: ".name:MissLoadInterleaved .unit:(outrigger-µs/call OR go-redis-cache-µs/call OR time-ratio)"},
+			{filter: "-.name:MissLoadInterleaved .unit:(sec/op OR allocs/op)", col: "/impl"},
 			{filter: ".unit:(round-trips/op OR loader-calls/op) -/tier:local", col: "/impl"},
 		},
 	},
