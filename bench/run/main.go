@@ -178,7 +178,7 @@ func runSuites(ctx context.Context, o options, out io.Writer) ([]byte, error) {
 // lines and their configuration to w and progress to out.
 func runPart(ctx context.Context, s suite, p part, benchtime string, w, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", p.bench,
-		"-benchtime", benchtime, "-count", "1", "-timeout", "60m", "./"+s.pkg)
+		"-benchtime", benchtime, "-count", "1", "-timeout", "60m", pkgPath(s.pkg))
 	cmd.Stderr = os.Stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
@@ -210,7 +210,15 @@ func runPart(ctx context.Context, s suite, p part, benchtime string, w, out io.W
 
 // command is the go test command line of one round of p.
 func (p part) command(pkg, benchtime string, count int) string {
-	return fmt.Sprintf("go test -run '^$' -bench '%s' -benchtime %s -count %d ./%s", p.bench, benchtime, count, pkg)
+	return fmt.Sprintf("go test -run '^$' -bench '%s' -benchtime %s -count %d %s", p.bench, benchtime, count, pkgPath(pkg))
+}
+
+// pkgPath is the go test argument for a package directory of the module.
+func pkgPath(dir string) string {
+	if dir == "." {
+		return "."
+	}
+	return "./" + dir
 }
 
 // section is one suite's part of a raw results file.
