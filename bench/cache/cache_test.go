@@ -147,6 +147,39 @@ func BenchmarkMissLoad(b *testing.B) {
 	}
 }
 
+// BenchmarkMissLoadInterleaved is BenchmarkMissLoad with the two caches
+// called in turn, call by call (the order alternating), so that load from
+// other processes hits both alike: µs/call of each and time-ratio,
+// outrigger's ÷ go-redis/cache's (lower is better for outrigger).
+func BenchmarkMissLoadInterleaved(b *testing.B) {
+	db := redistest.New(b)
+	ctx := context.Background()
+	ims := impls(b, db, db.NewClient(b), true)
+	for _, im := range ims {
+		_, _ = im.fetch(ctx, "warm", loadProfile)
+		defer im.close()
+	}
+	var spent [2]time.Duration
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		key := "miss:" + strconv.FormatInt(seq.Add(1), 10)
+		for j := range ims {
+			k := (i + j) % len(ims)
+			start := time.Now()
+			if _, err := ims[k].fetch(ctx, key, loadProfile); err != nil {
+				b.Fatal(err)
+			}
+			spent[k] += time.Since(start)
+		}
+		i++
+	}
+	for k, im := range ims {
+		b.ReportMetric(float64(spent[k].Microseconds())/float64(b.N), im.name+"-µs/call")
+	}
+	b.ReportMetric(float64(spent[0])/float64(spent[1]), "time-ratio")
+}
+
 // BenchmarkStampede: 16 replicas (own clients) × 50 goroutines fetch one cold
 // key whose load takes 20ms; loader-calls/op is how many times the source
 // of truth was queried for it.

@@ -192,7 +192,7 @@ func BenchmarkUncontendedParallel(b *testing.B) {
 // BenchmarkUncontendedInterleaved runs one acquire+release of every
 // implementation per iteration, timing each separately, so that load from
 // other processes on the machine hits them all alike. It reports each
-// implementation's ops/s.
+// implementation's ops/s and ops-ratio, outrigger's ops/s ÷ redislock's.
 func BenchmarkUncontendedInterleaved(b *testing.B) {
 	db := redistest.New(b)
 	ctx := context.Background()
@@ -223,6 +223,8 @@ func BenchmarkUncontendedInterleaved(b *testing.B) {
 	for i, n := range names {
 		b.ReportMetric(float64(b.N)/spent[i].Seconds(), n+"-ops/s")
 	}
+	// outrigger's pairs per second ÷ redislock's (names[0], names[1])
+	b.ReportMetric(spent[1].Seconds()/spent[0].Seconds(), "ops-ratio")
 }
 
 // Contended workload (from the issue): 8 goroutines on one key; each holds

@@ -1,6 +1,7 @@
 // Command run runs every side-by-side benchmark of the bench module with its
-// peers, -count rounds of every implementation one after another (so that
-// each round measures them all under the same machine load), writes the raw
+// peers in -count rounds (each round one "go test -count 1" of the suite's
+// benchmarks, so that every round measures all implementations under the
+// same machine load, not six runs of one then six of the next), writes the raw
 // results to results/<date>.txt, and regenerates the tables of
 // ../BENCHMARKS.md with benchstat: per suite, each peer's figures and
 // outrigger's, with 95 % confidence intervals and the difference to the
@@ -90,17 +91,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if o.list {
 		for _, s := range suites {
-			fmt.Fprintf(out, "%-12s %s\n             go test -run '^$' -bench '%s' -benchtime %s ./%s\n", s.name, s.title, s.bench, s.benchtime, s.pkg)
+			fmt.Fprintf(out, "%-10s %s\n", s.name, s.title)
+			for _, p := range s.parts {
+				fmt.Fprintf(out, "           %s\n", p.command(s.pkg, p.benchtime, 1))
+			}
 		}
 		return nil
 	}
 	var raw []byte
+	rawPath := o.from
 	if o.from != "" {
 		if raw, err = os.ReadFile(o.from); err != nil {
 			return err
 		}
 	} else {
-		if raw, err = runSuites(ctx, o, out); err != nil {
+		if raw, rawPath, err = runSuites(ctx, o, out); err != nil {
 			return err
 		}
 	}
@@ -121,7 +126,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("suite %s: %w", s.name, err)
 		}
-		doc = replaceSection(doc, s, render(s, sec, table, o))
+		doc = replaceSection(doc, s, render(s, sec, table, o, rawPath))
 	}
 	if err := os.WriteFile(o.doc, doc, 0o644); err != nil {
 		return err
@@ -131,15 +136,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // runSuites runs the chosen suites, writing their raw output to a new file
-// in o.outDir as it goes, and returns that output.
-func runSuites(ctx context.Context, o options, out io.Writer) ([]byte, error) {
+// in o.outDir as it goes, and returns that output and the file's path.
+func runSuites(ctx context.Context, o options, out io.Writer) ([]byte, string, error) {
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	path := filepath.Join(o.outDir, time.Now().UTC().Format("2006-01-02T15-04")+".txt")
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
 	var all bytes.Buffer
@@ -149,45 +154,72 @@ func runSuites(ctx context.Context, o options, out io.Writer) ([]byte, error) {
 		if len(o.suites) > 0 && !slices.Contains(o.suites, s.name) {
 			continue
 		}
-		benchtime := s.benchtime
-		if o.benchtime != "" {
-			benchtime = o.benchtime
-		}
+		benchtime := o.benchtime // "" keeps each part's own
 		fmt.Fprintf(out, "=== suite %s: %s\n", s.name, s.title)
-		fmt.Fprintf(w, "suite: %s\nstarted: %s\nload-before: %s\nbenchtime: %s\n", s.name, time.Now().UTC().Format(time.RFC3339), loadAvg(), benchtime)
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", s.bench,
-			"-benchtime", benchtime, "-count", fmt.Sprint(o.count), "-timeout", "60m", "./"+s.pkg)
-		cmd.Stderr = os.Stderr
-		pipe, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
+		fmt.Fprintf(w, "suite: %s\nstarted: %s\nload-before: %s\n", s.name, time.Now().UTC().Format(time.RFC3339), loadAvg())
+		if benchtime != "" {
+			fmt.Fprintf(w, "benchtime: %s\n", benchtime)
 		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			// keep benchmark lines and their configuration; drop the
-			// suite's own "suite:"-like lines so they cannot confuse the
-			// split
-			if strings.HasPrefix(line, "suite:") {
-				continue
-			}
-			fmt.Fprintln(w, line)
-			if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "ok") || strings.HasPrefix(line, "FAIL") {
-				fmt.Fprintln(out, line)
+		for round := range o.count {
+			fmt.Fprintf(out, "--- round %d of %d (load %s)\n", round+1, o.count, loadAvg())
+			for _, p := range s.parts {
+				if err := runPart(ctx, s, p, orDefault(benchtime, p.benchtime), w, out); err != nil {
+					fmt.Fprintf(w, "load-after: %s\n", loadAvg())
+					return nil, "", fmt.Errorf("suite %s: %w (raw results so far in %s)", s.name, err, path)
+				}
 			}
 		}
-		werr := cmd.Wait()
 		fmt.Fprintf(w, "load-after: %s\n", loadAvg())
-		if werr != nil {
-			return nil, fmt.Errorf("suite %s: go test: %w (raw results so far in %s)", s.name, werr, path)
-		}
 	}
 	fmt.Fprintf(out, "raw results: %s\n", path)
-	return all.Bytes(), nil
+	return all.Bytes(), path, nil
+}
+
+// runPart runs one part of a suite once (-count 1), copying benchmark
+// lines and their configuration to w and progress to out.
+func runPart(ctx context.Context, s suite, p part, benchtime string, w, out io.Writer) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", p.bench,
+		"-benchtime", benchtime, "-count", "1", "-timeout", "60m", pkgPath(s.pkg))
+	cmd.Stderr = os.Stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(pipe)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		// keep benchmark lines and their configuration; drop the
+		// package's own "suite:"-like lines so they cannot confuse the
+		// split
+		if strings.HasPrefix(line, "suite:") {
+			continue
+		}
+		fmt.Fprintln(w, line)
+		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "FAIL") {
+			fmt.Fprintln(out, line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("go test -bench '%s': %w", p.bench, err)
+	}
+	return nil
+}
+
+// command is the go test command line of one round of p.
+func (p part) command(pkg, benchtime string, count int) string {
+	return fmt.Sprintf("go test -run '^$' -bench '%s' -benchtime %s -count %d %s", p.bench, benchtime, count, pkgPath(pkg))
+}
+
+// pkgPath is the go test argument for a package directory of the module.
+func pkgPath(dir string) string {
+	if dir == "." {
+		return "."
+	}
+	return "./" + dir
 }
 
 // section is one suite's part of a raw results file.
@@ -240,7 +272,7 @@ func splitSuites(raw []byte) ([]section, error) {
 func benchstat(ctx context.Context, s *suite, body []byte) (string, error) {
 	views := s.views
 	if len(views) == 0 {
-		views = []view{{filter: s.filter, col: s.col, row: s.row}}
+		views = []view{{col: "/impl"}}
 	}
 	var parts []string
 	for _, v := range views {
@@ -278,7 +310,7 @@ func benchstatView(ctx context.Context, s view, body []byte) (string, error) {
 	if s.filter != "" {
 		args = append(args, "-filter", s.filter)
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, tmp.Name())...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "results="+tmp.Name())...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	outb, err := cmd.Output()
@@ -294,20 +326,35 @@ func benchstatView(ctx context.Context, s view, body []byte) (string, error) {
 		}
 		keep = append(keep, strings.TrimRight(line, "\n"))
 	}
-	return strings.TrimSpace(strings.Join(keep, "\n")), nil
+	// trim blank lines only: the first line's leading spaces align the
+	// column headers
+	return strings.Trim(strings.Join(keep, "\n"), "\n"), nil
 }
 
 // render is a suite's generated section.
-func render(s *suite, sec section, table string, o options) string {
+func render(s *suite, sec section, table string, o options, rawPath string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Generated by `cd bench && go run ./run -suite %s` (%s). Raw results: `bench/%s/`.\n\n", s.name, stamp(sec), o.outDir)
-	fmt.Fprintf(&b, "```sh\ncd bench && go test -run '^$' -bench '%s' -benchtime %s -count %s ./%s\n```\n\n",
-		s.bench, orDefault(sec.meta["benchtime"], s.benchtime), orDefault(countOf(sec), fmt.Sprint(o.count)), s.pkg)
+	fmt.Fprintf(&b, "Generated by `cd bench && go run ./run -suite %s` (%s). Raw results: `%s`.\n\n", s.name, stamp(sec), docPath(rawPath))
+	rounds := orDefault(countOf(sec), fmt.Sprint(o.count))
+	fmt.Fprintf(&b, "%s rounds of:\n\n```sh\ncd bench\n", rounds)
+	for _, p := range s.parts {
+		fmt.Fprintf(&b, "%s\n", p.command(s.pkg, orDefault(sec.meta["benchtime"], p.benchtime), 1))
+	}
+	b.WriteString("```\n\n")
 	if s.note != "" {
 		fmt.Fprintf(&b, "%s\n\n", s.note)
 	}
 	fmt.Fprintf(&b, "```text\n%s\n```\n", table)
 	return b.String()
+}
+
+// docPath is how the document names a raw results file: relative to the
+// repository root when it lies in the bench module.
+func docPath(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return "bench/" + filepath.ToSlash(filepath.Clean(p))
 }
 
 func stamp(sec section) string {
