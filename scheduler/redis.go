@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,12 +49,24 @@ var _ backend = (*redisBackend)(nil)
 
 func (r *redisBackend) base(job string) string { return r.ns + "{" + job + "}:" }
 
+// hashTag returns the part of key Redis Cluster hashes to pick its slot:
+// the text between the first '{' and the next '}' when not empty, else the
+// whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if n := strings.IndexByte(key[i+1:], '}'); n > 0 {
+			return key[i+1 : i+1+n]
+		}
+	}
+	return key
+}
+
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
 // historyTTL is the least time a job's history outlives its last run.
 const historyTTL = 7 * 24 * time.Hour
 
-func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []pendingTick, error) {
+func (r *redisBackend) claim(ctx context.Context, a claimArgs) (claimResult, error) {
 	b := r.base(a.job)
 	score, oldest := "", ""
 	if a.pending {
@@ -64,35 +77,57 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []
 	if a.fence {
 		fence = "1"
 	}
-	res, err := r.sc.claim.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"},
-		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:", pausable(a.id)).Result()
+	keys := []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"}
+	args := []any{a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b + "tick:", pausable(a.id)}
+	if a.lease != nil {
+		keys = append(keys, a.lease.key, a.lease.fence)
+		args = append(args, a.lease.owner, ms(a.ttl))
+	}
+	sent := time.Now()
+	res, err := r.sc.claim.Run(ctx, r.c, keys, args...).Result()
 	if err != nil {
-		return false, 0, nil, err
+		return claimResult{}, err
 	}
 	if n, ok := res.(int64); ok && (n == 0 || n == -1) {
 		// another owner holds or completed it, or (-1) the job is paused
-		return false, 0, nil, nil
+		return claimResult{}, nil
 	}
 	arr, ok := res.([]any)
 	if !ok || len(arr) < 2 || len(arr)%2 != 0 {
-		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0, -1 or {1, token, id, score, ...}", res, res)
+		return claimResult{}, rediserr.BadReply("claim reply %v (%T), want 0, -1 or {status, token, id, score, ...}", res, res)
 	}
-	one, ok1 := arr[0].(int64)
+	status, ok1 := arr[0].(int64)
 	tok, ok2 := arr[1].(int64)
-	if !ok1 || !ok2 || one != 1 || tok < 0 {
-		return false, 0, nil, rediserr.BadReply("claim reply %v, want {1, token, ...}", arr)
+	want := int64(1) // no lease asked
+	if a.lease != nil {
+		want = 2 // taken, or 3: held
 	}
-	ab := make([]pendingTick, 0, (len(arr)-2)/2)
+	if !ok1 || !ok2 || tok < 0 || status != want && !(a.lease != nil && (status == 3 || status == 4)) ||
+		status == 2 && tok == 0 || status >= 3 && tok != 0 {
+		return claimResult{}, rediserr.BadReply("claim reply %v, want {%d, token, ...}", arr, want)
+	}
+	out := claimResult{ok: true, token: uint64(tok), sent: sent}
+	switch status {
+	case 2:
+		out.lease = leaseTaken
+	case 3:
+		out.lease = leaseHeld
+	case 4:
+		out.lease = leaseRefused
+	}
+	if len(arr) > 2 {
+		out.abandoned = make([]pendingTick, 0, (len(arr)-2)/2)
+	}
 	for i := 2; i+1 < len(arr); i += 2 {
 		id, _ := arr[i].(string)
 		sc, _ := arr[i+1].(string)
 		p, err := parsePending(id, sc)
 		if err != nil {
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
-		ab = append(ab, p)
+		out.abandoned = append(out.abandoned, p)
 	}
-	return true, uint64(tok), ab, nil
+	return out, nil
 }
 
 // parsePending reads a pending tick as claim.lua and abandoned.lua return

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outrigger-dev/outrigger/internal/lockadopt"
 	"github.com/outrigger-dev/outrigger/lock"
 )
 
@@ -107,12 +108,20 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		doneTTL = keep
 	}
 	claimed := time.Now()
-	ok, token, abandoned, err := s.claim(j, claimArgs{
+	ask := s.leaseAsk(j, kind)
+	cr, err := s.claim(j, claimArgs{
 		job: j.name, id: id, owner: owner, ttl: ttl,
 		pending: pending, tick: tick, pendingTTL: doneTTL, fence: j.cfg.overlap == Allow,
-		oldest: s.cfg.now().Add(-j.cfg.catchUp),
+		oldest: s.cfg.now().Add(-j.cfg.catchUp), lease: ask,
 	}, kind)
+	ok, token, abandoned := cr.ok, cr.token, cr.abandoned
 	if err != nil {
+		if ask != nil {
+			// The claim (and the lease) may have been taken with the reply
+			// lost: give the lease back, or it would block the job's next
+			// ticks until it expires. The claim expires on its own.
+			s.undoLease(j, ask)
+		}
 		if s.stopCtx.Err() != nil {
 			result(ErrStopped)
 			return
@@ -171,6 +180,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			rec.Error = runErr.Error()
 		}
 		live.stop()
+		cancelRun(nil) // the run is over: releasing the lease below is no loss
 		if kind == KindTrigger {
 			// Coalesce triggers until a second after the run began.
 			doneTTL = max(time.Second-time.Since(claimed), time.Millisecond)
@@ -211,7 +221,11 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		return recErr
 	}
 
-	lk, err = s.leaseRetry(j, tick, kind)
+	if ask != nil && cr.lease != leaseRefused {
+		lk, err = s.adoptLease(j, ask, cr)
+	} else {
+		lk, err = s.leaseRetry(j, tick, kind)
+	}
 	if err != nil {
 		lk = nil
 		rec.Start = s.cfg.now()
@@ -258,6 +272,9 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			defer close(watched)
 			select {
 			case <-lk.Lost():
+				if runCtx.Err() != nil {
+					return // the run ended and released the lease
+				}
 				cause := lk.Err()
 				if isInvalid(cause) { // Redis refused the lease's refresh
 					s.invalid("lease", j.name, cause)
@@ -316,23 +333,23 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 // times within a second, and for jobs with CatchUp for as long as the tick
 // is inside the window (Redis may be restarting or failing over). An
 // invalid error (see rediserr) is returned at once.
-func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendingTick, error) {
+func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (claimResult, error) {
 	var err error
 	wait := 100 * time.Millisecond
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(s.stopCtx, max(s.cfg.leaseTTL/2, time.Second))
-		ok, tok, ab, cerr := s.b.claim(ctx, a)
+		cr, cerr := s.b.claim(ctx, a)
 		cancel()
 		if err = cerr; err == nil {
-			return ok, tok, ab, nil
+			return cr, nil
 		}
 		if s.stopCtx.Err() != nil || isInvalid(err) { // an invalid reply is not retried
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
 		keepTrying := i < 3 ||
 			j.cfg.catchUp > 0 && (kind == KindTick || kind == KindCatchUp) && s.cfg.now().Sub(a.tick) < j.cfg.catchUp
 		if !keepTrying {
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
 		s.cfg.logger.Warn("scheduler: claim failed, retrying", "job", j.name, "tick", a.tick, "err", err)
 		t := time.NewTimer(wait)
@@ -340,7 +357,7 @@ func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendi
 		case <-t.C:
 		case <-s.stopCtx.Done():
 			t.Stop()
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
@@ -363,6 +380,46 @@ func (s *Scheduler) leaseRetry(j *job, tick time.Time, kind Kind) (*lock.Lock, e
 			t.Stop()
 		}
 	}
+}
+
+// leaseAsk returns what claim needs to take the job's lease in the same
+// round trip, or nil when the lease is taken on its own (leaseRetry): for
+// the lease a TryAcquire would take (Overlap Skip, outside a catch-up
+// wait) when the backend and the locker can share a script (j.leaseKeys).
+func (s *Scheduler) leaseAsk(j *job, kind Kind) *leaseAsk {
+	if j.leaseKeys == nil || j.cfg.overlap != Skip || kind == KindCatchUp && j.cfg.catchUp > 0 {
+		return nil
+	}
+	return &leaseAsk{owner: lockadopt.Owner(), key: j.leaseKeys[0], fence: j.leaseKeys[1]}
+}
+
+// adoptLease turns the lease the claim cr took (or found held) into what
+// leaseRetry returns: the held Lock, or an error wrapping
+// lock.ErrNotAcquired. Stopping before the job started is ErrStopped, as
+// when the lease is taken on its own.
+func (s *Scheduler) adoptLease(j *job, ask *leaseAsk, cr claimResult) (*lock.Lock, error) {
+	if cr.lease != leaseTaken {
+		lockadopt.Refused(s.locker, j.leaseKey, cr.sent)
+		return nil, fmt.Errorf("%w: %q is held by another owner", lock.ErrNotAcquired, j.leaseKey)
+	}
+	lk := lockadopt.Adopt(s.locker, lockadopt.Grant{
+		Key: j.leaseKey, Owner: ask.owner, Token: cr.token, TTL: s.cfg.leaseTTL, Sent: cr.sent,
+	}).(*lock.Lock)
+	if err := s.stopCtx.Err(); err != nil {
+		ctx, cancel := s.bg()
+		defer cancel()
+		_ = lk.Release(ctx)
+		return nil, err
+	}
+	return lk, nil
+}
+
+// undoLease gives back the lease ask may have taken with a claim whose
+// reply never came.
+func (s *Scheduler) undoLease(j *job, ask *leaseAsk) {
+	ctx, cancel := s.bg()
+	defer cancel()
+	lockadopt.Undo(ctx, s.locker, j.leaseKey, ask.owner)
 }
 
 // errWaitedTooLong means a Wait (or catch-up) run gave up waiting for the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/internal/lockadopt"
 	"github.com/outrigger-dev/outrigger/internal/rediserr"
 	"github.com/outrigger-dev/outrigger/lock"
 )
@@ -61,6 +62,10 @@ type job struct {
 	cfg      jobConfig
 	spec     string // for messages
 	leaseKey string // lock key of the job's lease
+	// leaseKeys are the Redis keys of the lease and its fencing counter
+	// when claims can take the lease in the same script (same hash slot as
+	// the claim's keys), else nil. Set once by add.
+	leaseKeys *[2]string
 
 	// dispatcher state, protected by Scheduler.mu
 	next  time.Time // next tick to process
@@ -203,6 +208,11 @@ func (s *Scheduler) jobConfig(name string, fn JobFunc, opts []JobOption) (jobCon
 func (s *Scheduler) add(j *job) error {
 	j.index = -1
 	j.leaseKey = j.name
+	if rb, ok := s.b.(*redisBackend); ok {
+		if lk, fk, ok := lockadopt.Keys(s.locker, j.leaseKey); ok && hashTag(lk) == hashTag(rb.base(j.name)+"tick:") {
+			j.leaseKeys = &[2]string{lk, fk}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == stateStopped {
