@@ -32,6 +32,27 @@ func init() {
 		r.st.notAcquired.Add(1)
 		r.o.observeAcquire(key, sent, nil, fmt.Errorf("%w: %q is held by another owner", ErrNotAcquired, key))
 	}
+	lockadopt.ReleaseWith = func(ctx context.Context, lock any, f func(*lockadopt.ReleaseKeys) (bool, error)) error {
+		l := lock.(*Lock)
+		r, ok := l.b.(*RedisLocker)
+		if !ok || l.local != nil || len(l.rkeys) < 5 {
+			_, _ = f(nil)
+			return l.Release(ctx)
+		}
+		called := false
+		err := l.releaseVia(func() error {
+			called = true
+			keys := &lockadopt.ReleaseKeys{Lock: l.rkeys[0], Queue: l.rkeys[2], Tombstone: l.rkeys[4] + l.owner + ":rel", Owner: l.owner}
+			if released, err := f(keys); err == nil && released {
+				return nil
+			}
+			return r.release(ctx, l)
+		})
+		if !called {
+			_, _ = f(nil)
+		}
+		return err
+	}
 	lockadopt.Undo = func(ctx context.Context, locker any, key, owner string) {
 		r := locker.(*RedisLocker)
 		r.undo(ctx, r.keys(key), owner)

@@ -327,6 +327,12 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // returned nil or ErrLockLost. After a network error the lock is still
 // considered held and Release may be retried.
 func (l *Lock) Release(ctx context.Context) error {
+	return l.releaseVia(func() error { return l.b.release(ctx, l) })
+}
+
+// releaseVia is Release with release doing the backend's part (called once,
+// unless the Lock is zero or was released already).
+func (l *Lock) releaseVia(release func() error) error {
 	if l.b == nil {
 		return errZeroLock
 	}
@@ -341,7 +347,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	if stop != nil {
 		stop()
 	}
-	err := l.b.release(ctx, l)
+	err := release()
 	if err != nil && !errors.Is(err, ErrLockLost) {
 		return err
 	}

@@ -3,6 +3,8 @@ package scheduler
 import (
 	"context"
 	"time"
+
+	"github.com/outrigger-dev/outrigger/internal/lockadopt"
 )
 
 // backend stores claims, pending ticks and history. Implemented by
@@ -19,7 +21,10 @@ type backend interface {
 	refresh(ctx context.Context, job, id, owner string, ttl time.Duration) (bool, error)
 	// complete marks the claim done for doneTTL, drops it from pending and
 	// appends rec (when non-nil) to the job's history, keeping keep records.
-	complete(ctx context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error
+	// With lease (Redis only) it releases the run's lease in the same step
+	// when it is still the run's and nobody waits for it, and reports
+	// whether it did.
+	complete(ctx context.Context, c completeArgs) (released bool, err error)
 	// abandoned returns pending claims of job not older than oldest whose
 	// claim has expired, oldest first, and prunes older ones.
 	abandoned(ctx context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error)
@@ -61,6 +66,14 @@ type claimResult struct {
 	lease     leaseOutcome
 	sent      time.Time // when the call that succeeded was sent
 	abandoned []pendingTick
+}
+
+type completeArgs struct {
+	job, id, owner string
+	doneTTL        time.Duration
+	rec            []byte
+	keep           int
+	lease          *lockadopt.ReleaseKeys // nil: no lease to release
 }
 
 type pendingTick struct {

@@ -113,7 +113,8 @@ func (l *localBackend) refresh(_ context.Context, job, id, owner string, ttl tim
 	return true, nil
 }
 
-func (l *localBackend) complete(_ context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error {
+func (l *localBackend) complete(_ context.Context, a completeArgs) (bool, error) {
+	job, id, owner, doneTTL, rec, keep := a.job, a.id, a.owner, a.doneTTL, a.rec, a.keep
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := claimKey(job, id)
@@ -129,7 +130,7 @@ func (l *localBackend) complete(_ context.Context, job, id, owner string, doneTT
 		}
 		l.hist[job] = h
 	}
-	return nil
+	return false, nil
 }
 
 func (l *localBackend) abandoned(_ context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error) {

@@ -148,14 +148,19 @@ func (r *redisBackend) refresh(ctx context.Context, job, id, owner string, ttl t
 	return n == 1, err
 }
 
-func (r *redisBackend) complete(ctx context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error {
-	b := r.base(job)
-	n, err := r.sc.complete.Run(ctx, r.c, []string{b + "tick:" + id, b + "pending", b + "history"},
-		owner, ms(doneTTL), id, rec, keep, ms(max(doneTTL, historyTTL))).Int()
-	if err == nil && n != 0 && n != 1 {
-		err = rediserr.BadReply("complete reply %d, want 0 or 1", n)
+func (r *redisBackend) complete(ctx context.Context, a completeArgs) (bool, error) {
+	b := r.base(a.job)
+	keys := []string{b + "tick:" + a.id, b + "pending", b + "history"}
+	args := []any{a.owner, ms(a.doneTTL), a.id, a.rec, a.keep, ms(max(a.doneTTL, historyTTL))}
+	if l := a.lease; l != nil {
+		keys = append(keys, l.Lock, l.Queue, l.Tombstone)
+		args = append(args, l.Owner)
 	}
-	return err
+	n, err := r.sc.complete.Run(ctx, r.c, keys, args...).Int()
+	if err == nil && (n < 0 || n > 3 || n > 1 && a.lease == nil) {
+		err = rediserr.BadReply("complete reply %d, want 0 or 1 (+2 with a lease)", n)
+	}
+	return err == nil && n >= 2, err
 }
 
 func (r *redisBackend) abandoned(ctx context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error) {

@@ -188,8 +188,25 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		b, _ := json.Marshal(rec)
 		ctx, cancel := s.bg()
 		defer cancel()
+		attempt := func(rel *lockadopt.ReleaseKeys) (bool, error) {
+			return s.b.complete(ctx, completeArgs{
+				job: j.name, id: id, owner: owner, doneTTL: doneTTL, rec: b, keep: s.cfg.history, lease: rel,
+			})
+		}
 		var released chan struct{}
-		if lk != nil { // release the lease while the run is recorded
+		var first error // of the first attempt, when made with the release
+		tried := false
+		switch {
+		case lk != nil && j.leaseKeys != nil:
+			// One round trip: the first attempt releases the lease too
+			// (unless someone waits for it, or it failed: then the lock
+			// package releases it, before the retries).
+			_ = lockadopt.ReleaseWith(ctx, lk, func(rel *lockadopt.ReleaseKeys) (bool, error) {
+				ok, err := attempt(rel)
+				first, tried = err, true
+				return ok, err
+			})
+		case lk != nil: // release the lease while the run is recorded
 			released = make(chan struct{})
 			go func() {
 				defer close(released)
@@ -199,7 +216,10 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		// Retry briefly while Redis is unavailable: an unrecorded tick
 		// would be caught up (run again) once its claim expires.
 		for i := 0; ; i++ {
-			err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history)
+			err := first
+			if i > 0 || !tried {
+				_, err = attempt(nil)
+			}
 			if err == nil {
 				break
 			}

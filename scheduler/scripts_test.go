@@ -79,6 +79,15 @@ func TestScriptBranches(t *testing.T) {
 			args: func(*branchEnv) []any { return []any{owner, 60000, us(tick), rec, keep, 600000} },
 		}
 	}
+	// completeLease completes our run of tick and releases its lease "lk".
+	completeLease := func() call {
+		return call{
+			keys: func(e *branchEnv) []string {
+				return []string{e.claimKey(us(tick)), e.pending(), e.history(), e.lease, e.lease + ":q", e.lease + ":w:lk:rel"}
+			},
+			args: func(*branchEnv) []any { return []any{"me", 60000, us(tick), `{"r":1}`, 2, 600000, "lk"} },
+		}
+	}
 	abandoned := func(limit int) call {
 		return call{
 			keys: func(e *branchEnv) []string { return []string{e.pending()} },
@@ -247,6 +256,49 @@ func TestScriptBranches(t *testing.T) {
 			check: func(e *branchEnv, v any) {
 				assert.EqualValues(e.t, 1, v)
 				assert.Equal(e.t, []string{"new", "b"}, e.LRange(e.history()), "newest first, keep 2")
+			}},
+		{name: "complete/lease/released", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("SET", e.lease, "lk", "PX", 60000)
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 3, v, "done (1) + lease released (2)")
+				assert.Equal(e.t, "done:me", e.Get(e.claimKey(us(tick))))
+				assert.Empty(e.t, e.Get(e.lease), "released")
+				assert.Equal(e.t, "1", e.Get(e.lease+":w:lk:rel"), "tombstone, as release.lua leaves")
+				assert.Equal(e.t, []string{`{"r":1}`}, e.LRange(e.history()))
+			}},
+		{name: "complete/lease/waiters", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("SET", e.lease, "lk", "PX", 60000)
+				e.Do("ZADD", e.lease+":q", 1, "waiter")
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 1, v, "done; the lease is left to release.lua (hand-off)")
+				assert.Equal(e.t, "lk", e.Get(e.lease))
+				assert.Empty(e.t, e.Get(e.lease+":w:lk:rel"))
+			}},
+		{name: "complete/lease/not-ours", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("SET", e.lease, "other", "PX", 60000)
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 1, v)
+				assert.Equal(e.t, "other", e.Get(e.lease), "left")
+				assert.Empty(e.t, e.Get(e.lease+":w:lk:rel"))
+			}},
+		{name: "complete/lease/refused", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("HSET", e.lease, "f", "v")
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 1, v, "recorded; the lease is left to release.lua, which reports it")
+				assert.Equal(e.t, "done:me", e.Get(e.claimKey(us(tick))))
+				assert.Equal(e.t, []string{`{"r":1}`}, e.LRange(e.history()))
 			}},
 
 		// abandoned.lua

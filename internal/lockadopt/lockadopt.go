@@ -36,6 +36,18 @@ type Grant struct {
 	Sent  time.Time // when the script was sent: the lease is valid from no earlier
 }
 
+// ReleaseKeys are what a script needs to release a lock as the fast path
+// of lock's release.lua does (ours, nobody queued):
+//
+//	if redis.call('GET', lock) == owner and redis.call('EXISTS', queue) == 0 then
+//	  redis.call('DEL', lock)
+//	  redis.call('SET', tombstone, '1', 'PX', 10000)
+//	end
+type ReleaseKeys struct {
+	Lock, Queue, Tombstone string
+	Owner                  string
+}
+
 // The lock package's side, set by package lock at init.
 var (
 	// Keys returns the Redis keys of the lock on key of locker and of its
@@ -51,6 +63,14 @@ var (
 	// Refused counts a lease the script found held by another owner, as a
 	// TryAcquire sent at sent that returned ErrNotAcquired.
 	Refused func(locker any, key string, sent time.Time)
+	// ReleaseWith releases lock (a *lock.Lock) as its Release would, with
+	// f, which is always called once, given the chance to release it in a
+	// script of the caller's: f reports whether its script released it
+	// (the fast path above); when it did not (or keys is nil: the Lock is
+	// not one a script can release) the Lock's own release runs. Its
+	// auto-refresh is stopped before f is called. It returns Release's
+	// result.
+	ReleaseWith func(ctx context.Context, lock any, f func(keys *ReleaseKeys) (released bool, err error)) error
 	// Undo releases the lock on key if owner holds it: the clean-up after
 	// a script whose reply never came (as TryAcquire does after an error).
 	Undo func(ctx context.Context, locker any, key, owner string)
