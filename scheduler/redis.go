@@ -3,12 +3,14 @@ package scheduler
 import (
 	"context"
 	_ "embed"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/internal/coalesce"
 	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
@@ -40,9 +42,32 @@ var schedulerScripts = scripts{claim: claimScript, refresh: refreshScript, compl
 // keys share a Cluster hash slot. Safe for concurrent use. Replies of the
 // wrong shape are returned as rediserr.BadReply errors.
 type redisBackend struct {
-	c  redis.UniversalClient
-	ns string
-	sc scripts
+	c     redis.UniversalClient
+	ns    string
+	sc    scripts
+	calls *coalesce.Group[*coalesce.Script] // claims and completions share round trips
+}
+
+// newRedisBackend returns the backend of New.
+func newRedisBackend(c redis.UniversalClient, ns string) *redisBackend {
+	return &redisBackend{c: c, ns: ns, sc: schedulerScripts,
+		calls: coalesce.NewScripts(c, max(2, runtime.GOMAXPROCS(0)), maxPipeline)}
+}
+
+// maxPipeline caps how many concurrent claims and completions share one
+// pipeline.
+const maxPipeline = 128
+
+// run executes script once. Concurrent calls (the claims of jobs due at the
+// same moment, their completions) share round trips: while pipelines are in
+// flight, calls queue and go out together in the next one (see
+// internal/coalesce). A call still queued when ctx ends is not sent.
+func (r *redisBackend) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	call := &coalesce.Script{Script: script, Keys: keys, Args: args}
+	if err := r.calls.Do(ctx, call); err != nil {
+		return nil, err
+	}
+	return call.Val, call.Err
 }
 
 var _ backend = (*redisBackend)(nil)
@@ -84,7 +109,7 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (claimResult, err
 		args = append(args, a.lease.owner, ms(a.ttl))
 	}
 	sent := time.Now()
-	res, err := r.sc.claim.Run(ctx, r.c, keys, args...).Result()
+	res, err := r.run(ctx, r.sc.claim, keys, args...)
 	if err != nil {
 		return claimResult{}, err
 	}
@@ -156,7 +181,11 @@ func (r *redisBackend) complete(ctx context.Context, a completeArgs) (bool, erro
 		keys = append(keys, l.Lock, l.Queue, l.Tombstone)
 		args = append(args, l.Owner)
 	}
-	n, err := r.sc.complete.Run(ctx, r.c, keys, args...).Int()
+	v, err := r.run(ctx, r.sc.complete, keys, args...)
+	n, ok := v.(int64)
+	if err == nil && !ok {
+		err = rediserr.BadReply("complete reply %v (%T), want an integer", v, v)
+	}
 	if err == nil && (n < 0 || n > 3 || n > 1 && a.lease == nil) {
 		err = rediserr.BadReply("complete reply %d, want 0 or 1 (+2 with a lease)", n)
 	}

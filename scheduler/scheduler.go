@@ -88,7 +88,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: lease locker: %w", err)
 	}
-	return newScheduler(cfg, &redisBackend{c: client, ns: cfg.namespace, sc: schedulerScripts}, lk), nil
+	return newScheduler(cfg, newRedisBackend(client, cfg.namespace), lk), nil
 }
 
 // NewLocal returns a Scheduler for a single process: the same API and
