@@ -37,7 +37,8 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 	}
 	res := make(chan error, 1)
 	s.runs.Add(1)
-	go s.run(j, s.cfg.now(), triggerID, KindTrigger, false, 0, res)
+	tick := s.cfg.now()
+	s.spawn(func() { s.run(j, tick, triggerID, KindTrigger, false, 0, res) })
 	s.mu.Unlock()
 	select {
 	case err := <-res:
@@ -59,13 +60,13 @@ func (s *Scheduler) startRunOnStartLocked(j *job, now time.Time) {
 	// later in the same period do not run it again.
 	keep := max(key.Sub(now)+time.Second, 6*grace)
 	s.runs.Add(1)
-	go s.run(j, now, "start:"+tickID(key), KindStart, false, keep, nil)
+	s.spawn(func() { s.run(j, now, "start:"+tickID(key), KindStart, false, keep, nil) })
 }
 
 // launchLocked starts a run of j in its own goroutine. Caller holds s.mu.
 func (s *Scheduler) launchLocked(j *job, tick time.Time, id string, kind Kind, pending bool) {
 	s.runs.Add(1)
-	go s.run(j, tick, id, kind, pending, 0, nil)
+	s.spawn(func() { s.run(j, tick, id, kind, pending, 0, nil) })
 }
 
 func newNonce() string {

@@ -38,6 +38,11 @@ type Scheduler struct {
 	stopCtx  context.Context
 	stopWork context.CancelFunc
 	runs     sync.WaitGroup // run and scan goroutines
+	// idle hands a run to a worker waiting for one (worker.go); quit,
+	// closed by Stop, ends the workers, which workers counts.
+	idle    chan func()
+	quit    chan struct{}
+	workers sync.WaitGroup
 
 	mu       sync.Mutex // protects jobs, state, loopStop, and the dispatcher's view of jobs
 	jobs     map[string]*job
@@ -133,6 +138,7 @@ func newScheduler(cfg config, b backend, l lock.Locker) *Scheduler {
 		stopCtx: sctx, stopWork: scancel,
 		jobs: make(map[string]*job),
 		wake: make(chan struct{}, 1),
+		idle: make(chan func()), quit: make(chan struct{}),
 	}
 }
 
@@ -343,9 +349,12 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	select {
 	case <-idle:
 		s.cancelRuns()
+		close(s.quit)
+		s.workers.Wait() // idle now: each exits at once
 		return nil
 	case <-ctx.Done():
 		s.cancelRuns()
+		close(s.quit)
 		// Runs now see a cancelled context; give them a moment to record
 		// their results, but do not wait for jobs that ignore it.
 		select {
