@@ -53,6 +53,20 @@ func init() {
 		}
 		return err
 	}
+	lockadopt.OnLost = func(lock any, f func(error)) {
+		l := lock.(*Lock)
+		l.Lost() // starts the deadline timer
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.checkDeadlineLocked()
+		switch {
+		case l.released:
+		case l.isLost:
+			f(l.cause)
+		default:
+			l.onLost = f
+		}
+	}
 	lockadopt.Undo = func(ctx context.Context, locker any, key, owner string) {
 		r := locker.(*RedisLocker)
 		r.undo(ctx, r.keys(key), owner)

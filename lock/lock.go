@@ -101,7 +101,8 @@ type Lock struct {
 	cause    error // why it was lost (wraps ErrLockLost), set with isLost
 	lastErr  error // the last failed auto-refresh's error
 	released bool
-	stopAuto func() // stops the auto-refresh goroutine, if any
+	stopAuto func()            // stops the auto-refresh goroutine, if any
+	onLost   func(cause error) // called by markLostLocked unless released (lockadopt.OnLost)
 
 	hooks    *Hooks    // the Locker's, nil for none
 	acquired time.Time // when it was granted, for OnRelease
@@ -173,6 +174,9 @@ func (l *Lock) markLostLocked(cause error) {
 	if !l.released && l.hooks != nil && l.hooks.OnLost != nil {
 		// before Lost closes: whoever waits on it sees the hook's effects
 		l.hooks.OnLost(l.key, cause)
+	}
+	if !l.released && l.onLost != nil {
+		l.onLost(cause)
 	}
 	if l.lost != nil {
 		close(l.lost)

@@ -286,24 +286,15 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	}
 	if lk != nil {
 		rec.Token = lk.Token()
-		watched := make(chan struct{})
-		defer func() { <-watched }() // after cancelRun(nil) (deferred earlier, runs later)
-		defer cancelRun(nil)
-		go func() {
-			defer close(watched)
-			select {
-			case <-lk.Lost():
-				if runCtx.Err() != nil {
-					return // the run ended and released the lease
-				}
-				cause := lk.Err()
-				if isInvalid(cause) { // Redis refused the lease's refresh
-					s.invalid("lease", j.name, cause)
-				}
-				cancelRun(leaseLost(cause))
-			case <-runCtx.Done():
+		lockadopt.OnLost(lk, func(cause error) {
+			if runCtx.Err() != nil {
+				return // the run ended, or lost its claim first
 			}
-		}()
+			if isInvalid(cause) { // Redis refused the lease's refresh
+				s.invalid("lease", j.name, cause)
+			}
+			cancelRun(leaseLost(cause))
+		})
 	}
 
 	s.st.runs.Add(1)

@@ -71,6 +71,12 @@ var (
 	// auto-refresh is stopped before f is called. It returns Release's
 	// result.
 	ReleaseWith func(ctx context.Context, lock any, f func(keys *ReleaseKeys) (released bool, err error)) error
+	// OnLost has f called once, with the cause (Err), when lock (a
+	// *lock.Lock) is lost, unless it was released: at once when it is lost
+	// already. f is called with the Lock's mutex held: it must be quick and
+	// must not call the Lock's methods. It saves a goroutine waiting on
+	// Lost.
+	OnLost func(lock any, f func(cause error))
 	// Undo releases the lock on key if owner holds it: the clean-up after
 	// a script whose reply never came (as TryAcquire does after an error).
 	Undo func(ctx context.Context, locker any, key, owner string)
