@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -186,7 +185,7 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			// Coalesce triggers until a second after the run began.
 			doneTTL = max(time.Second-time.Since(claimed), time.Millisecond)
 		}
-		b, _ := json.Marshal(rec)
+		b := rec.appendJSON(make([]byte, 0, 256))
 		ctx, cancel := s.bg()
 		defer cancel()
 		attempt := func(rel *lockadopt.ReleaseKeys) (bool, error) {

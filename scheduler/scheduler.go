@@ -75,6 +75,7 @@ type job struct {
 	// dispatcher state, protected by Scheduler.mu
 	next  time.Time // next tick to process
 	due   time.Time // next + jitter
+	dueNs int64     // due in unix nanoseconds, for the heap's comparisons
 	index int       // in the heap, -1 when not in it
 }
 
