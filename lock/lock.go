@@ -391,66 +391,105 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 	return d, err
 }
 
-// autoRefresh starts a goroutine that refreshes the lock every ttl/3 until
-// the lock is released or lost, or maxHold (if > 0) has passed since start;
-// after that the lock is left to expire and Lost closes at its deadline.
-// A refresh that fails because Redis is unavailable is retried sooner (Lost
-// closes at the deadline if none succeeds); one that Redis refused with an
-// invalid error (see rediserr) is not: the lock is lost at once, with that
-// error as its cause (Err). The goroutine is stopped and waited for by
-// Release and by the returned stop function.
+// autoRefresh refreshes the lock every ttl/3, from a timer (no goroutine
+// while the lock is held for a short time), until the lock is released or
+// lost, or maxHold (if > 0) has passed since start; after that the lock is
+// left to expire and Lost closes at its deadline. A refresh that fails
+// because Redis is unavailable is retried sooner (Lost closes at the
+// deadline if none succeeds); one that Redis refused with an invalid error
+// (see rediserr) is not: the lock is lost at once, with that error as its
+// cause (Err). Release and the returned stop function end the refreshes
+// and wait for one in flight.
 func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func(string, ...any)) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	exited := make(chan struct{})
-	stop := func() {
-		cancel()
-		<-exited
-	}
+	a := &autoRefresher{l: l, ttl: ttl, maxHold: maxHold, start: start, log: log, lost: l.Lost()}
 	l.mu.Lock()
-	l.stopAuto = stop
+	l.stopAuto = a.stop
 	l.mu.Unlock()
-	lost := l.Lost()
-	go func() {
-		defer close(exited)
-		interval := ttl / 3
-		t := time.NewTimer(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-lost:
-				return
-			case <-t.C:
-			}
-			if maxHold > 0 && time.Since(start)+ttl > maxHold {
-				// Extend only up to maxHold, then let the lock run out.
-				if rest := maxHold - time.Since(start); rest >= time.Millisecond {
-					if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && ctx.Err() == nil {
-						l.refreshFailed(err, "lock: final refresh failed", log)
-					}
-				}
-				select {
-				case <-ctx.Done():
-				case <-lost:
-				}
-				return
-			}
-			err := l.refreshBefore(ctx, ttl)
-			switch {
-			case err == nil:
-				t.Reset(interval)
-			case errors.Is(err, ErrLockLost), ctx.Err() != nil:
-				return
-			case l.refreshFailed(err, "lock: refresh failed, retrying", log):
-				// Retry sooner; Lost closes at the deadline if none succeeds.
-				t.Reset(max(interval/4, time.Millisecond))
-			default:
-				return
+	a.mu.Lock()
+	a.timer = time.AfterFunc(ttl/3, a.fire)
+	a.mu.Unlock()
+	return a.stop
+}
+
+// autoRefresher is the state of a Lock's auto-refresh.
+type autoRefresher struct {
+	l            *Lock
+	ttl, maxHold time.Duration
+	start        time.Time
+	log          func(string, ...any)
+	lost         <-chan struct{}
+	mu           sync.Mutex // protects the fields below
+	timer        *time.Timer
+	stopped      bool
+	cancel       context.CancelFunc // of the refresh in flight, if any
+	inflight     sync.WaitGroup
+}
+
+// fire makes one refresh and schedules the next one, if any.
+func (a *autoRefresher) fire() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.inflight.Add(1)
+	a.mu.Unlock()
+	defer a.inflight.Done()
+	next, again := a.step(ctx)
+	cancel()
+	a.mu.Lock()
+	a.cancel = nil
+	if again && !a.stopped {
+		a.timer.Reset(next)
+	}
+	a.mu.Unlock()
+}
+
+// step refreshes the lock and returns when to refresh it next, or false
+// when the refreshes are over.
+func (a *autoRefresher) step(ctx context.Context) (time.Duration, bool) {
+	l, ttl, maxHold := a.l, a.ttl, a.maxHold
+	select {
+	case <-a.lost:
+		return 0, false
+	default:
+	}
+	interval := ttl / 3
+	if maxHold > 0 && time.Since(a.start)+ttl > maxHold {
+		// Extend only up to maxHold, then let the lock run out.
+		if rest := maxHold - time.Since(a.start); rest >= time.Millisecond {
+			if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && ctx.Err() == nil {
+				l.refreshFailed(err, "lock: final refresh failed", a.log)
 			}
 		}
-	}()
-	return stop
+		return 0, false
+	}
+	err := l.refreshBefore(ctx, ttl)
+	switch {
+	case err == nil:
+		return interval, true
+	case errors.Is(err, ErrLockLost), ctx.Err() != nil:
+		return 0, false
+	case l.refreshFailed(err, "lock: refresh failed, retrying", a.log):
+		// Retry sooner; Lost closes at the deadline if none succeeds.
+		return max(interval/4, time.Millisecond), true
+	default:
+		return 0, false
+	}
+}
+
+// stop ends the refreshes and waits for one in flight. Idempotent.
+func (a *autoRefresher) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	a.timer.Stop()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.mu.Unlock()
+	a.inflight.Wait()
 }
 
 // refreshFailed handles an auto-refresh's error (the backend counted and
