@@ -62,7 +62,7 @@ func (s *Scheduler) startRunOnStartLocked(j *job, now time.Time) {
 	s.spawn(func() { s.run(j, now, "start:"+tickID(key), KindStart, false, keep, nil) })
 }
 
-// launchLocked starts a run of j in its own goroutine. Caller holds s.mu.
+// launchLocked starts a run of j in a worker (spawn). Caller holds s.mu.
 func (s *Scheduler) launchLocked(j *job, tick time.Time, id string, kind Kind, pending bool) {
 	s.runs.Add(1)
 	s.spawn(func() { s.run(j, tick, id, kind, pending, 0, nil) })
