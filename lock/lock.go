@@ -101,7 +101,8 @@ type Lock struct {
 	cause    error // why it was lost (wraps ErrLockLost), set with isLost
 	lastErr  error // the last failed auto-refresh's error
 	released bool
-	stopAuto func() // stops the auto-refresh goroutine, if any
+	stopAuto func()            // stops the auto-refresh goroutine, if any
+	onLost   func(cause error) // called by markLostLocked unless released (lockadopt.OnLost)
 
 	hooks    *Hooks    // the Locker's, nil for none
 	acquired time.Time // when it was granted, for OnRelease
@@ -173,6 +174,9 @@ func (l *Lock) markLostLocked(cause error) {
 	if !l.released && l.hooks != nil && l.hooks.OnLost != nil {
 		// before Lost closes: whoever waits on it sees the hook's effects
 		l.hooks.OnLost(l.key, cause)
+	}
+	if !l.released && l.onLost != nil {
+		l.onLost(cause)
 	}
 	if l.lost != nil {
 		close(l.lost)
@@ -327,6 +331,12 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // returned nil or ErrLockLost. After a network error the lock is still
 // considered held and Release may be retried.
 func (l *Lock) Release(ctx context.Context) error {
+	return l.releaseVia(func() error { return l.b.release(ctx, l) })
+}
+
+// releaseVia is Release with release doing the backend's part (called once,
+// unless the Lock is zero or was released already).
+func (l *Lock) releaseVia(release func() error) error {
 	if l.b == nil {
 		return errZeroLock
 	}
@@ -341,7 +351,7 @@ func (l *Lock) Release(ctx context.Context) error {
 	if stop != nil {
 		stop()
 	}
-	err := l.b.release(ctx, l)
+	err := release()
 	if err != nil && !errors.Is(err, ErrLockLost) {
 		return err
 	}
@@ -381,66 +391,105 @@ func (l *Lock) TTL(ctx context.Context) (time.Duration, error) {
 	return d, err
 }
 
-// autoRefresh starts a goroutine that refreshes the lock every ttl/3 until
-// the lock is released or lost, or maxHold (if > 0) has passed since start;
-// after that the lock is left to expire and Lost closes at its deadline.
-// A refresh that fails because Redis is unavailable is retried sooner (Lost
-// closes at the deadline if none succeeds); one that Redis refused with an
-// invalid error (see rediserr) is not: the lock is lost at once, with that
-// error as its cause (Err). The goroutine is stopped and waited for by
-// Release and by the returned stop function.
+// autoRefresh refreshes the lock every ttl/3, from a timer (no goroutine
+// while the lock is held for a short time), until the lock is released or
+// lost, or maxHold (if > 0) has passed since start; after that the lock is
+// left to expire and Lost closes at its deadline. A refresh that fails
+// because Redis is unavailable is retried sooner (Lost closes at the
+// deadline if none succeeds); one that Redis refused with an invalid error
+// (see rediserr) is not: the lock is lost at once, with that error as its
+// cause (Err). Release and the returned stop function end the refreshes
+// and wait for one in flight.
 func (l *Lock) autoRefresh(ttl, maxHold time.Duration, start time.Time, log func(string, ...any)) func() {
-	ctx, cancel := context.WithCancel(context.Background())
-	exited := make(chan struct{})
-	stop := func() {
-		cancel()
-		<-exited
-	}
+	a := &autoRefresher{l: l, ttl: ttl, maxHold: maxHold, start: start, log: log, lost: l.Lost()}
 	l.mu.Lock()
-	l.stopAuto = stop
+	l.stopAuto = a.stop
 	l.mu.Unlock()
-	lost := l.Lost()
-	go func() {
-		defer close(exited)
-		interval := ttl / 3
-		t := time.NewTimer(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-lost:
-				return
-			case <-t.C:
-			}
-			if maxHold > 0 && time.Since(start)+ttl > maxHold {
-				// Extend only up to maxHold, then let the lock run out.
-				if rest := maxHold - time.Since(start); rest >= time.Millisecond {
-					if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && ctx.Err() == nil {
-						l.refreshFailed(err, "lock: final refresh failed", log)
-					}
-				}
-				select {
-				case <-ctx.Done():
-				case <-lost:
-				}
-				return
-			}
-			err := l.refreshBefore(ctx, ttl)
-			switch {
-			case err == nil:
-				t.Reset(interval)
-			case errors.Is(err, ErrLockLost), ctx.Err() != nil:
-				return
-			case l.refreshFailed(err, "lock: refresh failed, retrying", log):
-				// Retry sooner; Lost closes at the deadline if none succeeds.
-				t.Reset(max(interval/4, time.Millisecond))
-			default:
-				return
+	a.mu.Lock()
+	a.timer = time.AfterFunc(ttl/3, a.fire)
+	a.mu.Unlock()
+	return a.stop
+}
+
+// autoRefresher is the state of a Lock's auto-refresh.
+type autoRefresher struct {
+	l            *Lock
+	ttl, maxHold time.Duration
+	start        time.Time
+	log          func(string, ...any)
+	lost         <-chan struct{}
+	mu           sync.Mutex // protects the fields below
+	timer        *time.Timer
+	stopped      bool
+	cancel       context.CancelFunc // of the refresh in flight, if any
+	inflight     sync.WaitGroup
+}
+
+// fire makes one refresh and schedules the next one, if any.
+func (a *autoRefresher) fire() {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.inflight.Add(1)
+	a.mu.Unlock()
+	defer a.inflight.Done()
+	next, again := a.step(ctx)
+	cancel()
+	a.mu.Lock()
+	a.cancel = nil
+	if again && !a.stopped {
+		a.timer.Reset(next)
+	}
+	a.mu.Unlock()
+}
+
+// step refreshes the lock and returns when to refresh it next, or false
+// when the refreshes are over.
+func (a *autoRefresher) step(ctx context.Context) (time.Duration, bool) {
+	l, ttl, maxHold := a.l, a.ttl, a.maxHold
+	select {
+	case <-a.lost:
+		return 0, false
+	default:
+	}
+	interval := ttl / 3
+	if maxHold > 0 && time.Since(a.start)+ttl > maxHold {
+		// Extend only up to maxHold, then let the lock run out.
+		if rest := maxHold - time.Since(a.start); rest >= time.Millisecond {
+			if err := l.refreshBefore(ctx, rest); err != nil && !errors.Is(err, ErrLockLost) && ctx.Err() == nil {
+				l.refreshFailed(err, "lock: final refresh failed", a.log)
 			}
 		}
-	}()
-	return stop
+		return 0, false
+	}
+	err := l.refreshBefore(ctx, ttl)
+	switch {
+	case err == nil:
+		return interval, true
+	case errors.Is(err, ErrLockLost), ctx.Err() != nil:
+		return 0, false
+	case l.refreshFailed(err, "lock: refresh failed, retrying", a.log):
+		// Retry sooner; Lost closes at the deadline if none succeeds.
+		return max(interval/4, time.Millisecond), true
+	default:
+		return 0, false
+	}
+}
+
+// stop ends the refreshes and waits for one in flight. Idempotent.
+func (a *autoRefresher) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	a.timer.Stop()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.mu.Unlock()
+	a.inflight.Wait()
 }
 
 // refreshFailed handles an auto-refresh's error (the backend counted and

@@ -30,6 +30,11 @@
 // Overlap(Allow) runs concurrently (the token then comes from a per-job
 // counter and only orders runs). A run whose lease or claim is lost (Redis
 // unreachable for longer than WithLeaseTTL) has its context cancelled.
+// With Overlap(Skip) a run costs two round trips: one script claims the
+// tick and takes the lease (the lock package's key and rules, the same
+// lease a lock.TryAcquire would take), one records the run and releases
+// the lease (handing it to a waiter, if one is queued, takes a third).
+// Claims and records of jobs due at the same moment share pipelines.
 //
 // Replica death. A claimed tick stays "pending" until its run completes,
 // and its claim lives only while the replica refreshes it. If the replica

@@ -50,7 +50,8 @@ func (l *localBackend) get(k string) (localClaim, bool) {
 	return c, ok
 }
 
-func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, []pendingTick, error) {
+func (l *localBackend) claim(_ context.Context, a claimArgs) (claimResult, error) {
+	sent := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ops++
@@ -65,7 +66,7 @@ func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, []pe
 	}
 	k := claimKey(a.job, a.id)
 	if c, ok := l.get(k); ok && c.val != "run:"+a.owner {
-		return false, 0, nil, nil
+		return claimResult{}, nil
 	}
 	l.claims[k] = localClaim{val: "run:" + a.owner, expires: l.now().Add(a.ttl)}
 	if a.pending {
@@ -96,7 +97,7 @@ func (l *localBackend) claim(_ context.Context, a claimArgs) (bool, uint64, []pe
 			ab = ab[:16]
 		}
 	}
-	return true, tok, ab, nil
+	return claimResult{ok: true, token: tok, sent: sent, abandoned: ab}, nil
 }
 
 func (l *localBackend) refresh(_ context.Context, job, id, owner string, ttl time.Duration) (bool, error) {
@@ -112,7 +113,8 @@ func (l *localBackend) refresh(_ context.Context, job, id, owner string, ttl tim
 	return true, nil
 }
 
-func (l *localBackend) complete(_ context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error {
+func (l *localBackend) complete(_ context.Context, a completeArgs) (bool, error) {
+	job, id, owner, doneTTL, rec, keep := a.job, a.id, a.owner, a.doneTTL, a.rec, a.keep
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := claimKey(job, id)
@@ -128,7 +130,7 @@ func (l *localBackend) complete(_ context.Context, job, id, owner string, doneTT
 		}
 		l.hist[job] = h
 	}
-	return nil
+	return false, nil
 }
 
 func (l *localBackend) abandoned(_ context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error) {

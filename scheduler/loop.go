@@ -44,7 +44,7 @@ func (s *Scheduler) initJobLocked(j *job, now time.Time, added bool) {
 		}
 		due := n.Add(jitterFor(j, n))
 		if j.cfg.catchUp > 0 && !added || due.After(now) {
-			j.next, j.due = n, due
+			j.next, j.due, j.dueNs = n, due, due.UnixNano()
 			break
 		}
 		from = n
@@ -63,7 +63,7 @@ func (s *Scheduler) initJobLocked(j *job, now time.Time, added bool) {
 type jobHeap []*job
 
 func (h jobHeap) Len() int           { return len(h) }
-func (h jobHeap) Less(a, b int) bool { return h[a].due.Before(h[b].due) }
+func (h jobHeap) Less(a, b int) bool { return h[a].dueNs < h[b].dueNs }
 func (h jobHeap) Swap(a, b int) {
 	h[a], h[b] = h[b], h[a]
 	h[a].index, h[b].index = a, b
@@ -157,7 +157,7 @@ func (s *Scheduler) dispatchLocked(j *job, now time.Time) {
 		}
 		nd := n.Add(jitterFor(j, n))
 		if nd.After(now) {
-			j.next, j.due = n, nd
+			j.next, j.due, j.dueNs = n, nd, nd.UnixNano()
 			break
 		}
 		s.missed(j.name, tick)

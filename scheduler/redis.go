@@ -4,10 +4,12 @@ import (
 	"context"
 	_ "embed"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/internal/coalesce"
 	"github.com/outrigger-dev/outrigger/internal/rediserr"
 )
 
@@ -39,21 +41,59 @@ var schedulerScripts = scripts{claim: claimScript, refresh: refreshScript, compl
 // keys share a Cluster hash slot. Safe for concurrent use. Replies of the
 // wrong shape are returned as rediserr.BadReply errors.
 type redisBackend struct {
-	c  redis.UniversalClient
-	ns string
-	sc scripts
+	c     redis.UniversalClient
+	ns    string
+	sc    scripts
+	calls *coalesce.Group[*coalesce.Script] // claims and completions share round trips
+}
+
+// newRedisBackend returns the backend of New.
+func newRedisBackend(c redis.UniversalClient, ns string) *redisBackend {
+	return &redisBackend{c: c, ns: ns, sc: schedulerScripts,
+		calls: coalesce.NewScripts(c, 1, maxPipeline)}
+}
+
+// maxPipeline caps how many concurrent claims and completions share one
+// pipeline. One pipeline is in flight at a time: calls that arrive
+// meanwhile wait at most a round trip and go out together, which costs a
+// scheduler's Redis client far fewer system calls and wake-ups than a
+// round trip per call (and jobs due at the same moment start sooner).
+const maxPipeline = 128
+
+// run executes script once. Concurrent calls (the claims of jobs due at the
+// same moment, their completions) share round trips: while pipelines are in
+// flight, calls queue and go out together in the next one (see
+// internal/coalesce). A call still queued when ctx ends is not sent.
+func (r *redisBackend) run(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	call := &coalesce.Script{Script: script, Keys: keys, Args: args}
+	if err := r.calls.Do(ctx, call); err != nil {
+		return nil, err
+	}
+	return call.Val, call.Err
 }
 
 var _ backend = (*redisBackend)(nil)
 
 func (r *redisBackend) base(job string) string { return r.ns + "{" + job + "}:" }
 
+// hashTag returns the part of key Redis Cluster hashes to pick its slot:
+// the text between the first '{' and the next '}' when not empty, else the
+// whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if n := strings.IndexByte(key[i+1:], '}'); n > 0 {
+			return key[i+1 : i+1+n]
+		}
+	}
+	return key
+}
+
 func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
 
 // historyTTL is the least time a job's history outlives its last run.
 const historyTTL = 7 * 24 * time.Hour
 
-func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []pendingTick, error) {
+func (r *redisBackend) claim(ctx context.Context, a claimArgs) (claimResult, error) {
 	b := r.base(a.job)
 	score, oldest := "", ""
 	if a.pending {
@@ -64,35 +104,57 @@ func (r *redisBackend) claim(ctx context.Context, a claimArgs) (bool, uint64, []
 	if a.fence {
 		fence = "1"
 	}
-	res, err := r.sc.claim.Run(ctx, r.c, []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"},
-		a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b+"tick:", pausable(a.id)).Result()
+	keys := []string{b + "tick:" + a.id, b + "pending", b + "fence", b + "paused"}
+	args := []any{a.owner, ms(a.ttl), score, a.id, fence, ms(a.pendingTTL), oldest, b + "tick:", pausable(a.id)}
+	if a.lease != nil {
+		keys = append(keys, a.lease.key, a.lease.fence)
+		args = append(args, a.lease.owner, ms(a.ttl))
+	}
+	sent := time.Now()
+	res, err := r.run(ctx, r.sc.claim, keys, args...)
 	if err != nil {
-		return false, 0, nil, err
+		return claimResult{}, err
 	}
 	if n, ok := res.(int64); ok && (n == 0 || n == -1) {
 		// another owner holds or completed it, or (-1) the job is paused
-		return false, 0, nil, nil
+		return claimResult{}, nil
 	}
 	arr, ok := res.([]any)
 	if !ok || len(arr) < 2 || len(arr)%2 != 0 {
-		return false, 0, nil, rediserr.BadReply("claim reply %v (%T), want 0, -1 or {1, token, id, score, ...}", res, res)
+		return claimResult{}, rediserr.BadReply("claim reply %v (%T), want 0, -1 or {status, token, id, score, ...}", res, res)
 	}
-	one, ok1 := arr[0].(int64)
+	status, ok1 := arr[0].(int64)
 	tok, ok2 := arr[1].(int64)
-	if !ok1 || !ok2 || one != 1 || tok < 0 {
-		return false, 0, nil, rediserr.BadReply("claim reply %v, want {1, token, ...}", arr)
+	want := int64(1) // no lease asked
+	if a.lease != nil {
+		want = 2 // taken, or 3: held
 	}
-	ab := make([]pendingTick, 0, (len(arr)-2)/2)
+	if !ok1 || !ok2 || tok < 0 || status != want && !(a.lease != nil && (status == 3 || status == 4)) ||
+		status == 2 && tok == 0 || status >= 3 && tok != 0 {
+		return claimResult{}, rediserr.BadReply("claim reply %v, want {%d, token, ...}", arr, want)
+	}
+	out := claimResult{ok: true, token: uint64(tok), sent: sent}
+	switch status {
+	case 2:
+		out.lease = leaseTaken
+	case 3:
+		out.lease = leaseHeld
+	case 4:
+		out.lease = leaseRefused
+	}
+	if len(arr) > 2 {
+		out.abandoned = make([]pendingTick, 0, (len(arr)-2)/2)
+	}
 	for i := 2; i+1 < len(arr); i += 2 {
 		id, _ := arr[i].(string)
 		sc, _ := arr[i+1].(string)
 		p, err := parsePending(id, sc)
 		if err != nil {
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
-		ab = append(ab, p)
+		out.abandoned = append(out.abandoned, p)
 	}
-	return true, uint64(tok), ab, nil
+	return out, nil
 }
 
 // parsePending reads a pending tick as claim.lua and abandoned.lua return
@@ -113,14 +175,23 @@ func (r *redisBackend) refresh(ctx context.Context, job, id, owner string, ttl t
 	return n == 1, err
 }
 
-func (r *redisBackend) complete(ctx context.Context, job, id, owner string, doneTTL time.Duration, rec []byte, keep int) error {
-	b := r.base(job)
-	n, err := r.sc.complete.Run(ctx, r.c, []string{b + "tick:" + id, b + "pending", b + "history"},
-		owner, ms(doneTTL), id, rec, keep, ms(max(doneTTL, historyTTL))).Int()
-	if err == nil && n != 0 && n != 1 {
-		err = rediserr.BadReply("complete reply %d, want 0 or 1", n)
+func (r *redisBackend) complete(ctx context.Context, a completeArgs) (bool, error) {
+	b := r.base(a.job)
+	keys := []string{b + "tick:" + a.id, b + "pending", b + "history"}
+	args := []any{a.owner, ms(a.doneTTL), a.id, a.rec, a.keep, ms(max(a.doneTTL, historyTTL))}
+	if l := a.lease; l != nil {
+		keys = append(keys, l.Lock, l.Queue, l.Tombstone)
+		args = append(args, l.Owner)
 	}
-	return err
+	v, err := r.run(ctx, r.sc.complete, keys, args...)
+	n, ok := v.(int64)
+	if err == nil && !ok {
+		err = rediserr.BadReply("complete reply %v (%T), want an integer", v, v)
+	}
+	if err == nil && (n < 0 || n > 3 || n > 1 && a.lease == nil) {
+		err = rediserr.BadReply("complete reply %d, want 0 or 1 (+2 with a lease)", n)
+	}
+	return err == nil && n >= 2, err
 }
 
 func (r *redisBackend) abandoned(ctx context.Context, job string, oldest time.Time, limit int) ([]pendingTick, error) {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/outrigger-dev/outrigger/internal/lockadopt"
 	"github.com/outrigger-dev/outrigger/lock"
 )
 
@@ -36,7 +36,8 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) error {
 	}
 	res := make(chan error, 1)
 	s.runs.Add(1)
-	go s.run(j, s.cfg.now(), triggerID, KindTrigger, false, 0, res)
+	tick := s.cfg.now()
+	s.spawn(func() { s.run(j, tick, triggerID, KindTrigger, false, 0, res) })
 	s.mu.Unlock()
 	select {
 	case err := <-res:
@@ -58,13 +59,13 @@ func (s *Scheduler) startRunOnStartLocked(j *job, now time.Time) {
 	// later in the same period do not run it again.
 	keep := max(key.Sub(now)+time.Second, 6*grace)
 	s.runs.Add(1)
-	go s.run(j, now, "start:"+tickID(key), KindStart, false, keep, nil)
+	s.spawn(func() { s.run(j, now, "start:"+tickID(key), KindStart, false, keep, nil) })
 }
 
-// launchLocked starts a run of j in its own goroutine. Caller holds s.mu.
+// launchLocked starts a run of j in a worker (spawn). Caller holds s.mu.
 func (s *Scheduler) launchLocked(j *job, tick time.Time, id string, kind Kind, pending bool) {
 	s.runs.Add(1)
-	go s.run(j, tick, id, kind, pending, 0, nil)
+	s.spawn(func() { s.run(j, tick, id, kind, pending, 0, nil) })
 }
 
 func newNonce() string {
@@ -107,12 +108,20 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		doneTTL = keep
 	}
 	claimed := time.Now()
-	ok, token, abandoned, err := s.claim(j, claimArgs{
+	ask := s.leaseAsk(j, kind)
+	cr, err := s.claim(j, claimArgs{
 		job: j.name, id: id, owner: owner, ttl: ttl,
 		pending: pending, tick: tick, pendingTTL: doneTTL, fence: j.cfg.overlap == Allow,
-		oldest: s.cfg.now().Add(-j.cfg.catchUp),
+		oldest: s.cfg.now().Add(-j.cfg.catchUp), lease: ask,
 	}, kind)
+	ok, token, abandoned := cr.ok, cr.token, cr.abandoned
 	if err != nil {
+		if ask != nil {
+			// The claim (and the lease) may have been taken with the reply
+			// lost: give the lease back, or it would block the job's next
+			// ticks until it expires. The claim expires on its own.
+			s.undoLease(j, ask)
+		}
 		if s.stopCtx.Err() != nil {
 			result(ErrStopped)
 			return
@@ -171,15 +180,33 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 			rec.Error = runErr.Error()
 		}
 		live.stop()
+		cancelRun(nil) // the run is over: releasing the lease below is no loss
 		if kind == KindTrigger {
 			// Coalesce triggers until a second after the run began.
 			doneTTL = max(time.Second-time.Since(claimed), time.Millisecond)
 		}
-		b, _ := json.Marshal(rec)
+		b := rec.appendJSON(make([]byte, 0, 256))
 		ctx, cancel := s.bg()
 		defer cancel()
+		attempt := func(rel *lockadopt.ReleaseKeys) (bool, error) {
+			return s.b.complete(ctx, completeArgs{
+				job: j.name, id: id, owner: owner, doneTTL: doneTTL, rec: b, keep: s.cfg.history, lease: rel,
+			})
+		}
 		var released chan struct{}
-		if lk != nil { // release the lease while the run is recorded
+		var first error // of the first attempt, when made with the release
+		tried := false
+		switch {
+		case lk != nil && j.leaseKeys != nil:
+			// One round trip: the first attempt releases the lease too
+			// (unless someone waits for it, or it failed: then the lock
+			// package releases it, before the retries).
+			_ = lockadopt.ReleaseWith(ctx, lk, func(rel *lockadopt.ReleaseKeys) (bool, error) {
+				ok, err := attempt(rel)
+				first, tried = err, true
+				return ok, err
+			})
+		case lk != nil: // release the lease while the run is recorded
 			released = make(chan struct{})
 			go func() {
 				defer close(released)
@@ -189,7 +216,10 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		// Retry briefly while Redis is unavailable: an unrecorded tick
 		// would be caught up (run again) once its claim expires.
 		for i := 0; ; i++ {
-			err := s.b.complete(ctx, j.name, id, owner, doneTTL, b, s.cfg.history)
+			err := first
+			if i > 0 || !tried {
+				_, err = attempt(nil)
+			}
 			if err == nil {
 				break
 			}
@@ -211,7 +241,11 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 		return recErr
 	}
 
-	lk, err = s.leaseRetry(j, tick, kind)
+	if ask != nil && cr.lease != leaseRefused {
+		lk, err = s.adoptLease(j, ask, cr)
+	} else {
+		lk, err = s.leaseRetry(j, tick, kind)
+	}
 	if err != nil {
 		lk = nil
 		rec.Start = s.cfg.now()
@@ -251,21 +285,15 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 	}
 	if lk != nil {
 		rec.Token = lk.Token()
-		watched := make(chan struct{})
-		defer func() { <-watched }() // after cancelRun(nil) (deferred earlier, runs later)
-		defer cancelRun(nil)
-		go func() {
-			defer close(watched)
-			select {
-			case <-lk.Lost():
-				cause := lk.Err()
-				if isInvalid(cause) { // Redis refused the lease's refresh
-					s.invalid("lease", j.name, cause)
-				}
-				cancelRun(leaseLost(cause))
-			case <-runCtx.Done():
+		lockadopt.OnLost(lk, func(cause error) {
+			if runCtx.Err() != nil {
+				return // the run ended, or lost its claim first
 			}
-		}()
+			if isInvalid(cause) { // Redis refused the lease's refresh
+				s.invalid("lease", j.name, cause)
+			}
+			cancelRun(leaseLost(cause))
+		})
 	}
 
 	s.st.runs.Add(1)
@@ -316,23 +344,23 @@ func (s *Scheduler) run(j *job, tick time.Time, id string, kind Kind, pending bo
 // times within a second, and for jobs with CatchUp for as long as the tick
 // is inside the window (Redis may be restarting or failing over). An
 // invalid error (see rediserr) is returned at once.
-func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendingTick, error) {
+func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (claimResult, error) {
 	var err error
 	wait := 100 * time.Millisecond
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(s.stopCtx, max(s.cfg.leaseTTL/2, time.Second))
-		ok, tok, ab, cerr := s.b.claim(ctx, a)
+		cr, cerr := s.b.claim(ctx, a)
 		cancel()
 		if err = cerr; err == nil {
-			return ok, tok, ab, nil
+			return cr, nil
 		}
 		if s.stopCtx.Err() != nil || isInvalid(err) { // an invalid reply is not retried
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
 		keepTrying := i < 3 ||
 			j.cfg.catchUp > 0 && (kind == KindTick || kind == KindCatchUp) && s.cfg.now().Sub(a.tick) < j.cfg.catchUp
 		if !keepTrying {
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
 		s.cfg.logger.Warn("scheduler: claim failed, retrying", "job", j.name, "tick", a.tick, "err", err)
 		t := time.NewTimer(wait)
@@ -340,7 +368,7 @@ func (s *Scheduler) claim(j *job, a claimArgs, kind Kind) (bool, uint64, []pendi
 		case <-t.C:
 		case <-s.stopCtx.Done():
 			t.Stop()
-			return false, 0, nil, err
+			return claimResult{}, err
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
@@ -363,6 +391,46 @@ func (s *Scheduler) leaseRetry(j *job, tick time.Time, kind Kind) (*lock.Lock, e
 			t.Stop()
 		}
 	}
+}
+
+// leaseAsk returns what claim needs to take the job's lease in the same
+// round trip, or nil when the lease is taken on its own (leaseRetry): for
+// the lease a TryAcquire would take (Overlap Skip, outside a catch-up
+// wait) when the backend and the locker can share a script (j.leaseKeys).
+func (s *Scheduler) leaseAsk(j *job, kind Kind) *leaseAsk {
+	if j.leaseKeys == nil || j.cfg.overlap != Skip || kind == KindCatchUp && j.cfg.catchUp > 0 {
+		return nil
+	}
+	return &leaseAsk{owner: lockadopt.Owner(), key: j.leaseKeys[0], fence: j.leaseKeys[1]}
+}
+
+// adoptLease turns the lease the claim cr took (or found held) into what
+// leaseRetry returns: the held Lock, or an error wrapping
+// lock.ErrNotAcquired. Stopping before the job started is ErrStopped, as
+// when the lease is taken on its own.
+func (s *Scheduler) adoptLease(j *job, ask *leaseAsk, cr claimResult) (*lock.Lock, error) {
+	if cr.lease != leaseTaken {
+		lockadopt.Refused(s.locker, j.leaseKey, cr.sent)
+		return nil, fmt.Errorf("%w: %q is held by another owner", lock.ErrNotAcquired, j.leaseKey)
+	}
+	lk := lockadopt.Adopt(s.locker, lockadopt.Grant{
+		Key: j.leaseKey, Owner: ask.owner, Token: cr.token, TTL: s.cfg.leaseTTL, Sent: cr.sent,
+	}).(*lock.Lock)
+	if err := s.stopCtx.Err(); err != nil {
+		ctx, cancel := s.bg()
+		defer cancel()
+		_ = lk.Release(ctx)
+		return nil, err
+	}
+	return lk, nil
+}
+
+// undoLease gives back the lease ask may have taken with a claim whose
+// reply never came.
+func (s *Scheduler) undoLease(j *job, ask *leaseAsk) {
+	ctx, cancel := s.bg()
+	defer cancel()
+	lockadopt.Undo(ctx, s.locker, j.leaseKey, ask.owner)
 }
 
 // errWaitedTooLong means a Wait (or catch-up) run gave up waiting for the

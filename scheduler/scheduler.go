@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/outrigger-dev/outrigger/internal/lockadopt"
 	"github.com/outrigger-dev/outrigger/internal/rediserr"
 	"github.com/outrigger-dev/outrigger/lock"
 )
@@ -37,6 +38,11 @@ type Scheduler struct {
 	stopCtx  context.Context
 	stopWork context.CancelFunc
 	runs     sync.WaitGroup // run and scan goroutines
+	// idle hands a run to a worker waiting for one (worker.go); quit,
+	// closed by Stop, ends the workers, which workers counts.
+	idle    chan func()
+	quit    chan struct{}
+	workers sync.WaitGroup
 
 	mu       sync.Mutex // protects jobs, state, loopStop, and the dispatcher's view of jobs
 	jobs     map[string]*job
@@ -61,10 +67,15 @@ type job struct {
 	cfg      jobConfig
 	spec     string // for messages
 	leaseKey string // lock key of the job's lease
+	// leaseKeys are the Redis keys of the lease and its fencing counter
+	// when claims can take the lease in the same script (same hash slot as
+	// the claim's keys), else nil. Set once by add.
+	leaseKeys *[2]string
 
 	// dispatcher state, protected by Scheduler.mu
 	next  time.Time // next tick to process
 	due   time.Time // next + jitter
+	dueNs int64     // due in unix nanoseconds, for the heap's comparisons
 	index int       // in the heap, -1 when not in it
 }
 
@@ -83,7 +94,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: lease locker: %w", err)
 	}
-	return newScheduler(cfg, &redisBackend{c: client, ns: cfg.namespace, sc: schedulerScripts}, lk), nil
+	return newScheduler(cfg, newRedisBackend(client, cfg.namespace), lk), nil
 }
 
 // NewLocal returns a Scheduler for a single process: the same API and
@@ -128,6 +139,7 @@ func newScheduler(cfg config, b backend, l lock.Locker) *Scheduler {
 		stopCtx: sctx, stopWork: scancel,
 		jobs: make(map[string]*job),
 		wake: make(chan struct{}, 1),
+		idle: make(chan func()), quit: make(chan struct{}),
 	}
 }
 
@@ -203,6 +215,11 @@ func (s *Scheduler) jobConfig(name string, fn JobFunc, opts []JobOption) (jobCon
 func (s *Scheduler) add(j *job) error {
 	j.index = -1
 	j.leaseKey = j.name
+	if rb, ok := s.b.(*redisBackend); ok {
+		if lk, fk, ok := lockadopt.Keys(s.locker, j.leaseKey); ok && hashTag(lk) == hashTag(rb.base(j.name)+"tick:") {
+			j.leaseKeys = &[2]string{lk, fk}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == stateStopped {
@@ -333,9 +350,12 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	select {
 	case <-idle:
 		s.cancelRuns()
+		close(s.quit)
+		s.workers.Wait() // idle now: each exits at once
 		return nil
 	case <-ctx.Done():
 		s.cancelRuns()
+		close(s.quit)
 		// Runs now see a cancelled context; give them a moment to record
 		// their results, but do not wait for jobs that ignore it.
 		select {

@@ -16,8 +16,9 @@ import (
 // branchEnv is one branch test's view of a job's keys.
 type branchEnv struct {
 	redistest.Peek
-	t    *testing.T
-	base string // <ns>{job}:
+	t     *testing.T
+	base  string // <ns>{job}:
+	lease string // <ns>lease:{job}, the job's lease (package lock)
 }
 
 func (e *branchEnv) claimKey(id string) string { return e.base + "tick:" + id }
@@ -44,6 +45,28 @@ func TestScriptBranches(t *testing.T) {
 			},
 		}
 	}
+	// claimLease is a trigger's claim that takes the job's lease too.
+	claimLease := func(owner, leaseOwner string) call {
+		return call{
+			keys: func(e *branchEnv) []string {
+				return []string{e.claimKey("trigger"), e.pending(), e.base + "fence", e.base + "paused", e.lease, e.lease + ":fence"}
+			},
+			args: func(e *branchEnv) []any {
+				return []any{owner, 5000, "", "trigger", "0", 60000, "", e.base + "tick:", "0", leaseOwner, 7000}
+			},
+		}
+	}
+	// leaseToken checks a claim reply {2, token} whose token is Redis TIME
+	// (µs), and that the lease's counter holds it.
+	leaseToken := func(e *branchEnv, v any) {
+		arr, ok := v.([]any)
+		require.True(e.t, ok, "got %v, want {2, token}", v)
+		require.Len(e.t, arr, 2)
+		assert.Equal(e.t, int64(2), arr[0])
+		tok, _ := arr[1].(int64)
+		assert.InDelta(e.t, time.Now().UnixMicro(), tok, float64(time.Minute.Microseconds()), "token from Redis TIME")
+		assert.Equal(e.t, strconv.FormatInt(tok, 10), e.Get(e.lease+":fence"))
+	}
 	refresh := func(owner string) call {
 		return call{
 			keys: func(e *branchEnv) []string { return []string{e.claimKey(us(tick))} },
@@ -54,6 +77,15 @@ func TestScriptBranches(t *testing.T) {
 		return call{
 			keys: func(e *branchEnv) []string { return []string{e.claimKey(us(tick)), e.pending(), e.history()} },
 			args: func(*branchEnv) []any { return []any{owner, 60000, us(tick), rec, keep, 600000} },
+		}
+	}
+	// completeLease completes our run of tick and releases its lease "lk".
+	completeLease := func() call {
+		return call{
+			keys: func(e *branchEnv) []string {
+				return []string{e.claimKey(us(tick)), e.pending(), e.history(), e.lease, e.lease + ":q", e.lease + ":w:lk:rel"}
+			},
+			args: func(*branchEnv) []any { return []any{"me", 60000, us(tick), `{"r":1}`, 2, 600000, "lk"} },
 		}
 	}
 	abandoned := func(limit int) call {
@@ -113,6 +145,53 @@ func TestScriptBranches(t *testing.T) {
 			check: func(e *branchEnv, v any) {
 				assert.Equal(e.t, []any{int64(1), int64(0), "abandoned", us(older)}, v,
 					"only the expired claim inside the window, before this tick")
+			}},
+		{name: "claim/lease/free", script: "claim", call: claimLease("me", "lk"),
+			check: func(e *branchEnv, v any) {
+				leaseToken(e, v)
+				assert.Equal(e.t, "run:me", e.Get(e.claimKey("trigger")))
+				assert.Equal(e.t, "lk", e.Get(e.lease))
+				assert.InDelta(e.t, 7000, e.PTTL(e.lease).Milliseconds(), 1000)
+			}},
+		{name: "claim/lease/counter-ahead", script: "claim", call: claimLease("me", "lk"),
+			setup: func(e *branchEnv) { e.Do("SET", e.lease+":fence", "99999999999999999") },
+			check: func(e *branchEnv, v any) {
+				assert.Equal(e.t, []any{int64(2), int64(100000000000000000)}, v, "last + 1")
+				assert.Equal(e.t, "100000000000000000", e.Get(e.lease+":fence"))
+			}},
+		{name: "claim/lease/ours-again", script: "claim", call: claimLease("me", "lk"),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey("trigger"), "run:me", "PX", 100)
+				e.Do("SET", e.lease, "lk", "PX", 100)
+			},
+			check: func(e *branchEnv, v any) {
+				leaseToken(e, v)
+				assert.Greater(e.t, e.PTTL(e.lease), time.Second, "renewed")
+			}},
+		{name: "claim/lease/held", script: "claim", call: claimLease("me", "lk"),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.lease, "other", "PX", 60000)
+				e.Do("SET", e.lease+":fence", 5)
+			},
+			check: func(e *branchEnv, v any) {
+				assert.Equal(e.t, []any{int64(3), int64(0)}, v, "claimed, lease held by another run")
+				assert.Equal(e.t, "run:me", e.Get(e.claimKey("trigger")), "the claim is ours: the tick is recorded as skipped")
+				assert.Equal(e.t, "other", e.Get(e.lease))
+				assert.Equal(e.t, "5", e.Get(e.lease+":fence"), "no token issued")
+			}},
+		{name: "claim/lease/claim-lost", script: "claim", call: claimLease("me", "lk"),
+			setup: func(e *branchEnv) { e.Do("SET", e.claimKey("trigger"), "run:other", "PX", 60000) },
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 0, v)
+				assert.Empty(e.t, e.Get(e.lease), "lease not taken")
+				assert.Empty(e.t, e.Get(e.lease+":fence"))
+			}},
+		{name: "claim/lease/refused", script: "claim", call: claimLease("me", "lk"),
+			setup: func(e *branchEnv) { e.Do("HSET", e.lease, "f", "v") },
+			check: func(e *branchEnv, v any) {
+				assert.Equal(e.t, []any{int64(4), int64(0)}, v, "claimed; the lease is left to the lock package")
+				assert.Equal(e.t, "run:me", e.Get(e.claimKey("trigger")))
+				assert.Empty(e.t, e.Get(e.lease+":fence"), "no token issued")
 			}},
 
 		// refresh.lua
@@ -178,6 +257,49 @@ func TestScriptBranches(t *testing.T) {
 				assert.EqualValues(e.t, 1, v)
 				assert.Equal(e.t, []string{"new", "b"}, e.LRange(e.history()), "newest first, keep 2")
 			}},
+		{name: "complete/lease/released", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("SET", e.lease, "lk", "PX", 60000)
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 3, v, "done (1) + lease released (2)")
+				assert.Equal(e.t, "done:me", e.Get(e.claimKey(us(tick))))
+				assert.Empty(e.t, e.Get(e.lease), "released")
+				assert.Equal(e.t, "1", e.Get(e.lease+":w:lk:rel"), "tombstone, as release.lua leaves")
+				assert.Equal(e.t, []string{`{"r":1}`}, e.LRange(e.history()))
+			}},
+		{name: "complete/lease/waiters", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("SET", e.lease, "lk", "PX", 60000)
+				e.Do("ZADD", e.lease+":q", 1, "waiter")
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 1, v, "done; the lease is left to release.lua (hand-off)")
+				assert.Equal(e.t, "lk", e.Get(e.lease))
+				assert.Empty(e.t, e.Get(e.lease+":w:lk:rel"))
+			}},
+		{name: "complete/lease/not-ours", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("SET", e.lease, "other", "PX", 60000)
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 1, v)
+				assert.Equal(e.t, "other", e.Get(e.lease), "left")
+				assert.Empty(e.t, e.Get(e.lease+":w:lk:rel"))
+			}},
+		{name: "complete/lease/refused", script: "complete", call: completeLease(),
+			setup: func(e *branchEnv) {
+				e.Do("SET", e.claimKey(us(tick)), "run:me", "PX", 1000)
+				e.Do("HSET", e.lease, "f", "v")
+			},
+			check: func(e *branchEnv, v any) {
+				assert.EqualValues(e.t, 1, v, "recorded; the lease is left to release.lua, which reports it")
+				assert.Equal(e.t, "done:me", e.Get(e.claimKey(us(tick))))
+				assert.Equal(e.t, []string{`{"r":1}`}, e.LRange(e.history()))
+			}},
 
 		// abandoned.lua
 		{name: "abandoned/found", script: "abandoned", call: abandoned(16), setup: pendingTicks,
@@ -197,7 +319,8 @@ func TestScriptBranches(t *testing.T) {
 			t.Run("redis="+b.name+"/"+tc.name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 				defer cancel()
-				e := &branchEnv{Peek: redistest.Peek{TB: t, Ctx: ctx, C: db.Client}, t: t, base: db.Prefix + "{job" + strconv.Itoa(i) + "}:"}
+				e := &branchEnv{Peek: redistest.Peek{TB: t, Ctx: ctx, C: db.Client}, t: t, base: db.Prefix + "{job" + strconv.Itoa(i) + "}:",
+					lease: db.Prefix + "lease:{job" + strconv.Itoa(i) + "}"}
 				if tc.setup != nil {
 					tc.setup(e)
 				}

@@ -113,7 +113,8 @@ const (
 // (spread over the period: Jitter for Outrigger, staggered start times for
 // gocron) and measures, per run, the process CPU time and the Redis round
 // trips. One op is one run. Outrigger runs with Overlap(Skip), the default
-// (claim, lease, release, record: 4 round trips), and Overlap(Allow) (claim,
+// (claim + lease in one script, record + release in another: 2 round trips,
+// fewer when concurrent runs share pipelines), and Overlap(Allow) (claim,
 // record: 2).
 func BenchmarkOverhead(b *testing.B) {
 	newDB := server(b)
