@@ -324,7 +324,7 @@ var errReadMiss = errors.New("cache: redis read found no value")
 func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool, token uint64, err error) {
 	token = nonzeroNonce()
 	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
-	cur, acquired, err := c.rdb.acquire(ctx, c.cfg.prefix+key, lease, c.cfg.leaseTTL)
+	cur, acquired, err := c.rdb.acquire(ctx, c.cfg.prefix+key, lease)
 	switch {
 	case err != nil && rediserr.IsInvalid(err):
 		return e, false, 0, c.fault("fetch", key, err)
@@ -427,7 +427,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			wake = c.notif.wait(key)
 		}
 		start = time.Now()
-		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease, c.cfg.leaseTTL)
+		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease)
 		if rerr != nil {
 			if wake != nil {
 				c.notif.forget(key, wake)
