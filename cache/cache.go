@@ -112,6 +112,29 @@ func (c *Cache[V]) Close() error {
 	return nil
 }
 
+// runLoadOwned runs the load flight f owned by the cache (Close waits for
+// it); false if closed. A caller whose ctx cannot be cancelled (ctx.Done() is
+// nil) could never stop waiting for the flight, so f runs on its goroutine,
+// saving a goroutine hand-off per miss; otherwise f runs on a new goroutine,
+// so that the caller's cancellation abandons its wait, not the load. Either
+// way the load runs under loadContext and callers sharing the flight wait on
+// its call, as before.
+func (c *Cache[V]) runLoadOwned(ctx context.Context, f func()) bool {
+	if ctx.Done() != nil {
+		return c.spawn(f)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	defer c.wg.Done()
+	f()
+	return true
+}
+
 // spawn runs f on a goroutine owned by the cache; false if closed.
 func (c *Cache[V]) spawn(f func()) bool {
 	c.mu.Lock()
@@ -215,7 +238,7 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 				c.rd.finish(key, rc, e, errReadMiss)
 				if leader {
 					c.miss(key, 1)
-					if !c.spawn(func() { c.runLeasedLoad(ctx, key, loader, cl, token, start) }) {
+					if !c.runLoadOwned(ctx, func() { c.runLeasedLoad(ctx, key, loader, cl, token, start) }) {
 						c.releaseLease(ctx, key, token)
 						c.fl.finish(key, cl, entry[V]{}, ErrClosed)
 					}
@@ -265,7 +288,7 @@ func (c *Cache[V]) fetchSlow(ctx context.Context, key string, loader func(contex
 	}
 	cl, leader := c.fl.claim(key)
 	if leader {
-		if !c.spawn(func() { c.runLoad(ctx, key, loader, cl) }) {
+		if !c.runLoadOwned(ctx, func() { c.runLoad(ctx, key, loader, cl) }) {
 			c.fl.finish(key, cl, entry[V]{}, ErrClosed)
 		}
 	} else {
@@ -301,7 +324,7 @@ var errReadMiss = errors.New("cache: redis read found no value")
 func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool, token uint64, err error) {
 	token = nonzeroNonce()
 	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
-	cur, acquired, err := c.rdb.acquire(ctx, c.cfg.prefix+key, lease, c.cfg.leaseTTL)
+	cur, acquired, err := c.rdb.acquire(ctx, c.cfg.prefix+key, lease)
 	switch {
 	case err != nil && rediserr.IsInvalid(err):
 		return e, false, 0, c.fault("fetch", key, err)
@@ -404,7 +427,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			wake = c.notif.wait(key)
 		}
 		start = time.Now()
-		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease, c.cfg.leaseTTL)
+		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease)
 		if rerr != nil {
 			if wake != nil {
 				c.notif.forget(key, wake)

@@ -490,3 +490,80 @@ func TestContractConcurrentMixedUse(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestContractLoadFlightWhateverLeaderCtx: a load led by a caller whose ctx
+// cannot be cancelled runs on that caller's goroutine, one whose ctx can on a
+// goroutine of the cache; either way a waiting caller's cancellation returns
+// at once, the loader runs once, and Close cancels the load and waits for it.
+func TestContractLoadFlightWhateverLeaderCtx(t *testing.T) {
+	cases := []struct {
+		name        string
+		cancellable bool
+		closeCache  bool
+	}{
+		{name: "leader=background", cancellable: false},
+		{name: "leader=cancellable", cancellable: true},
+		{name: "leader=background/close", cancellable: false, closeCache: true},
+		{name: "leader=cancellable/close", cancellable: true, closeCache: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, e *env) {
+				c := newCache[int](e)
+				started, release := make(chan struct{}), make(chan struct{})
+				var calls atomic.Int64
+				load := func(ctx context.Context) (int, error) {
+					calls.Add(1)
+					close(started)
+					select {
+					case <-release:
+						return 9, nil
+					case <-ctx.Done():
+						return 0, ctx.Err()
+					}
+				}
+				leaderCtx := context.Background()
+				if tc.cancellable {
+					var cancel context.CancelFunc
+					leaderCtx, cancel = context.WithCancel(leaderCtx)
+					defer cancel()
+				}
+				type res struct {
+					v   int
+					err error
+				}
+				leader := make(chan res, 1)
+				go func() {
+					v, err := c.Fetch(leaderCtx, "k", load)
+					leader <- res{v, err}
+				}()
+				<-started
+				wctx, wcancel := context.WithCancel(context.Background())
+				waiter := make(chan error, 1)
+				go func() {
+					_, err := c.Fetch(wctx, "k", load)
+					waiter <- err
+				}()
+				require.Eventually(t, func() bool { return c.Stats().CoalescedWaits == 1 }, 10*time.Second, time.Millisecond)
+				wcancel()
+				select {
+				case err := <-waiter:
+					require.ErrorIs(t, err, context.Canceled)
+				case <-time.After(5 * time.Second):
+					t.Fatal("cancelled waiter did not return promptly")
+				}
+				if tc.closeCache {
+					require.NoError(t, c.Close())
+					r := <-leader
+					require.Error(t, r.err, "leader of a load cancelled by Close: got value %d", r.v)
+				} else {
+					close(release)
+					r := <-leader
+					require.NoError(t, r.err)
+					require.Equal(t, 9, r.v)
+				}
+				require.Equal(t, int64(1), calls.Load(), "loader calls")
+			})
+		})
+	}
+}

@@ -37,11 +37,15 @@
 //     wait is bounded (WithLease): if the holder dies, its lease expires or
 //     the wait ends and the waiters load themselves. No deadlock, no
 //     unbounded wait.
-//   - Round trips. A Redis hit costs one round trip (a GET on the caller's
-//     goroutine); a miss three: the GET, SET NX PX GET taking the lease (or
-//     finding the value another replica just wrote), and after the load one
-//     script that writes the value over the lease and publishes the
-//     invalidation.
+//   - Round trips. A Redis hit costs one round trip (a SET NX PX GET on the
+//     caller's goroutine, which reads the value and, only when the key is
+//     absent, takes the load lease); a miss two: that read and, after the
+//     load, one script that writes the value over the lease and publishes
+//     the invalidation. The load runs on the goroutine of the caller that
+//     leads it when that caller's ctx cannot be cancelled (ctx.Done() is
+//     nil: it could never stop waiting), and otherwise on a goroutine of the
+//     cache; either way under the load context described below, with Close
+//     cancelling it and waiting for it.
 //   - Early refresh. A read of a fresh value refreshes it in the background
 //     with the XFetch probability (Vattani et al., VLDB 2015), using the
 //     measured cost δ of its last load, so hot keys are reloaded before they

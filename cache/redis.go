@@ -46,13 +46,14 @@ type redisTier struct {
 	cb      *gobreaker.TwoStepCircuitBreaker[struct{}] // nil: no breaker
 	errs    *atomic.Uint64
 	channel string        // "" when invalidation is off
+	leasePX string        // the load lease TTL in milliseconds (pxArg)
 	mget    bool          // MGET works across all keys (not a Cluster or Ring)
 	writeSc *redis.Script // scripts/write.lua (a test may swap it)
 	hooks   *Hooks
 }
 
 func newRedisTier(cfg *config, errs *atomic.Uint64, log *slog.Logger) *redisTier {
-	r := &redisTier{client: cfg.client, errs: errs, writeSc: writeScript, hooks: &cfg.hooks}
+	r := &redisTier{client: cfg.client, errs: errs, writeSc: writeScript, hooks: &cfg.hooks, leasePX: pxArg(cfg.leaseTTL)}
 	if cfg.invalidate {
 		r.channel = cfg.prefix + "~invalidate"
 	}
@@ -121,11 +122,13 @@ func (r *redisTier) state() string {
 }
 
 // acquire reads key and, when it is absent, stores the lease envelope in it
-// (SET NX PX GET: one round trip). It returns the previous value, or nil and
-// acquired=true when the lease was taken.
-func (r *redisTier) acquire(ctx context.Context, key string, lease []byte, ttl time.Duration) (cur []byte, acquired bool, err error) {
+// for the lease TTL (SET NX PX GET: one round trip). It returns the previous
+// value, or nil and acquired=true when the lease was taken. The command is
+// built with the pre-rendered TTL (leasePX): fewer allocations per read than
+// SetArgs.
+func (r *redisTier) acquire(ctx context.Context, key string, lease []byte) (cur []byte, acquired bool, err error) {
 	err = r.do("acquire", func() error {
-		s, e := r.client.SetArgs(ctx, key, lease, redis.SetArgs{Mode: "NX", TTL: ttl, Get: true}).Result()
+		s, e := r.client.Do(ctx, "set", key, lease, "nx", "px", r.leasePX, "get").Text()
 		if errors.Is(e, redis.Nil) {
 			acquired = true
 			return nil
