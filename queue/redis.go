@@ -343,19 +343,31 @@ const maxPerCall = 500
 // does not know (after a restart or SCRIPT FLUSH).
 func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	type call struct {
-		keys []string
-		args []any
-		reqs []*pubReq
-		cmd  *redis.Cmd
-		wait *redis.Cmd // WAIT after cmd (WaitReplicas)
+		keys  []string
+		args  []any
+		reqs  []*pubReq
+		plain bool // the plain form: the reply is the number of messages added
+		cmd   *redis.Cmd
+		wait  *redis.Cmd // WAIT after cmd (WaitReplicas)
 	}
 	reqs0 := reqs
 	calls := make([]*call, 0, (len(reqs)+maxPerCall-1)/maxPerCall)
 	for len(reqs) > 0 {
 		part := reqs[:min(len(reqs), maxPerCall)]
 		reqs = reqs[len(part):]
-		c := &call{reqs: part}
-		c.keys = append(make([]string, 0, 4), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
+		c := &call{reqs: part, plain: q.plain(part)}
+		c.keys = append(make([]string, 0, 5), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
+		if c.plain {
+			// The plain form (see scripts/publish.lua): ID and body only.
+			c.args = make([]any, 0, 4+2*len(part)) // +1: the metrics TTL (withMetrics)
+			c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), 0, -len(part))
+			for _, r := range part {
+				c.args = append(c.args, r.id, r.body)
+			}
+			c.keys, c.args = q.withMetrics(c.keys, c.args)
+			calls = append(calls, c)
+			continue
+		}
 		c.args = make([]any, 0, 4+8*len(part)) // +1: the metrics TTL (withMetrics)
 		c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), q.cfg.maxLen, len(part))
 		for _, r := range part {
@@ -421,8 +433,14 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	}
 	reload := false
 	for _, c := range calls {
-		res, err := c.cmd.StringSlice()
-		if err == nil && len(res) != len(c.reqs) {
+		var res []string
+		var err error
+		if c.plain {
+			var n int64
+			if n, err = c.cmd.Int64(); err == nil && n != int64(len(c.reqs)) {
+				err = fmt.Errorf("added %d of %d messages", n, len(c.reqs))
+			}
+		} else if res, err = c.cmd.StringSlice(); err == nil && len(res) != len(c.reqs) {
 			err = fmt.Errorf("got %d results for %d messages", len(res), len(c.reqs))
 		}
 		var waitErr error
@@ -436,8 +454,10 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 			switch {
 			case err != nil:
 				r.err = fmt.Errorf("queue: publish: %w", err)
-			case waitErr != nil && res[i] != "full": // "full" wrote nothing
+			case waitErr != nil && (c.plain || res[i] != "full"): // "full" wrote nothing
 				r.err = fmt.Errorf("queue: publish: %w", waitErr)
+			case c.plain:
+				r.res = "ok"
 			default:
 				r.res = res[i]
 			}
@@ -446,6 +466,21 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	if reload {
 		q.client.(*redis.ClusterClient).ReloadState(ctx)
 	}
+}
+
+// plain reports whether the messages of reqs can be sent in the plain form
+// of scripts/publish.lua: straight into the stream, with an ID and a body
+// only, and no backlog bound to check.
+func (q *Redis) plain(reqs []*pubReq) bool {
+	if q.cfg.maxLen > 0 {
+		return false
+	}
+	for _, r := range reqs {
+		if r.idKey != "" || r.dedupKey != "" || r.delayMS > 0 || len(r.headers) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkWait turns a WAIT reply into nil or an error matching

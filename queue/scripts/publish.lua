@@ -22,6 +22,13 @@
 -- A repeat of the same call returns the first call's results and adds
 -- nothing (it only renews KEYS[4]); so does a message whose id key exists
 -- (a repeat of WithID).
+--
+-- Plain form, for a call whose messages all go straight into the stream
+-- with a body and nothing else (no WithID, dedup key, delay, headers or
+-- backlog bound): ARGV[2] is 0, ARGV[3] is minus the number of messages,
+-- then for each message its ID and body, then the optional metrics TTL.
+-- Every such message is added, so the call returns just their number
+-- (the same number for a repeat).
 local prev = redis.call('GET', KEYS[4])
 if prev then
   -- A write, so that a WAIT after this repeat (WaitReplicas) counts the
@@ -30,7 +37,29 @@ if prev then
   -- at once. pcall: a refused write (NOREPLICAS, OOM) must not turn the
   -- first call's success into an error.
   redis.pcall('PEXPIRE', KEYS[4], ARGV[1])
+  if tonumber(ARGV[3]) < 0 then
+    return tonumber(prev)
+  end
   return cmsgpack.unpack(prev)
+end
+local count = tonumber(ARGV[3])
+if count < 0 then
+  local stream = KEYS[1]
+  local last = 3 - 2 * count
+  for i = 4, last, 2 do
+    redis.call('XADD', stream, '*', 'id', ARGV[i], 'body', ARGV[i + 1])
+  end
+  redis.call('SET', KEYS[4], -count, 'PX', ARGV[1])
+  if ARGV[last + 1] then
+    -- pcall: counting must never fail a publish that added its messages
+    local mk, ttl = KEYS[#KEYS], ARGV[last + 1]
+    pcall(function()
+      redis.call('HINCRBY', mk, 'published', -count)
+      redis.call('HSET', mk, 'depth', redis.call('XLEN', stream) + redis.call('ZCARD', KEYS[2]))
+      redis.call('EXPIRE', mk, ttl)
+    end)
+  end
+  return -count
 end
 local window = ARGV[1]
 local maxlen = tonumber(ARGV[2])
