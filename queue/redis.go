@@ -213,12 +213,7 @@ func (q *Redis) buildReq(body []byte, pc *publishConfig) *pubReq {
 // error. A client retry of the same publish (after a timeout) is dropped by
 // Redis, so it never shows up as a second message.
 func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption) (string, error) {
-	var pc publishConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&pc)
-		}
-	}
+	pc := applyPublishOptions(opts)
 	if err := pc.validate(); err != nil {
 		return "", err
 	}
@@ -272,6 +267,13 @@ func (q *Redis) wakeMover() {
 	default:
 	}
 }
+
+// pubBody is a pubReq as its body argument (go-redis writes an
+// encoding.BinaryMarshaler's bytes).
+type pubBody pubReq
+
+// MarshalBinary returns the message's body.
+func (r *pubBody) MarshalBinary() ([]byte, error) { return r.body, nil }
 
 func (r *pubReq) result() (string, error) {
 	switch {
@@ -362,7 +364,9 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 			c.args = make([]any, 0, 4+2*len(part)) // +1: the metrics TTL (withMetrics)
 			c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), 0, -len(part))
 			for _, r := range part {
-				c.args = append(c.args, r.id, r.body)
+				// Pointers: a string or slice in an interface would cost an
+				// allocation each.
+				c.args = append(c.args, &r.id, (*pubBody)(r))
 			}
 			c.keys, c.args = q.withMetrics(c.keys, c.args)
 			calls = append(calls, c)
