@@ -437,7 +437,7 @@ const maxSettle = 1000
 // (of at most maxSettle).
 func (e *engine) settleLoop(hctx context.Context) {
 	sctx := context.WithoutCancel(hctx)
-	spare := make([]settlement, 0, cap(e.outcomes))
+	spare := make([]settlement, 0, e.cc.prefetch)
 	for {
 		e.smu.Lock()
 		for len(e.outcomes) == 0 {
