@@ -69,8 +69,9 @@ const groupName = "consumers"
 //	p{name}:wake:<c>   consumer c's wake stream (ends its blocking read when
 //	                   its Consume is cancelled); deleted when it stops
 //
-// Acknowledged entries are deleted, so the stream holds only the backlog and
-// is never trimmed. Redis is safe for concurrent use by multiple goroutines.
+// Acknowledged entries are deleted (the acknowledged head of the stream with
+// XTRIM MINID, the rest with XDEL), so the stream holds only the backlog; no
+// unacknowledged entry is ever trimmed. Redis is safe for concurrent use by multiple goroutines.
 type Redis struct {
 	client redis.UniversalClient
 	name   string

@@ -5,7 +5,8 @@
 -- ARGV[2..] stream entry IDs
 --
 -- Entries are deleted on ack, so the stream holds only unacknowledged
--- messages and is never trimmed. Returns the number acknowledged.
+-- messages (no unacknowledged entry is ever trimmed). Returns the number
+-- acknowledged.
 --
 -- Deleting entry by entry (XDEL) costs Redis a scan of the entry's stream
 -- node each time, and leaves tombstones that later reads step over. So the
