@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"testing"
 )
@@ -44,7 +45,7 @@ func (d *batchDriver) Leave(context.Context) {}
 // concurrency 32 (as in bench/queue and bench/kafka), b.N messages.
 func BenchmarkEngine(b *testing.B) {
 	for _, conc := range []int{1, 32} {
-		b.Run("conc="+itoa(conc), func(b *testing.B) {
+		b.Run("conc="+strconv.Itoa(conc), func(b *testing.B) {
 			d := &batchDriver{done: make(chan struct{}), total: int64(b.N)}
 			d.left.Store(int64(b.N))
 			spec, err := NewConsumeSpec(func(context.Context, *Message) error { return nil }, Concurrency(conc))
@@ -64,11 +65,4 @@ func BenchmarkEngine(b *testing.B) {
 			}
 		})
 	}
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
