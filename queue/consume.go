@@ -23,6 +23,11 @@ type delivery struct {
 	// MaxAttempts: it is dead-lettered without running the handler again.
 	stalled int64
 	ext     *Delivery // set for deliveries of a Driver
+
+	// The engine's list of held deliveries, in fetch order (protected by
+	// engine.mu).
+	prev, next *delivery
+	fetchedAt  time.Time
 }
 
 // settleKind says how a delivery ends.
@@ -70,12 +75,24 @@ type engine struct {
 	bh  BatchHandler
 	log *slog.Logger
 
-	slots  chan struct{}   // one token per held delivery (bounded by Prefetch)
-	work   chan *delivery  // fetched deliveries waiting for a worker
-	settle chan settlement // outcomes waiting for the settler
+	work chan *delivery // fetched deliveries waiting for a worker
 
-	mu   sync.Mutex
-	held map[*delivery]time.Time // deliveries fetched and not settled, by fetch time (protected by mu)
+	mu       sync.Mutex
+	nheld    int           // deliveries fetched and not settled, at most Prefetch (protected by mu)
+	oldest   *delivery     // the held deliveries, oldest first (protected by mu)
+	newest   *delivery     // (protected by mu)
+	roomWait bool          // the fetcher waits for room (protected by mu)
+	room     chan struct{} // wakes the fetcher when roomWait was set
+
+	// Outcomes waiting for the settler: workers append and wake the settler
+	// only when it waits, so that it is woken once per batch rather than
+	// once per message.
+	smu         sync.Mutex
+	outcomes    []settlement  // (protected by smu)
+	settlerIdle bool          // the settler waits on settleWake (protected by smu)
+	settleEnd   bool          // no more outcomes will come (protected by smu)
+	settleWake  chan struct{} // wakes the settler when settlerIdle was set
+	timed       bool          // OnProcessed is set: handler runs are timed
 
 	stopping chan struct{} // closed when Consume's ctx is done
 	hardStop chan struct{} // closed when the shutdown deadline has passed
@@ -87,18 +104,19 @@ type engine struct {
 
 func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consumeConfig, h Handler, bh BatchHandler, log *slog.Logger) error {
 	e := &engine{
-		be:       be,
-		cnt:      cnt,
-		cc:       cc,
-		h:        h,
-		bh:       bh,
-		log:      log,
-		slots:    make(chan struct{}, cc.prefetch),
-		work:     make(chan *delivery, cc.prefetch),
-		settle:   make(chan settlement, cc.prefetch),
-		held:     make(map[*delivery]time.Time, cc.prefetch),
-		stopping: make(chan struct{}),
-		hardStop: make(chan struct{}),
+		be:         be,
+		cnt:        cnt,
+		cc:         cc,
+		h:          h,
+		bh:         bh,
+		log:        log,
+		work:       make(chan *delivery, cc.prefetch),
+		room:       make(chan struct{}, 1),
+		outcomes:   make([]settlement, 0, cc.prefetch),
+		settleWake: make(chan struct{}, 1),
+		stopping:   make(chan struct{}),
+		hardStop:   make(chan struct{}),
+		timed:      cc.hooks != nil && cc.hooks.OnProcessed != nil,
 	}
 	// An answer that means a bug or bad data ends Consume as a shutdown
 	// does (see fail); Consume then returns it.
@@ -130,7 +148,7 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 	})
 	fetchWG.Wait() // closes work
 	workWG.Wait()
-	close(e.settle)
+	e.endSettle()
 	settleWG.Wait()
 	close(bgStop)
 	bgWG.Wait()
@@ -166,41 +184,30 @@ func (e *engine) invalid(ctx context.Context, op string, err error) bool {
 	return true
 }
 
-// fetchLoop reads deliveries while there are free slots, until ctx is
-// done. It checks ctx before every read, so no read starts once the cancel
-// is seen (a select on a free slot and ctx.Done alone would pick at random
-// between them); a read under way when ctx is cancelled ends promptly (the
+// fetchLoop reads deliveries while fewer than Prefetch are held, until ctx
+// is done. It checks ctx before every read, so no read starts once the
+// cancel is seen; a read under way when ctx is cancelled ends promptly (the
 // backend's fetch watches ctx) and what it returns is released.
 func (e *engine) fetchLoop(ctx context.Context) {
 	defer close(e.work)
 	var backoff time.Duration
 	for {
-		n := 0
-		select {
-		case e.slots <- struct{}{}:
-			n = 1
-		case <-ctx.Done():
-			return
-		}
-	more:
-		for n < e.cc.prefetch {
+		e.mu.Lock()
+		n := e.cc.prefetch - e.nheld
+		e.roomWait = n == 0
+		e.mu.Unlock()
+		if n == 0 {
 			select {
-			case e.slots <- struct{}{}:
-				n++
-			default:
-				break more
+			case <-e.room:
+			case <-ctx.Done():
+				return
 			}
+			continue
 		}
 		if ctx.Err() != nil {
-			for range n {
-				<-e.slots
-			}
 			return
 		}
 		ds, err := e.be.fetch(ctx, n)
-		for range n - len(ds) {
-			<-e.slots
-		}
 		if err != nil && e.invalid(ctx, "fetch", err) {
 			continue // ctx is cancelled now: the loop ends
 		}
@@ -218,14 +225,24 @@ func (e *engine) fetchLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 0
+		if len(ds) == 0 {
+			continue
+		}
 		now := time.Now()
 		e.mu.Lock()
+		e.nheld += len(ds)
 		for _, d := range ds {
-			e.held[d] = now
+			d.fetchedAt, d.prev, d.next = now, e.newest, nil
+			if e.newest == nil {
+				e.oldest = d
+			} else {
+				e.newest.next = d
+			}
+			e.newest = d
 		}
 		e.mu.Unlock()
 		for _, d := range ds {
-			e.work <- d // never blocks: work has room for every slot
+			e.work <- d // never blocks: work has room for every held delivery
 		}
 	}
 }
@@ -254,12 +271,16 @@ func (e *engine) workLoop(hctx context.Context) {
 			e.settleUnrun(hctx, e.stalledOut(d))
 			continue
 		}
-		pctx, start := e.process(hctx, d), time.Now()
+		pctx := e.process(hctx, d)
+		var start time.Time
+		if e.timed {
+			start = time.Now()
+		}
 		err := callHandler(pctx, e.h, d.msg)
 		e.logPanic(err)
 		s := e.outcome(hctx, d, err)
 		e.processed(pctx, s, start, err)
-		e.settle <- s
+		e.push(s)
 	}
 }
 
@@ -344,7 +365,7 @@ func (e *engine) batchLoop(hctx context.Context) {
 			if ctxs != nil {
 				e.processed(ctxs[i], s, start, errs[i])
 			}
-			e.settle <- s
+			e.push(s)
 		}
 	}
 	if timer != nil {
@@ -384,59 +405,118 @@ func (e *engine) outcome(hctx context.Context, d *delivery, err error) settlemen
 	return settlement{d: d, kind: settleRetry, err: msg, delay: e.cc.backoff(d.msg.Attempt)}
 }
 
-// settleLoop batches outcomes: everything waiting is settled in one call.
+// push hands s to the settler.
+func (e *engine) push(s settlement) {
+	e.smu.Lock()
+	e.outcomes = append(e.outcomes, s)
+	wake := e.settlerIdle
+	e.settlerIdle = false
+	e.smu.Unlock()
+	if wake {
+		e.settleWake <- struct{}{} // never blocks: sent once per wait
+	}
+}
+
+// endSettle tells the settler that no more outcomes will come: it settles
+// what it has and returns.
+func (e *engine) endSettle() {
+	e.smu.Lock()
+	e.settleEnd = true
+	wake := e.settlerIdle
+	e.settlerIdle = false
+	e.smu.Unlock()
+	if wake {
+		e.settleWake <- struct{}{}
+	}
+}
+
+// maxSettle bounds the outcomes of one settle call.
+const maxSettle = 1000
+
+// settleLoop batches outcomes: everything waiting is settled in one call
+// (of at most maxSettle).
 func (e *engine) settleLoop(hctx context.Context) {
 	sctx := context.WithoutCancel(hctx)
-	batch := make([]settlement, 0, 256)
-	for s := range e.settle {
-		batch = append(batch[:0], s)
-	more:
-		for len(batch) < 1000 {
-			select {
-			case s2, ok := <-e.settle:
-				if !ok {
-					break more
-				}
-				batch = append(batch, s2)
-			default:
-				break more
+	spare := make([]settlement, 0, e.cc.prefetch)
+	for {
+		e.smu.Lock()
+		for len(e.outcomes) == 0 {
+			if e.settleEnd {
+				e.smu.Unlock()
+				return
 			}
+			e.settlerIdle = true
+			e.smu.Unlock()
+			<-e.settleWake
+			e.smu.Lock()
 		}
-		var backoff time.Duration
-		for {
-			err := e.be.settle(sctx, batch)
-			if err == nil {
-				e.cnt.countSettled(batch)
-				break
-			}
-			if e.invalid(sctx, "settle", err) {
-				break // the messages stay pending and are reclaimed
-			}
-			select {
-			case <-e.hardStop:
-				// Give up: the messages stay pending and are reclaimed by
-				// another consumer after the visibility timeout.
-				e.log.Error("queue: settle failed at shutdown; messages stay pending", "err", err, "n", len(batch))
-			default:
-				backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
-				e.log.Warn("queue: settle failed", "err", err, "n", len(batch), "retry_in", backoff)
-				t := time.NewTimer(backoff)
-				select {
-				case <-t.C:
-				case <-e.hardStop:
-					t.Stop()
-				}
-				continue
-			}
+		all := e.outcomes
+		e.outcomes = spare[:0]
+		e.smu.Unlock()
+		for rest := all; len(rest) > 0; {
+			batch := rest[:min(len(rest), maxSettle)]
+			rest = rest[len(batch):]
+			e.settleBatch(sctx, batch)
+		}
+		clear(all) // drop the deliveries for the collector
+		spare = all
+	}
+}
+
+// settleBatch settles batch, retrying with backoff until the shutdown
+// deadline, then frees the room its deliveries took.
+func (e *engine) settleBatch(sctx context.Context, batch []settlement) {
+	var backoff time.Duration
+	for {
+		err := e.be.settle(sctx, batch)
+		if err == nil {
+			e.cnt.countSettled(batch)
 			break
 		}
-		e.mu.Lock()
-		for _, s := range batch {
-			delete(e.held, s.d)
+		if e.invalid(sctx, "settle", err) {
+			break // the messages stay pending and are reclaimed
 		}
-		e.mu.Unlock()
-		for range batch {
-			<-e.slots
+		select {
+		case <-e.hardStop:
+			// Give up: the messages stay pending and are reclaimed by
+			// another consumer after the visibility timeout.
+			e.log.Error("queue: settle failed at shutdown; messages stay pending", "err", err, "n", len(batch))
+		default:
+			backoff = min(max(2*backoff, 20*time.Millisecond), time.Second)
+			e.log.Warn("queue: settle failed", "err", err, "n", len(batch), "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-e.hardStop:
+				t.Stop()
+			}
+			continue
+		}
+		break
+	}
+	e.mu.Lock()
+	for _, s := range batch {
+		d := s.d
+		if d.prev == nil {
+			e.oldest = d.next
+		} else {
+			d.prev.next = d.next
+		}
+		if d.next == nil {
+			e.newest = d.prev
+		} else {
+			d.next.prev = d.prev
+		}
+		d.prev, d.next = nil, nil
+	}
+	e.nheld -= len(batch)
+	wake := e.roomWait
+	e.roomWait = false
+	e.mu.Unlock()
+	if wake {
+		select {
+		case e.room <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -457,10 +537,8 @@ func (e *engine) renewLoop(hctx context.Context, stop <-chan struct{}) {
 		cutoff := time.Now().Add(-every)
 		ds = ds[:0]
 		e.mu.Lock()
-		for d, at := range e.held {
-			if at.Before(cutoff) {
-				ds = append(ds, d)
-			}
+		for d := e.oldest; d != nil && d.fetchedAt.Before(cutoff); d = d.next {
+			ds = append(ds, d)
 		}
 		e.mu.Unlock()
 		if len(ds) == 0 {

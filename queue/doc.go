@@ -23,9 +23,9 @@
 //     after [VisibilityTimeout] (XAUTOCLAIM, walking the whole pending list),
 //     and a consumer restarting under the same [ConsumerName] takes its own
 //     back at once. Live consumers renew the lease of long-running handlers,
-//     so their work is not run twice. Acknowledged entries are deleted, so
-//     the stream is never trimmed and an unacknowledged message is never
-//     dropped to make room.
+//     so their work is not run twice. Acknowledged entries are deleted (only
+//     entries the group has delivered and no longer has pending are ever
+//     trimmed), so an unacknowledged message is never dropped to make room.
 //   - Duplicates are possible (a consumer dying between the handler's end
 //     and the acknowledgement), so handlers should be idempotent; the crash
 //     test measures how many (well under 1% with consumers SIGKILLed every

@@ -69,12 +69,7 @@ type PublishSettings struct {
 // ResolvePublishOptions applies and validates publish options for a
 // backend outside this package.
 func ResolvePublishOptions(opts ...PublishOption) (PublishSettings, error) {
-	var pc publishConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&pc)
-		}
-	}
+	pc := applyPublishOptions(opts)
 	if err := pc.validate(); err != nil {
 		return PublishSettings{}, err
 	}
@@ -91,6 +86,8 @@ type Delivery struct {
 	// message was delivered without being settled (its consumers crashed):
 	// it is dead-lettered without running the handler again.
 	Stalled int
+
+	d delivery // the engine's view of it, kept here to save an allocation
 }
 
 // Outcome says how a delivery ends.
@@ -126,12 +123,14 @@ type Settlement struct {
 type Driver interface {
 	// Fetch returns up to max deliveries, waiting for the first one until
 	// ctx is done (then it returns what it has, possibly nothing). An error
-	// is logged and Fetch is called again after a backoff.
+	// is logged and Fetch is called again after a backoff. A Delivery is
+	// returned once: not again before it is settled.
 	Fetch(ctx context.Context, max int) ([]*Delivery, error)
 	// Settle applies outcomes. An error makes the engine retry the whole
 	// batch (with backoff) until the shutdown deadline, so Settle must be
 	// idempotent, and must return nil for deliveries it can no longer
 	// settle (for example because the broker already took them back).
+	// Settle must not keep ss after it returns (the engine reuses it).
 	Settle(ctx context.Context, ss []Settlement) error
 	// Leave is called once when Consume ends, after the last Settle.
 	Leave(ctx context.Context)
@@ -184,7 +183,7 @@ func (s *ConsumeSpec) Run(ctx context.Context, d Driver, cnt *CounterSet, log *s
 	if cnt == nil {
 		cnt = new(CounterSet)
 	}
-	return runEngine(ctx, driverBackend{d, s.cc.maxAttempts}, &cnt.c, s.cc, s.h, s.bh, log)
+	return runEngine(ctx, &driverBackend{d: d, maxAttempts: s.cc.maxAttempts}, &cnt.c, s.cc, s.h, s.bh, log)
 }
 
 // CounterSet is the live, concurrency-safe form of [Counters], for backends
@@ -198,27 +197,34 @@ func (s *CounterSet) Snapshot() Counters { return s.c.snapshot() }
 // ErrFull are counted; other errors are not).
 func (s *CounterSet) CountPublish(err error) { s.c.countPublish(err) }
 
-// driverBackend adapts a Driver to the engine.
+// driverBackend adapts a Driver to the engine. Its buffers are reused:
+// fetch is called from the engine's fetcher only, settle from its settler
+// only, and neither result is kept past the next call.
 type driverBackend struct {
 	d           Driver
 	maxAttempts int
+	fetched     []*delivery  // fetch's result (used by the fetcher only)
+	settled     []Settlement // settle's argument to the Driver (used by the settler only)
 }
 
-func (b driverBackend) fetch(ctx context.Context, max int) ([]*delivery, error) {
+func (b *driverBackend) fetch(ctx context.Context, max int) ([]*delivery, error) {
 	ds, err := b.d.Fetch(ctx, max)
-	out := make([]*delivery, len(ds))
-	for i, x := range ds {
-		out[i] = &delivery{msg: x.Message, ext: x}
+	out := b.fetched[:0]
+	for _, x := range ds {
+		x.d = delivery{msg: x.Message, ext: x}
 		if x.Stalled > b.maxAttempts {
-			out[i].stalled = int64(x.Stalled)
+			x.d.stalled = int64(x.Stalled)
 		}
+		out = append(out, &x.d)
 	}
+	clear(out[len(out):cap(out)]) // drop what an earlier, longer fetch left
+	b.fetched = out
 	return out, err
 }
 
-func (b driverBackend) settle(ctx context.Context, ss []settlement) error {
-	out := make([]Settlement, len(ss))
-	for i, s := range ss {
+func (b *driverBackend) settle(ctx context.Context, ss []settlement) error {
+	out := b.settled[:0]
+	for _, s := range ss {
 		o := OutcomeAck
 		switch s.kind {
 		case settleRetry:
@@ -228,11 +234,14 @@ func (b driverBackend) settle(ctx context.Context, ss []settlement) error {
 		case settleRelease:
 			o = OutcomeRelease
 		}
-		out[i] = Settlement{Delivery: s.d.ext, Outcome: o, Delay: s.delay, Err: s.err}
+		out = append(out, Settlement{Delivery: s.d.ext, Outcome: o, Delay: s.delay, Err: s.err})
 	}
-	return b.d.Settle(ctx, out)
+	err := b.d.Settle(ctx, out)
+	clear(out) // drop the deliveries for the collector
+	b.settled = out
+	return err
 }
 
-func (driverBackend) renew(context.Context, []*delivery) error { return nil }
-func (driverBackend) background(<-chan struct{})               {}
-func (b driverBackend) leave(ctx context.Context)              { b.d.Leave(ctx) }
+func (*driverBackend) renew(context.Context, []*delivery) error { return nil }
+func (*driverBackend) background(<-chan struct{})               {}
+func (b *driverBackend) leave(ctx context.Context)              { b.d.Leave(ctx) }

@@ -102,5 +102,5 @@ func (e *engine) processed(ctx context.Context, s settlement, start time.Time, e
 // settleUnrun settles a delivery whose handler did not run.
 func (e *engine) settleUnrun(ctx context.Context, s settlement) {
 	e.processed(ctx, s, time.Time{}, nil)
-	e.settle <- s
+	e.push(s)
 }

@@ -306,10 +306,13 @@ func TestInspector(t *testing.T) {
 // TestPauseAcrossReplicas: a paused queue stops delivering on every
 // replica (each its own client and queue value) and resumes.
 func TestPauseAcrossReplicas(t *testing.T) {
-	db := redistest.New(t)
+	// A server of its own: on the shared one, other sessions' commands
+	// stalled the replicas' reads for tens of seconds now and then.
+	srv := redistest.StartServer(t)
+	const prefix = "t:"
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	in, err := queue.NewInspector(db.Client, queue.WithPrefix(db.Prefix))
+	in, err := queue.NewInspector(srv.Client(t), queue.WithPrefix(prefix))
 	require.NoError(t, err)
 	var mu sync.Mutex // protects got
 	got := map[string]string{}
@@ -318,7 +321,7 @@ func TestPauseAcrossReplicas(t *testing.T) {
 	defer func() { stop(); wg.Wait() }()
 	var producer *queue.Redis
 	for r := range 2 {
-		q, err := queue.NewRedis(db.NewClient(t), "jobs", queue.WithPrefix(db.Prefix))
+		q, err := queue.NewRedis(srv.Client(t), "jobs", queue.WithPrefix(prefix))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = q.Close() })
 		producer = q

@@ -81,6 +81,7 @@ func (e *replyEnv) publish() {
 // swaps one script for the wrong-shaped one on the queue's client (Redis
 // really runs it), on a single node and on a Cluster.
 func TestInvalidReplies(t *testing.T) {
+	full := queue.WithHeaders(map[string]string{"k": "v"}) // not the plain form of publish.lua
 	cases := []struct {
 		name  string // <script>/<what>
 		with  string // the script run instead
@@ -88,13 +89,19 @@ func TestInvalidReplies(t *testing.T) {
 		want  string // in the error
 		logOp string // the op of the Error log line and the Invalid count; "" for the Inspector, which has none
 	}{
+		// the full form (headers), one result per message
 		{name: "publish/too-few", with: "return {}", want: "0 results for 1 messages", logOp: "publish",
-			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
+			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x"), full); return err }},
 		{name: "publish/unknown-result", with: "return {'maybe'}", want: `result "maybe"`, logOp: "publish",
-			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
+			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x"), full); return err }},
 		{name: "publish/not-an-array", with: "return 1", want: "unexpected type", logOp: "publish",
+			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x"), full); return err }},
+		// the plain form, a count
+		{name: "publish/plain/count", with: "return 0", want: "added 0 of 1 messages", logOp: "publish",
 			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
-		{name: "publish/batch", with: "return {'ok'}", want: "1 results for 2 messages", logOp: "publish",
+		{name: "publish/plain/not-a-number", with: "return {'ok'}", want: "unexpected type", logOp: "publish",
+			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
+		{name: "publish/plain/batch", with: "return 1", want: "added 1 of 2 messages", logOp: "publish",
 			op: func(e *replyEnv) error {
 				_, err := e.q.PublishBatch(e.ctx, [][]byte{[]byte("a"), []byte("b")})
 				return err

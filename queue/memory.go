@@ -102,12 +102,7 @@ func (q *Memory) notifyLocked() {
 
 // Publish adds a message.
 func (q *Memory) Publish(ctx context.Context, body []byte, opts ...PublishOption) (string, error) {
-	var pc publishConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&pc)
-		}
-	}
+	pc := applyPublishOptions(opts)
 	if err := pc.validate(); err != nil {
 		return "", err
 	}

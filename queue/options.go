@@ -330,3 +330,20 @@ func WithID(id string) PublishOption { return func(p *publishConfig) { p.id = id
 // RabbitMQ backends accept it and ignore it: they do not order messages,
 // with or without a key. "" means no key.
 func WithKey(key string) PublishOption { return func(p *publishConfig) { p.key = key } }
+
+// applyPublishOptions returns the publish configuration opts give. With no
+// options the caller's configuration stays on its stack (calling an option
+// with a pointer to it would move it to the heap: an allocation per
+// publish).
+func applyPublishOptions(opts []PublishOption) publishConfig {
+	if len(opts) == 0 {
+		return publishConfig{}
+	}
+	pc := new(publishConfig)
+	for _, o := range opts {
+		if o != nil {
+			o(pc)
+		}
+	}
+	return *pc
+}

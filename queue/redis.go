@@ -69,8 +69,9 @@ const groupName = "consumers"
 //	p{name}:wake:<c>   consumer c's wake stream (ends its blocking read when
 //	                   its Consume is cancelled); deleted when it stops
 //
-// Acknowledged entries are deleted, so the stream holds only the backlog and
-// is never trimmed. Redis is safe for concurrent use by multiple goroutines.
+// Acknowledged entries are deleted (the acknowledged head of the stream with
+// XTRIM MINID, the rest with XDEL), so the stream holds only the backlog; no
+// unacknowledged entry is ever trimmed. Redis is safe for concurrent use by multiple goroutines.
 type Redis struct {
 	client redis.UniversalClient
 	name   string
@@ -213,12 +214,7 @@ func (q *Redis) buildReq(body []byte, pc *publishConfig) *pubReq {
 // error. A client retry of the same publish (after a timeout) is dropped by
 // Redis, so it never shows up as a second message.
 func (q *Redis) Publish(ctx context.Context, body []byte, opts ...PublishOption) (string, error) {
-	var pc publishConfig
-	for _, o := range opts {
-		if o != nil {
-			o(&pc)
-		}
-	}
+	pc := applyPublishOptions(opts)
 	if err := pc.validate(); err != nil {
 		return "", err
 	}
@@ -270,6 +266,13 @@ func (q *Redis) wakeMover() {
 	default:
 	}
 }
+
+// pubBody is a pubReq as its body argument (go-redis writes an
+// encoding.BinaryMarshaler's bytes).
+type pubBody pubReq
+
+// MarshalBinary returns the message's body.
+func (r *pubBody) MarshalBinary() ([]byte, error) { return r.body, nil }
 
 func (r *pubReq) result() (string, error) {
 	switch {
@@ -345,19 +348,33 @@ const maxPerCall = 500
 // does not know (after a restart or SCRIPT FLUSH).
 func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	type call struct {
-		keys []string
-		args []any
-		reqs []*pubReq
-		cmd  *redis.Cmd
-		wait *redis.Cmd // WAIT after cmd (WaitReplicas)
+		keys  []string
+		args  []any
+		reqs  []*pubReq
+		plain bool // the plain form: the reply is the number of messages added
+		cmd   *redis.Cmd
+		wait  *redis.Cmd // WAIT after cmd (WaitReplicas)
 	}
 	reqs0 := reqs
 	calls := make([]*call, 0, (len(reqs)+maxPerCall-1)/maxPerCall)
 	for len(reqs) > 0 {
 		part := reqs[:min(len(reqs), maxPerCall)]
 		reqs = reqs[len(part):]
-		c := &call{reqs: part}
-		c.keys = append(make([]string, 0, 4), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
+		c := &call{reqs: part, plain: q.plain(part)}
+		c.keys = append(make([]string, 0, 5), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
+		if c.plain {
+			// The plain form (see scripts/publish.lua): ID and body only.
+			c.args = make([]any, 0, 4+2*len(part)) // +1: the metrics TTL (withMetrics)
+			c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), 0, -len(part))
+			for _, r := range part {
+				// Pointers: a string or slice in an interface would cost an
+				// allocation each.
+				c.args = append(c.args, &r.id, (*pubBody)(r))
+			}
+			c.keys, c.args = q.withMetrics(c.keys, c.args)
+			calls = append(calls, c)
+			continue
+		}
 		c.args = make([]any, 0, 4+8*len(part)) // +1: the metrics TTL (withMetrics)
 		c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), q.cfg.maxLen, len(part))
 		for _, r := range part {
@@ -423,8 +440,14 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	}
 	reload := false
 	for _, c := range calls {
-		res, err := c.cmd.StringSlice()
-		if err == nil && len(res) != len(c.reqs) {
+		var res []string
+		var err error
+		if c.plain {
+			var n int64
+			if n, err = c.cmd.Int64(); err == nil && n != int64(len(c.reqs)) {
+				err = rediserr.BadReply("publish.lua: added %d of %d messages", n, len(c.reqs))
+			}
+		} else if res, err = c.cmd.StringSlice(); err == nil && len(res) != len(c.reqs) {
 			err = rediserr.BadReply("publish.lua: %d results for %d messages", len(res), len(c.reqs))
 		}
 		var waitErr error
@@ -438,8 +461,10 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 			switch {
 			case err != nil:
 				r.err = fmt.Errorf("queue: publish: %w", err)
-			case waitErr != nil && res[i] != "full": // "full" wrote nothing
+			case waitErr != nil && (c.plain || res[i] != "full"): // "full" wrote nothing
 				r.err = fmt.Errorf("queue: publish: %w", waitErr)
+			case c.plain:
+				r.res = "ok"
 			default:
 				r.res = res[i]
 			}
@@ -448,6 +473,21 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	if reload {
 		q.client.(*redis.ClusterClient).ReloadState(ctx)
 	}
+}
+
+// plain reports whether the messages of reqs can be sent in the plain form
+// of scripts/publish.lua: straight into the stream, with an ID and a body
+// only, and no backlog bound to check.
+func (q *Redis) plain(reqs []*pubReq) bool {
+	if q.cfg.maxLen > 0 {
+		return false
+	}
+	for _, r := range reqs {
+		if r.idKey != "" || r.dedupKey != "" || r.delayMS > 0 || len(r.headers) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkWait turns a WAIT reply into nil or an error matching

@@ -351,15 +351,32 @@ func compareEntryIDs(a, b string) int {
 
 // deliveries parses entries. An entry without fields was deleted while
 // pending (only possible after manual intervention): it is acknowledged away.
+//
+// The deliveries, their messages and their bodies take three allocations
+// per read rather than three per message.
 func (c *redisConsumer) deliveries(ctx context.Context, msgs []redis.XMessage) []*delivery {
 	ds := make([]*delivery, 0, len(msgs))
-	var ghosts []string
+	type entryDelivery struct {
+		d delivery
+		m Message
+	}
+	all := make([]entryDelivery, len(msgs))
+	size := 0
 	for _, x := range msgs {
+		b, _ := x.Values["body"].(string)
+		size += len(b)
+	}
+	arena := make([]byte, 0, size)
+	var ghosts []string
+	for i, x := range msgs {
 		if len(x.Values) == 0 {
 			ghosts = append(ghosts, x.ID)
 			continue
 		}
-		ds = append(ds, &delivery{msg: parseEntry(x.ID, x.Values), entry: x.ID})
+		ed := &all[i]
+		fillEntry(&ed.m, x.ID, x.Values, &arena)
+		ed.d.msg, ed.d.entry = &ed.m, x.ID
+		ds = append(ds, &ed.d)
 	}
 	if len(ghosts) > 0 {
 		_ = c.q.client.XAck(ctx, c.q.stream, groupName, ghosts...).Err()
@@ -369,14 +386,29 @@ func (c *redisConsumer) deliveries(ctx context.Context, msgs []redis.XMessage) [
 
 // parseEntry turns stream fields into a Message.
 func parseEntry(entryID string, v map[string]any) *Message {
-	m := &Message{ID: entryID, Attempt: 1}
+	m := new(Message)
+	fillEntry(m, entryID, v, nil)
+	return m
+}
+
+// fillEntry sets m from stream fields. With an arena the body is appended
+// to it (and gets a capacity of its own, so that appending to one body
+// never writes over the next); without, it is a copy of its own.
+func fillEntry(m *Message, entryID string, v map[string]any, arena *[]byte) {
+	*m = Message{ID: entryID, Attempt: 1}
 	for k, raw := range v {
 		s, _ := raw.(string)
 		switch k {
 		case "id":
 			m.ID = s
 		case "body":
-			m.Body = []byte(s)
+			if arena != nil && cap(*arena)-len(*arena) >= len(s) {
+				start := len(*arena)
+				*arena = append(*arena, s...)
+				m.Body = (*arena)[start:len(*arena):len(*arena)]
+			} else {
+				m.Body = []byte(s)
+			}
 		case "a":
 			if n, err := strconv.Atoi(s); err == nil && n > 0 {
 				m.Attempt = n
@@ -406,7 +438,6 @@ func parseEntry(entryID string, v map[string]any) *Message {
 			m.PublishedAt = time.UnixMilli(t)
 		}
 	}
-	return m
 }
 
 // entryFields encodes m as stream fields, for re-adding it.
@@ -444,7 +475,7 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 			if acks == nil {
 				acks = append(make([]any, 0, min(len(ss), 1000)+1), groupName)
 			}
-			acks = append(acks, s.d.entry)
+			acks = append(acks, &s.d.entry) // a pointer: a string in an interface would cost an allocation
 			if len(acks) > 1000 {
 				flushAcks()
 			}

@@ -341,6 +341,64 @@ func scriptCases() []scriptCase {
 			return []any{mode, c, en, examine, want, sub, ttl}
 		}
 	}
+	// ten adds entries e0..e9 (e.ids["e<i>"]) and delivers the first
+	// delivered of them to "me"; each of acked is then acknowledged with
+	// a bare XACK, which leaves it in the stream (what only ack.lua's trim
+	// removes).
+	ten := func(delivered int, acked ...int) func(e *scriptEnv) {
+		return func(e *scriptEnv) {
+			e.group()
+			for i := range 10 {
+				e.ids["e"+strconv.Itoa(i)] = e.add(e.stream(), "id", "m"+strconv.Itoa(i))
+			}
+			if delivered > 0 {
+				e.deliver("me", delivered)
+			}
+			for _, i := range acked {
+				e.Do("XACK", e.stream(), "consumers", e.ids["e"+strconv.Itoa(i)])
+			}
+		}
+	}
+	ackIDs := func(e *scriptEnv, is ...int) []any {
+		args := []any{"consumers"}
+		for _, i := range is {
+			args = append(args, e.ids["e"+strconv.Itoa(i)])
+		}
+		return args
+	}
+	acks := func(is ...int) func(e *scriptEnv) []any {
+		return func(e *scriptEnv) []any { return ackIDs(e, is...) }
+	}
+	// ackBefore runs ack.lua (as shipped) on the entries is, before the case.
+	ackBefore := func(e *scriptEnv, is ...int) {
+		e.t.Helper()
+		require.NoError(e.t, queue.Scripts["ack"].Run(e.Ctx, e.C, scriptKeys["ack"](e), ackIDs(e, is...)...).Err())
+	}
+	// ackLeft checks ack.lua's reply and the entries left in the stream.
+	ackLeft := func(want int, left ...int) func(e *scriptEnv, v any) {
+		return func(e *scriptEnv, v any) {
+			assert.EqualValues(e.t, want, v, "acknowledged")
+			ids := []string{}
+			for _, i := range left {
+				ids = append(ids, e.ids["e"+strconv.Itoa(i)])
+			}
+			assert.Equal(e.t, ids, e.entryIDs(e.stream()), "entries left")
+		}
+	}
+	// plainArgs builds the plain form of publish.lua's arguments: retry
+	// window 60 s, no bound, the messages as ID, body pairs, and
+	// metricsTTL when it is not "".
+	plainArgs := func(metricsTTL string, idBody ...string) []any {
+		args := []any{60000, 0, -len(idBody) / 2}
+		for _, a := range idBody {
+			args = append(args, a)
+		}
+		if metricsTTL != "" {
+			args = append(args, metricsTTL)
+		}
+		return args
+	}
+	withMetrics := func(e *scriptEnv) []string { return append(scriptKeys["publish"](e), e.metrics()) }
 	deadEntry := func(e *scriptEnv, d string) []any {
 		n := strings.TrimPrefix(d, "d")
 		errs := map[string]string{"1": "Timeout talking to DB", "2": "bad input", "3": "TIMEOUT again"}
@@ -375,9 +433,67 @@ func scriptCases() []scriptCase {
 				assert.EqualValues(e.t, 0, v, "settled elsewhere already")
 				assert.Equal(e.t, map[string]string{e.ids["e2"]: "other"}, e.owners(), "others' entries untouched")
 			}},
+		{name: "ack/trim", setup: ten(10, 0), args: acks(1, 2, 3, 4, 5, 6, 7, 8, 9),
+			check: func(e *scriptEnv, v any) {
+				ackLeft(9)(e, v)
+				assert.Empty(e.t, e.owners())
+			}},
+		{name: "ack/trim/undelivered", setup: ten(5), args: acks(0, 1, 2, 3, 4), check: ackLeft(5, 5, 6, 7, 8, 9)},
+		{name: "ack/trim/pending-oldest", setup: ten(10, 3), args: acks(1, 2, 5),
+			check: func(e *scriptEnv, v any) {
+				ackLeft(3, 0, 3, 4, 6, 7, 8, 9)(e, v) // e3, acked, stays: above the oldest pending e0
+				assert.Len(e.t, e.owners(), 6)
+			}},
+		{name: "ack/trim/out-of-order",
+			setup: func(e *scriptEnv) { ten(10)(e); ackBefore(e, 5, 2, 1) },
+			args:  acks(0), check: ackLeft(1, 3, 4, 6, 7, 8, 9)},
+		{name: "ack/trim/descending", setup: ten(6), args: acks(5, 4, 3, 2, 1, 0), check: ackLeft(6, 6, 7, 8, 9)},
+		{name: "ack/trim/twice",
+			setup: func(e *scriptEnv) { ten(4)(e); ackBefore(e, 0, 1) },
+			args:  acks(1, 0, 2, 3), check: ackLeft(2, 4, 5, 6, 7, 8, 9)},
+		{name: "ack/trim/ms-only",
+			setup: func(e *scriptEnv) {
+				e.group()
+				for _, id := range []string{"5-0", "6-0", "7-0"} {
+					e.Do("XADD", e.stream(), id, "id", "m"+id)
+				}
+				e.deliver("me", 3)
+			},
+			args: fixed("consumers", "5", "6-0"),
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 2, v)
+				assert.Equal(e.t, []string{"7-0"}, e.entryIDs(e.stream()))
+			}},
+		{name: "ack/huge-seq",
+			setup: func(e *scriptEnv) {
+				e.group()
+				e.Do("XADD", e.stream(), "1-1", "id", "m1")
+				e.Do("XADD", e.stream(), "1-4503599627370496", "id", "m2") // 2^52
+				e.deliver("me", 2)
+				e.Do("XACK", e.stream(), "consumers", "1-1")
+			},
+			args: fixed("consumers", "1-4503599627370496"),
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 1, v)
+				assert.Equal(e.t, []string{"1-1"}, e.entryIDs(e.stream()), "no trim: XDEL only")
+			}},
+		{name: "ack/no-group",
+			setup: func(e *scriptEnv) {
+				e.Do("XGROUP", "CREATE", e.stream(), "others", "0", "MKSTREAM")
+				e.ids["e1"] = e.add(e.stream(), "id", "m1")
+				e.ids["e2"] = e.add(e.stream(), "id", "m2")
+				e.Do("XREADGROUP", "GROUP", "others", "o", "STREAMS", e.stream(), ">")
+				e.Do("XACK", e.stream(), "others", e.ids["e2"])
+			},
+			args: func(e *scriptEnv) []any { return []any{"consumers", e.ids["e1"]} },
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 0, v, "not pending in a group that does not exist")
+				assert.Equal(e.t, []string{e.ids["e2"]}, e.entryIDs(e.stream()), "deleted anyway, and another group's entries not trimmed")
+			}},
 		{name: "ack/no-stream", args: fixed("consumers", "1-1"),
 			check: func(e *scriptEnv, v any) { assert.EqualValues(e.t, 0, v, "XACK on no stream acks nothing") }},
 		{name: "ack/no-ids", setup: pending1, args: fixed("consumers"), wantErr: "Wrong number of args"},
+		{name: "ack/bad-id", setup: pending1, args: fixed("consumers", "not-an-id"), wantErr: "Invalid stream ID"},
 		{name: "ack/wrongtype", setup: stringAt((*scriptEnv).stream), args: fixed("consumers", "1-1"), wantErr: "WRONGTYPE"},
 
 		// fail.lua
@@ -822,6 +938,48 @@ func scriptCases() []scriptCase {
 			}},
 		{name: "publish/wrongtype", setup: stringAt((*scriptEnv).stream),
 			args: fixed(publishArgs(0, "", pub("m1", 0, 0, 0, 0, "body", "a"))...), wantErr: "WRONGTYPE"},
+
+		{name: "publish/plain",
+			setup: func(e *scriptEnv) { e.delay("m0", 1, "id", "m0") },
+			keys:  withMetrics,
+			args:  fixed(plainArgs(ttl, "m1", "a", "m2", "b")...),
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 2, v, "the number of messages added")
+				assert.Equal(e.t, []string{"id m1 body a", "id m2 body b"}, e.entries(e.stream()))
+				assert.Equal(e.t, "2", e.Get(e.call()))
+				e.wantTTL(e.call(), time.Minute)
+				assert.Equal(e.t, map[string]string{"published": "2", "depth": "3"}, e.hash(e.metrics()), "delayed messages in the depth")
+				e.wantTTL(e.metrics(), 7200*time.Second)
+			}},
+		{name: "publish/plain/repeat",
+			setup: func(e *scriptEnv) {
+				err := queue.Scripts["publish"].Run(e.Ctx, e.C, withMetrics(e), plainArgs(ttl, "m1", "a", "m2", "b")...).Err()
+				require.NoError(e.t, err)
+				e.Do("PEXPIRE", e.call(), 1000)
+			},
+			keys: withMetrics,
+			args: fixed(plainArgs(ttl, "m1", "a", "m2", "b")...),
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 2, v, "the first call's count")
+				assert.Equal(e.t, []string{"id m1 body a", "id m2 body b"}, e.entries(e.stream()), "added once")
+				assert.Greater(e.t, e.PTTL(e.call()), 30*time.Second, "the call key renewed")
+				assert.Equal(e.t, "2", e.hash(e.metrics())["published"], "counted once")
+			}},
+		{name: "publish/plain/no-metrics", args: fixed(plainArgs("", "m1", "a")...),
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 1, v)
+				assert.Equal(e.t, []string{"id m1 body a"}, e.entries(e.stream()))
+				assert.Empty(e.t, e.hash(e.metrics()))
+			}},
+		{name: "publish/plain/metrics-wrongtype", setup: stringAt((*scriptEnv).metrics), keys: withMetrics,
+			args: fixed(plainArgs(ttl, "m1", "a")...),
+			check: func(e *scriptEnv, v any) {
+				assert.EqualValues(e.t, 1, v, "counting must not fail the publish")
+				assert.Equal(e.t, []string{"id m1 body a"}, e.entries(e.stream()))
+				assert.Equal(e.t, "not the right type", e.Get(e.metrics()))
+			}},
+		{name: "publish/plain/wrongtype", setup: stringAt((*scriptEnv).stream),
+			args: fixed(plainArgs("", "m1", "a")...), wantErr: "WRONGTYPE"},
 
 		// renew.lua
 		{name: "renew/own",

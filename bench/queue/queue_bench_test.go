@@ -5,6 +5,7 @@ package queuebench
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,6 +189,38 @@ func startCPU(b *testing.B, c redis.UniversalClient) *cpuMeter {
 func (m *cpuMeter) report(b *testing.B) {
 	b.ReportMetric(float64((processCPU()-m.self).Nanoseconds())/1e3/float64(b.N), "client-cpu-µs/msg")
 	b.ReportMetric(float64((redisCPU(b, m.c)-m.srv).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/msg")
+	if os.Getenv("OUTRIGGER_BENCH_CMDSTATS") != "" {
+		logCommandStats(b, m.c)
+	}
+}
+
+// logCommandStats logs, per command and script, the Redis CPU time per
+// message (INFO commandstats; the server is the benchmark's own, so the
+// totals since its start are the run's, warm-up included). Set
+// OUTRIGGER_BENCH_CMDSTATS=1 to see where the server's time goes.
+func logCommandStats(b *testing.B, c redis.UniversalClient) {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		name, stats, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		var calls, usec float64
+		for _, kv := range strings.Split(stats, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			f, _ := strconv.ParseFloat(v, 64)
+			switch k {
+			case "calls":
+				calls = f
+			case "usec":
+				usec = f
+			}
+		}
+		b.Logf("%-28s calls/msg %8.4f  µs/msg %7.3f  µs/call %8.2f", name[len("cmdstat_"):], calls/float64(b.N), usec/float64(b.N), usec/max(calls, 1))
+	}
 }
 
 // BenchmarkPublishProcess: b.N small messages published one per call from

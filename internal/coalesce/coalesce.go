@@ -21,6 +21,10 @@ type Group[T any] struct {
 	mu       sync.Mutex   // protects pending, inflight and every waiter's state
 	pending  []*waiter[T] // calls waiting for a batch, oldest first
 	inflight int          // batches being flushed
+
+	// waiters holds free waiters with their wake channels: a call takes
+	// one and puts it back when it returns (nothing refers to it then).
+	waiters sync.Pool
 }
 
 type state uint8
@@ -57,7 +61,12 @@ func (g *Group[T]) Do(ctx context.Context, item T) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	w := &waiter[T]{item: item, ctx: ctx}
+	w, _ := g.waiters.Get().(*waiter[T])
+	if w == nil {
+		w = &waiter[T]{wake: make(chan struct{}, 1)}
+	}
+	w.item, w.ctx, w.state = item, ctx, queued
+	defer g.free(w)
 	g.mu.Lock()
 	if g.inflight < g.maxInFlight {
 		g.inflight++
@@ -65,7 +74,6 @@ func (g *Group[T]) Do(ctx context.Context, item T) error {
 		g.lead(w)
 		return nil
 	}
-	w.wake = make(chan struct{}, 1)
 	g.pending = append(g.pending, w)
 	g.mu.Unlock()
 	select {
@@ -92,6 +100,14 @@ func (g *Group[T]) Do(ctx context.Context, item T) error {
 		g.lead(w)
 	}
 	return nil
+}
+
+// free puts w back for another call. Its wake channel is empty: every
+// send on it is received before Do returns.
+func (g *Group[T]) free(w *waiter[T]) {
+	var zero T
+	w.item, w.ctx = zero, nil
+	g.waiters.Put(w)
 }
 
 // lead flushes w with what is pending, then hands the lead to the oldest

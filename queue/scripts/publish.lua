@@ -10,7 +10,8 @@
 --           TTL argument, the metrics hash as the last key, KEYS[#KEYS]
 -- ARGV[1]   retry window  ms: how long KEYS[4] and the id keys live
 -- ARGV[2]   max backlog   XLEN + ZCARD (integer), 0 for unbounded
--- ARGV[3]   messages      how many (integer >= 1)
+-- ARGV[3]   messages      how many (integer >= 1); minus how many in the
+--                         plain form (below)
 -- ARGV[4..] for each message: message ID, id key index (0: none), dedup
 --           key index (0: none), dedup window (ms), delay (ms, 0: straight
 --           into the stream), number of field/value pairs n, then the n
@@ -19,11 +20,20 @@
 --           counts the messages added and "depth" records the backlog
 --           (see metrics.go)
 --
+-- Plain form, for a call whose messages all go straight into the stream
+-- with a body and nothing else (no WithID, dedup key, delay, headers or
+-- backlog bound): ARGV[2] is 0, ARGV[3] is minus the number of messages,
+-- then ARGV[4..] holds for each message its ID and body, then the optional
+-- metrics TTL (s) of KEYS[#KEYS], counted as above. KEYS[5..] are then
+-- only the metrics hash.
+--
 -- Returns one result per message (an array of strings): "ok", "dup:<first
 -- message ID>" or "full". A repeat of the same call returns the first
 -- call's results and adds nothing (it only renews KEYS[4]); so does a
 -- message whose id key exists (a repeat of WithID). A call whose messages
--- were all "full" is not remembered (a retry may find room).
+-- were all "full" is not remembered (a retry may find room). In the plain
+-- form every message is added, so the call returns just their number (an
+-- integer), and a repeat returns the same number.
 -- Errors: WRONGTYPE when a queue key holds another type. Counting in the
 -- metrics hash is under pcall: its errors are not returned.
 --
@@ -40,6 +50,11 @@
 --   backlog full (delayed messages count)         …/publish/full
 --   room for the first message only               …/publish/full/partly
 --   stream key of another type: error             …/publish/wrongtype
+--   plain form, first time, counted               …/publish/plain
+--   plain form, a repeat: same count, added once  …/publish/plain/repeat
+--   plain form without the metrics TTL            …/publish/plain/no-metrics
+--   plain form, metrics key of another type       …/publish/plain/metrics-wrongtype
+--   plain form, stream key of another type: error …/publish/plain/wrongtype
 -- Not covered by hand: the PEXPIRE of a repeat refused (NOREPLICAS, OOM)
 -- inside redis.pcall. Through the API: TestContract, TestWaitReplicas,
 -- TestRedisPublishRetryNoDuplicate, TestInvalidAnswersStopConsume,
@@ -52,7 +67,29 @@ if prev then
   -- at once. pcall: a refused write (NOREPLICAS, OOM) must not turn the
   -- first call's success into an error.
   redis.pcall('PEXPIRE', KEYS[4], ARGV[1])
+  if tonumber(ARGV[3]) < 0 then
+    return tonumber(prev)
+  end
   return cmsgpack.unpack(prev)
+end
+local count = tonumber(ARGV[3])
+if count < 0 then
+  local stream = KEYS[1]
+  local last = 3 - 2 * count
+  for i = 4, last, 2 do
+    redis.call('XADD', stream, '*', 'id', ARGV[i], 'body', ARGV[i + 1])
+  end
+  redis.call('SET', KEYS[4], -count, 'PX', ARGV[1])
+  if ARGV[last + 1] then
+    -- pcall: counting must never fail a publish that added its messages
+    local mk, ttl = KEYS[#KEYS], ARGV[last + 1]
+    pcall(function()
+      redis.call('HINCRBY', mk, 'published', -count)
+      redis.call('HSET', mk, 'depth', redis.call('XLEN', stream) + redis.call('ZCARD', KEYS[2]))
+      redis.call('EXPIRE', mk, ttl)
+    end)
+  end
+  return -count
 end
 local window = ARGV[1]
 local maxlen = tonumber(ARGV[2])
