@@ -118,7 +118,7 @@ func InstrumentBroadcast(opts ...Option) (broadcast.Hooks, error) {
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
-				e := metric.WithAttributes(sys, attrDestTemplate.String(s.template), attrOpName.String("publish"), attrErrorType.String(broadcastErrorType(err)))
+				e := metric.WithAttributes(sys, attrDestTemplate.String(s.template), attrOpName.String("publish"), attrErrorType.String(errorType(err, broadcastErrs)))
 				sent.Add(bg, 1, e)
 				opDur.Record(bg, d.Seconds(), e)
 			} else {
@@ -222,18 +222,8 @@ func newChannelSets(sys attribute.KeyValue, t string) *channelSets {
 	return s
 }
 
-// broadcastErrorType is a low-cardinality name for a Publish error.
-func broadcastErrorType(err error) string {
-	switch {
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, broadcast.ErrClosed):
-		return "closed"
-	}
-	return "_OTHER"
-}
+// broadcastErrs are broadcast's sentinel errors named in error.type.
+var broadcastErrs = []namedErr{{broadcast.ErrClosed, "closed"}}
 
 // BroadcastContext returns ctx carrying the trace context the publisher's
 // InstrumentBroadcast hooks put in m's headers, as the remote parent: a span

@@ -70,7 +70,7 @@ func InstrumentQueue(opts ...Option) (queue.Hooks, error) {
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
-				attrs = append(attrs, attrErrorType.String(errorType(err)))
+				attrs = append(attrs, attrErrorType.String(errorType(err, queueErrs)))
 			} else {
 				span.SetAttributes(attrMessageID.String(id))
 			}
@@ -99,7 +99,7 @@ func InstrumentQueue(opts ...Option) (queue.Hooks, error) {
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
-				attrs = append(attrs, attrErrorType.String(errorType(err)))
+				attrs = append(attrs, attrErrorType.String(errorType(err, queueErrs)))
 			}
 			span.SetAttributes(attrOutcome.String(outcomeName(o)))
 			span.End()
@@ -127,17 +127,28 @@ func outcomeName(o queue.Outcome) string {
 	return "unknown"
 }
 
-// errorType is a low-cardinality name for err (error.type).
-func errorType(err error) string {
+// namedErr is a sentinel error and its error.type name.
+type namedErr struct {
+	err  error
+	name string
+}
+
+// queueErrs are the queue's sentinel errors named in error.type.
+var queueErrs = []namedErr{{queue.ErrFull, "full"}, {queue.ErrDuplicate, "duplicate"}}
+
+// errorType is a low-cardinality name for err (error.type): "canceled",
+// "timeout", the name of the first of known that err matches, or "_OTHER".
+func errorType(err error, known []namedErr) string {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
-	case errors.Is(err, queue.ErrFull):
-		return "full"
-	case errors.Is(err, queue.ErrDuplicate):
-		return "duplicate"
+	}
+	for _, k := range known {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
 	}
 	return "_OTHER"
 }
