@@ -66,7 +66,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	screenshot(t, b, "console-overview")
 
 	require.NoError(t, chromedp.Do(b,
-		chromedp.Click(chromedp.CSS(`a[href="./queues/orders"]`), chromedp.NodeVisible),
+		clickLive(`a[href="./queues/orders"]`),
 		chromedp.WaitVisible(chromedp.ID("replay-all")),
 	))
 	waitText(t, b, "table.messages", "payment gateway timeout")
@@ -78,7 +78,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Submit(chromedp.ID("error-filter")),
 	))
 	waitText(t, b, "#replay-all", "Replay all matching")
-	require.NoError(t, chromedp.Do(b, chromedp.Click(chromedp.ID("replay-all"), chromedp.NodeVisible)))
+	require.NoError(t, chromedp.Do(b, clickLive("#replay-all")))
 	waitText(t, b, "p.flash", "requeued 25 dead letters")
 	// The queue drains: the page refreshes itself until nothing is dead,
 	// ready or in flight.
@@ -209,4 +209,17 @@ func screenshot(t *testing.T, b context.Context, name string) {
 		require.NoError(t, os.WriteFile(filepath.Join(d, name+".png"), png, 0o644))
 	}
 	t.Logf("screenshot %s", filepath.Join(dirs[len(dirs)-1], name+".png"))
+}
+
+// clickLive clicks the element sel matches, looked up at the moment of the
+// click: the console's live refresh replaces the page's nodes every
+// Refresh, so a node chromedp resolved a moment earlier may be gone by the
+// time it clicks ("Could not find node with given id").
+func clickLive(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		if (!e || !e.offsetParent) return false;
+		e.click();
+		return true;
+	})()`, sel), chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second))
 }
