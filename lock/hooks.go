@@ -26,6 +26,15 @@ type Hooks struct {
 // WithHooks sets callbacks for metrics and tracing (see [Hooks]).
 func WithHooks(h Hooks) Option { return func(o *options) { o.hooks = h } }
 
+// acquireStart returns the time an acquire begins, for OnAcquire's wait;
+// the zero time, without reading the clock, when OnAcquire is unset.
+func (o *options) acquireStart() time.Time {
+	if o.hooks.OnAcquire == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
 // observeAcquire reports an acquire that began at start.
 func (o *options) observeAcquire(key string, start time.Time, l *Lock, err error) {
 	h := o.hooks.OnAcquire

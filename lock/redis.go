@@ -185,7 +185,7 @@ func (r *RedisLocker) TryAcquire(ctx context.Context, key string, ttl time.Durat
 	if err := checkArgs(ctx, key, ttl); err != nil {
 		return nil, err
 	}
-	start := time.Now()
+	start := r.o.acquireStart()
 	l, err := r.acquire(ctx, key, ttl, false, time.Time{}, 1)
 	r.o.observeAcquire(key, start, l, err)
 	return l, err

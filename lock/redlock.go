@@ -66,7 +66,7 @@ func (rl *Redlock) Stats() Stats { return rl.st.snapshot() }
 // or WithMaxWait passed (ErrNotAcquired), polling with backoff. When a
 // majority of nodes cannot be reached it returns at once.
 func (rl *Redlock) Acquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	start := time.Now()
+	start := rl.o.acquireStart()
 	lk, err := rl.acquire(ctx, key, ttl, true)
 	rl.o.observeAcquire(key, start, lk, err)
 	return lk, err
@@ -74,7 +74,7 @@ func (rl *Redlock) Acquire(ctx context.Context, key string, ttl time.Duration) (
 
 // TryAcquire makes one attempt on all nodes.
 func (rl *Redlock) TryAcquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	start := time.Now()
+	start := rl.o.acquireStart()
 	lk, err := rl.acquire(ctx, key, ttl, false)
 	rl.o.observeAcquire(key, start, lk, err)
 	return lk, err
