@@ -415,11 +415,7 @@ func (ch *channel) leave(ctx context.Context, m Member) {
 func (ch *channel) memberList() []Member {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	out := make([]Member, 0, len(ch.members))
-	for _, r := range ch.members {
-		out = append(out, r.m)
-	}
-	return out
+	return ch.membersLocked()
 }
 
 // takeMembers returns the members this Hub holds on the channel and forgets
@@ -427,11 +423,17 @@ func (ch *channel) memberList() []Member {
 func (ch *channel) takeMembers() []Member {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	out := ch.membersLocked()
+	clear(ch.members)
+	return out
+}
+
+// membersLocked lists the members this Hub holds; called with ch.mu held.
+func (ch *channel) membersLocked() []Member {
 	out := make([]Member, 0, len(ch.members))
 	for _, r := range ch.members {
 		out = append(out, r.m)
 	}
-	clear(ch.members)
 	return out
 }
 
