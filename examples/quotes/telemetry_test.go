@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -25,8 +26,9 @@ func TestTraceOneQuote(t *testing.T) {
 	for _, backend := range []string{"in-process", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			cfg := testConfig(t)
+			var db *redistest.DB
 			if backend == "redis" {
-				db := redistest.New(t)
+				db = redistest.New(t)
 				cfg.redisAddr, cfg.keyPrefix = db.Addrs[0], db.Prefix
 			}
 			cfg.feedRate = 0 // the one quote comes from a burst of 1
@@ -83,6 +85,15 @@ func TestTraceOneQuote(t *testing.T) {
 			assert.Equal(t, "sqlite", attrOf(insert, "db.system.name"))
 			assert.Equal(t, "quotes", attrOf(insert, "db.collection.name"))
 			assert.Equal(t, quoteChannelPrefix+attrOf(feed, "quote.symbol"), attrOf(live, "messaging.destination.name"))
+			if db != nil {
+				// the quote really crossed Redis: the ingest queue's and the
+				// live channel's keys are there under the test's prefix
+				for _, pat := range []string{"*ingest*", "*" + quoteChannelPrefix + "*"} {
+					keys, err := db.Client.Keys(context.Background(), db.Prefix+pat).Result()
+					require.NoError(t, err)
+					assert.NotEmpty(t, keys, "no Redis key %s%s", db.Prefix, pat)
+				}
+			}
 
 			// The Outrigger packages' metrics are on /metrics, beside the
 			// service's own.
