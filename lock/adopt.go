@@ -63,8 +63,10 @@ func init() {
 		case l.released:
 		case l.isLost:
 			f(l.cause)
+		case l.x == nil:
+			l.x = &lockExtra{onLost: f}
 		default:
-			l.onLost = f
+			l.x.onLost = f
 		}
 	}
 	lockadopt.Undo = func(ctx context.Context, locker any, key, owner string) {

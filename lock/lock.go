@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -101,17 +102,30 @@ type Lock struct {
 	cause    error // why it was lost (wraps ErrLockLost), set with isLost
 	lastErr  error // the last failed auto-refresh's error
 	released bool
-	stopAuto func()            // stops the auto-refresh goroutine, if any
-	onLost   func(cause error) // called by markLostLocked unless released (lockadopt.OnLost)
-
-	hooks    *Hooks    // the Locker's, nil for none
-	acquired time.Time // when it was granted, for OnRelease
+	stopAuto func() // stops the auto-refresh, if any
+	x        *lockExtra
 }
 
+// lockExtra is the part of a Lock that only some locks need, allocated
+// only for those: a Lock with no hooks and no lease adopter stays small.
+type lockExtra struct {
+	hooks    *Hooks            // the Locker's, when OnRelease or OnLost is set
+	acquired time.Time         // when it was granted, for OnRelease
+	onLost   func(cause error) // called by markLostLocked unless released (lockadopt.OnLost); guarded by Lock.mu
+}
+
+// newOwner returns a new owner value: ownerPrefix (see inspect.go) and 16
+// random bytes in hex, in one allocation.
 func newOwner() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return ownerPrefix + hex.EncodeToString(b[:]) // ownerPrefix: see inspect.go
+	var sb strings.Builder
+	sb.Grow(len(ownerPrefix) + hex.EncodedLen(len(b)))
+	sb.WriteString(ownerPrefix)
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	sb.Write(h[:])
+	return sb.String()
 }
 
 // newLock returns a held lock whose validity began no earlier than start.
@@ -121,7 +135,7 @@ func newLock(key, owner string, token uint64, ttl time.Duration, start time.Time
 		drift: o.drift, margin: o.margin, st: st,
 	}
 	if o.hooks.OnRelease != nil || o.hooks.OnLost != nil {
-		l.hooks, l.acquired = &o.hooks, time.Now()
+		l.x = &lockExtra{hooks: &o.hooks, acquired: time.Now()}
 	}
 	l.deadline = l.deadlineFrom(start, ttl)
 	return l
@@ -171,12 +185,14 @@ func (l *Lock) markLostLocked(cause error) {
 	if !l.released && l.st != nil {
 		l.st.lost.Add(1)
 	}
-	if !l.released && l.hooks != nil && l.hooks.OnLost != nil {
-		// before Lost closes: whoever waits on it sees the hook's effects
-		l.hooks.OnLost(l.key, cause)
-	}
-	if !l.released && l.onLost != nil {
-		l.onLost(cause)
+	if x := l.x; x != nil && !l.released {
+		if x.hooks != nil && x.hooks.OnLost != nil {
+			// before Lost closes: whoever waits on it sees the hook's effects
+			x.hooks.OnLost(l.key, cause)
+		}
+		if x.onLost != nil {
+			x.onLost(cause)
+		}
 	}
 	if l.lost != nil {
 		close(l.lost)
@@ -331,12 +347,24 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // returned nil or ErrLockLost. After a network error the lock is still
 // considered held and Release may be retried.
 func (l *Lock) Release(ctx context.Context) error {
-	return l.releaseVia(func() error { return l.b.release(ctx, l) })
+	if err := l.releaseStart(); err != nil {
+		return err
+	}
+	return l.releaseEnd(l.b.release(ctx, l))
 }
 
 // releaseVia is Release with release doing the backend's part (called once,
 // unless the Lock is zero or was released already).
 func (l *Lock) releaseVia(release func() error) error {
+	if err := l.releaseStart(); err != nil {
+		return err
+	}
+	return l.releaseEnd(release())
+}
+
+// releaseStart checks that the lock can be released and stops its
+// auto-refresh; the backend's release follows, then releaseEnd.
+func (l *Lock) releaseStart() error {
 	if l.b == nil {
 		return errZeroLock
 	}
@@ -351,7 +379,11 @@ func (l *Lock) releaseVia(release func() error) error {
 	if stop != nil {
 		stop()
 	}
-	err := release()
+	return nil
+}
+
+// releaseEnd records the outcome err of the backend's release.
+func (l *Lock) releaseEnd(err error) error {
 	if err != nil && !errors.Is(err, ErrLockLost) {
 		return err
 	}
@@ -359,6 +391,7 @@ func (l *Lock) releaseVia(release func() error) error {
 	already := l.released
 	l.released = true
 	l.markLostLocked(ErrReleased)
+	x := l.x
 	l.mu.Unlock()
 	if already {
 		return ErrReleased
@@ -366,8 +399,8 @@ func (l *Lock) releaseVia(release func() error) error {
 	if l.st != nil && err == nil {
 		l.st.releases.Add(1)
 	}
-	if err == nil && l.hooks != nil && l.hooks.OnRelease != nil {
-		l.hooks.OnRelease(l.key, time.Since(l.acquired))
+	if err == nil && x != nil && x.hooks != nil && x.hooks.OnRelease != nil {
+		x.hooks.OnRelease(l.key, time.Since(x.acquired))
 	}
 	return err
 }
