@@ -188,7 +188,10 @@ func (c *Cache[V]) Fetch(ctx context.Context, key string, loader func(ctx contex
 	if c.local != nil {
 		if e, now, ok := c.local.getNow(key); ok {
 			if now < e.soft {
-				c.hit(key, TierLocal, false)
+				c.st.localHits.Add(1) // c.hit inlined: the hottest path
+				if h := c.cfg.hooks.OnHit; h != nil {
+					h(key, TierLocal, false)
+				}
 				if c.due(&e, now) {
 					c.refreshAsync(ctx, key, loader, e, true, true)
 				}

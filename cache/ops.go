@@ -22,7 +22,10 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	}
 	if c.local != nil {
 		if e, ok := c.local.get(key); ok && c.nowNano() < e.soft {
-			c.hit(key, TierLocal, false)
+			c.st.localHits.Add(1) // c.hit inlined: the hottest path
+			if h := c.cfg.hooks.OnHit; h != nil {
+				h(key, TierLocal, false)
+			}
 			if e.notFound {
 				return zero, false, nil
 			}

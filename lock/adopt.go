@@ -40,7 +40,7 @@ func init() {
 			return l.Release(ctx)
 		}
 		called := false
-		err := l.releaseVia(func() error {
+		err := l.releaseVia(ctx, func() error {
 			called = true
 			keys := &lockadopt.ReleaseKeys{Lock: l.rkeys[0], Queue: l.rkeys[2], Tombstone: l.rkeys[4] + l.owner + ":rel", Owner: l.owner}
 			if released, err := f(keys); err == nil && released {

@@ -24,7 +24,7 @@ var ErrNotHeld = errors.New("lock: not held")
 // ownerPrefix starts every owner value this process writes
 // ("<host>:<pid>:"), so that an operator looking at a held lock sees which
 // process holds it (Inspector, LockInfo.Host and PID). The rest of the
-// owner is random.
+// owner is random per process and numbered within it (newOwner).
 var ownerPrefix = func() string {
 	host, _ := os.Hostname()
 	b := []byte(host)

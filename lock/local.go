@@ -56,7 +56,10 @@ func (l *LocalLocker) Stats() Stats { return l.st.snapshot() }
 // (ctx.Err()) or the WithMaxWait bound passed (ErrNotAcquired). Waiters are
 // woken by the release or at the holder's expiry.
 func (l *LocalLocker) Acquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	start := l.o.acquireStart()
+	if l.o.hooks.OnAcquire == nil {
+		return l.acquire(ctx, key, ttl, true)
+	}
+	start := time.Now()
 	lk, err := l.acquire(ctx, key, ttl, true)
 	l.o.observeAcquire(key, start, lk, err)
 	return lk, err
@@ -65,7 +68,10 @@ func (l *LocalLocker) Acquire(ctx context.Context, key string, ttl time.Duration
 // TryAcquire makes one attempt and returns an error wrapping ErrNotAcquired
 // when another owner holds the lock.
 func (l *LocalLocker) TryAcquire(ctx context.Context, key string, ttl time.Duration) (*Lock, error) {
-	start := l.o.acquireStart()
+	if l.o.hooks.OnAcquire == nil {
+		return l.acquire(ctx, key, ttl, false)
+	}
+	start := time.Now()
 	lk, err := l.acquire(ctx, key, ttl, false)
 	l.o.observeAcquire(key, start, lk, err)
 	return lk, err

@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -114,18 +115,25 @@ type lockExtra struct {
 	onLost   func(cause error) // called by markLostLocked unless released (lockadopt.OnLost); guarded by Lock.mu
 }
 
-// newOwner returns a new owner value: ownerPrefix (see inspect.go) and 16
-// random bytes in hex, in one allocation.
-func newOwner() string {
-	var b [16]byte
+// ownerBase starts every owner value: ownerPrefix (see inspect.go), then
+// 8 random bytes drawn once per process, in hex.
+var ownerBase = func() string {
+	var b [8]byte
 	_, _ = rand.Read(b[:])
-	var sb strings.Builder
-	sb.Grow(len(ownerPrefix) + hex.EncodedLen(len(b)))
-	sb.WriteString(ownerPrefix)
-	var h [32]byte
-	hex.Encode(h[:], b[:])
-	sb.Write(h[:])
-	return sb.String()
+	return ownerPrefix + hex.EncodeToString(b[:]) + "-"
+}()
+
+// ownerSeq numbers the owner values of this process.
+var ownerSeq atomic.Uint64
+
+// newOwner returns a new owner value, unique across processes (host, pid
+// and the process's random part) and within one (a sequence number), in
+// one allocation and without a system call.
+func newOwner() string {
+	var buf [128]byte
+	b := append(buf[:0], ownerBase...)
+	b = strconv.AppendUint(b, ownerSeq.Add(1), 36)
+	return string(b)
 }
 
 // newLock returns a held lock whose validity began no earlier than start.
@@ -347,24 +355,13 @@ func (l *Lock) Refresh(ctx context.Context, ttl time.Duration) error {
 // returned nil or ErrLockLost. After a network error the lock is still
 // considered held and Release may be retried.
 func (l *Lock) Release(ctx context.Context) error {
-	if err := l.releaseStart(); err != nil {
-		return err
-	}
-	return l.releaseEnd(l.b.release(ctx, l))
+	return l.releaseVia(ctx, nil)
 }
 
-// releaseVia is Release with release doing the backend's part (called once,
-// unless the Lock is zero or was released already).
-func (l *Lock) releaseVia(release func() error) error {
-	if err := l.releaseStart(); err != nil {
-		return err
-	}
-	return l.releaseEnd(release())
-}
-
-// releaseStart checks that the lock can be released and stops its
-// auto-refresh; the backend's release follows, then releaseEnd.
-func (l *Lock) releaseStart() error {
+// releaseVia is Release with via, when not nil, doing the backend's part
+// instead of the backend's release (called once, unless the Lock is zero
+// or was released already).
+func (l *Lock) releaseVia(ctx context.Context, via func() error) error {
 	if l.b == nil {
 		return errZeroLock
 	}
@@ -379,7 +376,13 @@ func (l *Lock) releaseStart() error {
 	if stop != nil {
 		stop()
 	}
-	return nil
+	var err error
+	if via != nil {
+		err = via()
+	} else {
+		err = l.b.release(ctx, l)
+	}
+	return l.releaseEnd(err)
 }
 
 // releaseEnd records the outcome err of the backend's release.
