@@ -104,7 +104,7 @@ type normalizer struct {
 }
 
 var (
-	reOwnerHex = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
+	reOwnerHex = regexp.MustCompile(`\b[0-9a-f]{16}-[0-9a-z]+\b`) // newOwner: process random part, sequence number
 	reMsgID    = regexp.MustCompile(`\b[0-9a-f]{12}[0-9a-z]{1,3}\b`)
 	reEntry    = regexp.MustCompile(`\b\d{13}-\d+\b`)
 	reToken    = regexp.MustCompile(`\b\d{16}\b`)
