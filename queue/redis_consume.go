@@ -517,6 +517,11 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 		for _, i := range retry {
 			cmds[i] = calls[i].s.Eval(ctx, pipe, calls[i].keys, calls[i].args...)
 		}
+		if t := len(calls) - 1; len(ss) > 0 && retry[len(retry)-1] != t {
+			// The tally ran before the retried calls: record the depth
+			// again after them (no counts: they were counted once).
+			tallyScript.Eval(ctx, pipe, calls[t].keys, calls[t].args[:1]...)
+		}
 		_, _ = pipe.Exec(ctx)
 	}
 	if wake {
