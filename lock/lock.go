@@ -382,11 +382,6 @@ func (l *Lock) releaseVia(ctx context.Context, via func() error) error {
 	} else {
 		err = l.b.release(ctx, l)
 	}
-	return l.releaseEnd(err)
-}
-
-// releaseEnd records the outcome err of the backend's release.
-func (l *Lock) releaseEnd(err error) error {
 	if err != nil && !errors.Is(err, ErrLockLost) {
 		return err
 	}
