@@ -362,7 +362,9 @@ func TestOffsetAndJitter(t *testing.T) {
 // with ErrOverlap under Overlap(Skip).
 func TestLongRunKeepsLease(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, mk func(t *testing.T, opts ...scheduler.Option) *scheduler.Scheduler) {
-		s := mk(t, scheduler.WithLeaseTTL(300*time.Millisecond))
+		// A TTL of a second: a host stalled for a good part of it (a loaded
+		// CI machine) would lose the lease, rightly, and fail the test.
+		s := mk(t, scheduler.WithLeaseTTL(time.Second))
 		started := make(chan struct{}, 1)
 		var ctxErr atomic.Value
 		if err := s.Every("long", time.Hour, func(ctx context.Context, run scheduler.Run) error {
@@ -371,7 +373,7 @@ func TestLongRunKeepsLease(t *testing.T) {
 			default:
 			}
 			select {
-			case <-time.After(1200 * time.Millisecond):
+			case <-time.After(4 * time.Second):
 				return nil
 			case <-ctx.Done():
 				ctxErr.Store(context.Cause(ctx))
@@ -382,7 +384,7 @@ func TestLongRunKeepsLease(t *testing.T) {
 		}
 		startAll(t, s)
 		<-started
-		time.Sleep(500 * time.Millisecond) // beyond the lease TTL: refreshed
+		time.Sleep(1500 * time.Millisecond) // beyond the lease TTL: refreshed
 		if err := s.Trigger(context.Background(), "long"); !errors.Is(err, scheduler.ErrOverlap) {
 			t.Errorf("Trigger while running: got %v, want ErrOverlap", err)
 		}
