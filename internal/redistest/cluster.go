@@ -167,6 +167,10 @@ func (c *Cluster) form(ctx context.Context, cfg clusterConfig) error {
 		}
 	}
 	// Every node must know every other before replicas can name their master.
+	met := make([]time.Time, len(nodes)) // when node i was last met
+	for i := range met {
+		met[i] = time.Now()
+	}
 	if err := poll(ctx, func() error {
 		for i, cl := range clients {
 			out, err := cl.ClusterNodes(ctx).Result()
@@ -174,6 +178,13 @@ func (c *Cluster) form(ctx context.Context, cfg clusterConfig) error {
 				return err
 			}
 			if got := strings.Count(strings.TrimSpace(out), "\n") + 1; got != len(nodes) {
+				if i > 0 && got == 1 && time.Since(met[i]) > 2*cfg.nodeTimeout {
+					// A handshake not done within the node timeout (a
+					// loaded host) is dropped, never retried: meet again.
+					// An error says a handshake is still in progress.
+					met[i] = time.Now()
+					_ = clients[0].ClusterMeet(ctx, "127.0.0.1", strconv.Itoa(nodes[i].port)).Err()
+				}
 				return fmt.Errorf("node %s knows %d nodes, want %d", nodes[i].Addr(), got, len(nodes))
 			}
 		}
