@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/outrigger-dev/outrigger/queue"
 	"github.com/outrigger-dev/outrigger/queue/kafka"
@@ -86,10 +87,31 @@ func BenchmarkPublishProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	countRequests(c)
 	brokers := c.ListenAddrs()
 	b.Run("impl=outrigger", func(b *testing.B) { benchOutrigger(b, brokers) })
 	b.Run("impl=franz-go", func(b *testing.B) { benchFranz(b, brokers) })
 	b.Run("impl=kafka-go", func(b *testing.B) { benchKafkaGo(b, brokers) })
+}
+
+// requests counts the requests the cluster handled, by kind: produce,
+// fetch, and all others.
+var requests struct{ produce, fetch, other atomic.Int64 }
+
+// countRequests makes c count every request it handles into requests.
+func countRequests(c *kfake.Cluster) {
+	c.Control(func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		switch r.Key() {
+		case int16(kmsg.Produce):
+			requests.produce.Add(1)
+		case int16(kmsg.Fetch):
+			requests.fetch.Add(1)
+		default:
+			requests.other.Add(1)
+		}
+		return nil, nil, false
+	})
 }
 
 // cpuTime is the CPU time (user and system) this process used so far:
@@ -100,19 +122,27 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// clock is a benchmark's start: wall clock and process CPU time.
+// clock is a benchmark's start: wall clock, process CPU time and the
+// requests handled so far.
 type clock struct {
-	wall time.Time
-	cpu  time.Duration
+	wall                  time.Time
+	cpu                   time.Duration
+	produce, fetch, other int64
 }
 
-func startClock() clock { return clock{time.Now(), cpuTime()} }
+func startClock() clock {
+	return clock{time.Now(), cpuTime(), requests.produce.Load(), requests.fetch.Load(), requests.other.Load()}
+}
 
 // report records msgs/s and the process CPU time per message (cpu-us/msg,
 // less sensitive to other load on a shared machine than msgs/s).
 func report(b *testing.B, start clock) {
 	b.ReportMetric(float64(b.N)/time.Since(start.wall).Seconds(), "msgs/s")
 	b.ReportMetric(float64(cpuTime()-start.cpu)/float64(time.Microsecond)/float64(b.N), "cpu-us/msg")
+	n := float64(b.N)
+	b.ReportMetric(float64(requests.produce.Load()-start.produce)/n, "produce-reqs/msg")
+	b.ReportMetric(float64(requests.fetch.Load()-start.fetch)/n, "fetch-reqs/msg")
+	b.ReportMetric(float64(requests.other.Load()-start.other)/n, "other-reqs/msg")
 }
 
 func benchOutrigger(b *testing.B, brokers []string) {

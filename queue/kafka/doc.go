@@ -29,8 +29,13 @@
 // (default "<prefix><name>") and reads the main and retry topics. Messages
 // are Kafka records: the body is the value, queue.WithKey the record key,
 // queue.WithHeaders the record headers; the queue's own headers start with
-// "x-outrigger-" (message ID, attempt, last error, first publish time, due
-// time, and the original topic, partition and offset of a copy).
+// "x-outrigger-" (on copies only: message ID, attempt, last error, first
+// publish time, and the original topic, partition and offset; and the due
+// time of a delayed message). A message's ID is where it was first written,
+// "<topic>/<partition>/<offset>", known once the broker acknowledged it:
+// unique while the topic lives, as Kafka's offsets are (a topic deleted
+// and created again starts again at offset 0). Publishing carries no ID in
+// the record, so a record costs what the body and key cost.
 //
 // # What it guarantees
 //

@@ -109,15 +109,6 @@ func (q *Queue) produceOne(ctx context.Context, r *kgo.Record) error {
 	return nil
 }
 
-// plainRecord is the record of a message with no headers of its own and no
-// delay, in one allocation: its only header is the ID, whose bytes live in
-// id.
-type plainRecord struct {
-	r  kgo.Record
-	h  [1]kgo.RecordHeader
-	id [64]byte
-}
-
 // Publish adds one message and returns its ID once the broker acknowledged
 // it (acks=all: every in-sync replica has it; the idempotent producer makes
 // client retries write it once). With queue.WithKey the key picks the
@@ -155,23 +146,14 @@ func (q *Queue) Publish(ctx context.Context, body []byte, opts ...queue.PublishO
 
 func (q *Queue) publish(ctx context.Context, body []byte, ps queue.PublishSettings) (string, error) {
 	now := time.Now()
-	var (
-		r  *kgo.Record
-		id string
-	)
+	var r *kgo.Record
 	if len(ps.Headers) == 0 && ps.Delay <= 0 {
-		pr := &plainRecord{}
-		idb := q.appendID(pr.id[:0])
-		id = string(idb)
 		if body == nil {
 			body = []byte{}
 		}
-		pr.h[0] = kgo.RecordHeader{Key: headerID, Value: idb}
-		pr.r = kgo.Record{Topic: q.name, Key: keyBytes(ps.Key), Value: body, Headers: pr.h[:], Timestamp: now}
-		r = &pr.r
+		r = &kgo.Record{Topic: q.name, Key: keyBytes(ps.Key), Value: body, Timestamp: now}
 	} else {
-		m := &queue.Message{ID: q.newID(), Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: now}
-		id = m.ID
+		m := &queue.Message{Body: body, Headers: ps.Headers, Attempt: 1, PublishedAt: now}
 		topic := q.name
 		var due time.Time
 		if ps.Delay > 0 {
@@ -188,7 +170,7 @@ func (q *Queue) publish(ctx context.Context, body []byte, ps queue.PublishSettin
 	if ps.Delay > 0 {
 		q.wakeTier(r.Topic, r.Partition)
 	}
-	return id, nil
+	return positionID(r), nil
 }
 
 // PublishBatch publishes the bodies (without keys), all sent before waiting
@@ -205,26 +187,24 @@ func (q *Queue) PublishBatch(ctx context.Context, bodies [][]byte) ([]string, er
 	}
 	now := time.Now()
 	rs := make([]*kgo.Record, len(bodies))
-	msgIDs := make([]string, len(bodies))
 	var ctxs []context.Context // per message, with publish hooks
 	if h := q.set.Hooks; h.OnPublish != nil || h.OnPublished != nil {
 		ctxs = make([]context.Context, len(bodies))
 	}
 	for i, b := range bodies {
-		msgIDs[i] = q.newID()
 		var headers map[string]string
 		if ctxs != nil {
 			var s queue.PublishSettings
 			ctxs[i] = q.set.Hooks.BeforePublish(ctx, q.name, &s)
 			headers = s.Headers
 		}
-		rs[i] = encode(q.name, nil, &queue.Message{ID: msgIDs[i], Body: b, Headers: headers, Attempt: 1, PublishedAt: now}, time.Time{}, origin{})
+		rs[i] = encode(q.name, nil, &queue.Message{Body: b, Headers: headers, Attempt: 1, PublishedAt: now}, time.Time{}, origin{})
 	}
 	errs, first := q.produce(ctx, rs...)
 	for i, err := range errs {
 		q.cnt.CountPublish(err)
 		if err == nil {
-			ids[i] = msgIDs[i]
+			ids[i] = positionID(rs[i])
 		}
 		if ctxs != nil {
 			q.set.Hooks.AfterPublish(ctxs[i], q.name, ids[i], err)

@@ -60,7 +60,9 @@ func encode(topic string, key []byte, m *queue.Message, due time.Time, o origin)
 		n += 4
 	}
 	hs := make([]kgo.RecordHeader, 0, n)
-	hs = append(hs, kgo.RecordHeader{Key: headerID, Value: []byte(m.ID)})
+	if m.ID != "" {
+		hs = append(hs, kgo.RecordHeader{Key: headerID, Value: []byte(m.ID)})
+	}
 	for k, v := range m.Headers {
 		hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
@@ -94,8 +96,8 @@ func encode(topic string, key []byte, m *queue.Message, due time.Time, o origin)
 	return &kgo.Record{Topic: topic, Key: key, Value: body, Headers: hs, Timestamp: ts}
 }
 
-// decode reads a record written by encode. Records without an ID header
-// (written by other producers) get an ID from their position.
+// decode reads a record written by encode or by another producer. Records
+// without an ID header (originals) get the ID of their position.
 func decode(r *kgo.Record) decoded { return decodeInto(r, new(queue.Message)) }
 
 // decodeInto is decode into m.
@@ -151,9 +153,22 @@ func decodeInto(r *kgo.Record, m *queue.Message) decoded {
 		d.orig.partition, d.orig.offset = int32(p), o
 	}
 	if m.ID == "" {
-		m.ID = fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+		m.ID = positionID(r)
 	}
 	return d
+}
+
+// positionID is the ID of a message first written as record r (after the
+// broker acknowledged it, or as read back): "<topic>/<partition>/<offset>".
+// Its copies (retries, dead letters) carry it in their ID header.
+func positionID(r *kgo.Record) string {
+	var buf [128]byte
+	b := append(buf[:0], r.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, r.Offset, 10)
+	return string(b)
 }
 
 // originOf is the origin of a record: its own position, or the one it
