@@ -214,6 +214,29 @@ func benchFranz(b *testing.B, brokers []string) {
 	}
 	defer prod.Close()
 	var got atomic.Int64
+	cons, stop := franzConsumer(b, brokers, topic, &got)
+	publish := func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() }
+	publishAll(b, warmUp, publish)
+	waitCount(b, &got, warmUp)
+	got.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := startClock()
+	publishAll(b, b.N, publish)
+	waitCount(b, &got, b.N)
+	report(b, start)
+	b.StopTimer()
+	stop()
+	cons.Close() // revokes: the partition goroutines stop and the marks are committed
+}
+
+// franzConsumer starts the consumer of benchFranz on topic: a group member
+// polling into one goroutine per partition, each counting records into got
+// and marking them, marks committed every 500ms and on revoke. stop ends
+// its polling.
+func franzConsumer(b *testing.B, brokers []string, topic string, got *atomic.Int64) (*kgo.Client, func()) {
+	ctx := context.Background()
+	var err error
 	type part struct {
 		recs chan []*kgo.Record
 		done chan struct{}
@@ -275,20 +298,10 @@ func benchFranz(b *testing.B, brokers []string) {
 			cons.AllowRebalance()
 		}
 	}()
-	publish := func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() }
-	publishAll(b, warmUp, publish)
-	waitCount(b, &got, warmUp)
-	got.Store(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := startClock()
-	publishAll(b, b.N, publish)
-	waitCount(b, &got, b.N)
-	report(b, start)
-	b.StopTimer()
-	cancel()
-	<-pollDone
-	cons.Close() // revokes: the partition goroutines stop and the marks are committed
+	return cons, func() {
+		cancel()
+		<-pollDone
+	}
 }
 
 // benchKafkaGo does the same with segmentio/kafka-go: a Writer with
@@ -404,4 +417,85 @@ func BenchmarkPublish(b *testing.B) {
 		publishAll(b, b.N, publish)
 		report(b, start)
 	})
+}
+
+// BenchmarkConsume drains a backlog of b.N small messages (written before
+// the clock starts, by a batching producer) with a consumer group member
+// (no-op handler, concurrency 32 or one goroutine per partition): the
+// consuming side alone. The clock includes joining the group.
+func BenchmarkConsume(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	countRequests(c)
+	brokers := c.ListenAddrs()
+	ctx := context.Background()
+	b.Run("impl=outrigger", func(b *testing.B) {
+		q, err := kafka.New(ctx, kafka.Config{Brokers: brokers, Partitions: partitions}, name("or-"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer q.Close()
+		backlog(b, brokers, q.Name(), b.N)
+		var got atomic.Int64
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := startClock()
+		go func() {
+			done <- q.Consume(cctx, func(context.Context, *queue.Message) error { got.Add(1); return nil }, queue.Concurrency(concurrency))
+		}()
+		waitCount(b, &got, b.N)
+		report(b, start)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		if err := q.Delete(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("impl=franz-go", func(b *testing.B) {
+		topic := name("franz-")
+		createTopic(b, brokers, topic)
+		backlog(b, brokers, topic, b.N)
+		var got atomic.Int64
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := startClock()
+		cons, stop := franzConsumer(b, brokers, topic, &got)
+		waitCount(b, &got, b.N)
+		report(b, start)
+		b.StopTimer()
+		stop()
+		cons.Close()
+	})
+}
+
+// backlog writes n records of body to topic with a batching producer.
+func backlog(b *testing.B, brokers []string, topic string, n int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	var failed atomic.Value
+	for range n {
+		cl.Produce(ctx, &kgo.Record{Value: body}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				failed.Store(err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
 }

@@ -89,8 +89,8 @@ var suites = []suite{
 	},
 	{
 		name: "kafka", title: "queue/kafka vs raw franz-go and segmentio/kafka-go (kfake)", pkg: "kafka",
-		parts: []part{{"BenchmarkPublishProcess|BenchmarkPublish$", "100000x"}},
-		note:  "On franz-go's in-process kfake cluster (one broker, 8 partitions): 32 publishers, one message per call, acks=all; a consumer with 32 handlers. cpu-us/msg is the whole process (broker, producers, consumer).",
+		parts: []part{{"BenchmarkPublishProcess|BenchmarkPublish$", "100000x"}, {"BenchmarkConsume$", "300000x"}},
+		note:  "On franz-go's in-process kfake cluster (one broker, 8 partitions): 32 publishers, one message per call, acks=all; a consumer with 32 handlers. Consume drains a backlog written beforehand (the consuming side alone, group join included). cpu-us/msg is the whole process (broker, producers, consumer).",
 		views: []view{{filter: ".unit:(msgs/s OR cpu-us/msg)", col: "/impl"}},
 	},
 	{
