@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"context"
-	"strconv"
 	"strings"
 	"time"
 
@@ -224,8 +223,8 @@ func (r *respReader) peek() byte {
 
 // line returns the next line's type byte and the rest of it.
 func (r *respReader) line() (byte, []byte) {
-	end := bytes.Index(r.b, []byte("\r\n"))
-	if end < 1 {
+	end := bytes.IndexByte(r.b, '\r') // not in a line (only in a bulk string's data)
+	if end < 1 || end+1 >= len(r.b) || r.b[end+1] != '\n' {
 		r.fail("a truncated reply")
 		return 0, nil
 	}
@@ -236,8 +235,18 @@ func (r *respReader) line() (byte, []byte) {
 
 // length parses a line's length; -1 is a null (RESP2).
 func (r *respReader) length(s []byte) int {
-	n, err := strconv.Atoi(string(s))
-	if err != nil || n < -1 {
+	if string(s) == "-1" {
+		return -1
+	}
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' || n > 1<<40 {
+			n = -1
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	if len(s) == 0 || n < 0 {
 		r.fail("a bad length")
 		return 0
 	}
