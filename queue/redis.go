@@ -151,19 +151,27 @@ func checkWaitClient(client redis.UniversalClient, cfg *queueConfig) error {
 	if cfg.waitReplicas == 0 {
 		return nil
 	}
-	var rt time.Duration
-	switch c := client.(type) {
-	case *redis.Client:
-		rt = c.Options().ReadTimeout
-	case *redis.ClusterClient:
-		rt = c.Options().ReadTimeout
-	default:
+	rt, ok := readTimeout(client)
+	if !ok {
 		return fmt.Errorf("queue: WaitReplicas needs a *redis.Client or *redis.ClusterClient, got %T", client)
 	}
 	if rt > 0 && cfg.waitTimeout >= rt {
 		return fmt.Errorf("queue: WaitReplicas timeout must be below the client's ReadTimeout %v, got %v", rt, cfg.waitTimeout)
 	}
 	return nil
+}
+
+// readTimeout returns the read timeout of client (after go-redis's
+// defaults: 0 and below is none), when it is a *redis.Client or a
+// *redis.ClusterClient.
+func readTimeout(client redis.UniversalClient) (time.Duration, bool) {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ReadTimeout, true
+	case *redis.ClusterClient:
+		return c.Options().ReadTimeout, true
+	}
+	return 0, false
 }
 
 func randomHex(n int) string {

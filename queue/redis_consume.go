@@ -30,6 +30,7 @@ type redisConsumer struct {
 	cursor      string    // XAUTOCLAIM cursor
 	lastReclaim time.Time // when XAUTOCLAIM last ran
 	pause       pauseGate // see pause.go
+	rawReads    bool      // reads are raw commands (see redis_xread.go)
 
 	mu   sync.Mutex
 	held map[string]struct{} // entry IDs fetched and not yet settled (protected by mu)
@@ -46,6 +47,7 @@ func newRedisConsumer(q *Redis, cc consumeConfig) *redisConsumer {
 		// entries back at once (start-up is a recovery with nothing held).
 		recovering: true, recoverFrom: "-", lastCheck: time.Now(),
 		cursor: "0-0", held: make(map[string]struct{}),
+		rawReads: rawReadsOK(q.client, cc.block),
 	}
 }
 
@@ -205,25 +207,30 @@ func (c *redisConsumer) read(ctx, rctx context.Context, n int) ([]*delivery, err
 			Stream: c.wake, NoMkStream: true, MaxLen: 1, Values: []any{"stop", "1"},
 		}).Err()
 	})
-	res, err := c.q.client.XReadGroup(rctx, &redis.XReadGroupArgs{
+	a := &redis.XReadGroupArgs{
 		Group: groupName, Consumer: c.cc.consumer, Streams: []string{c.q.stream, c.wake, ">", ">"},
 		Count: int64(n), Block: c.cc.block,
-	}).Result()
+	}
+	var ds []*delivery
+	var err error
+	if c.rawReads {
+		ds, err = c.readRaw(rctx, a)
+	} else {
+		var res []redis.XStream
+		res, err = c.q.client.XReadGroup(rctx, a).Result()
+		for _, st := range res {
+			if st.Stream == c.q.stream {
+				ds = c.deliveries(rctx, st.Messages)
+			}
+		}
+	}
 	if !stop() {
 		<-woke // the wake entry is written: nothing of ours runs after fetch
 	}
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range res {
-		if st.Stream == c.q.stream {
-			return c.deliveries(rctx, st.Messages), nil
-		}
-	}
-	return nil, nil
+	return ds, err
 }
 
 // recoverOwn takes back, one page at a time, the entries pending on this
@@ -378,10 +385,15 @@ func (c *redisConsumer) deliveries(ctx context.Context, msgs []redis.XMessage) [
 		ed.d.msg, ed.d.entry = &ed.m, x.ID
 		ds = append(ds, &ed.d)
 	}
+	c.ackGhosts(ctx, ghosts)
+	return ds
+}
+
+// ackGhosts acknowledges entries without fields (see deliveries).
+func (c *redisConsumer) ackGhosts(ctx context.Context, ghosts []string) {
 	if len(ghosts) > 0 {
 		_ = c.q.client.XAck(ctx, c.q.stream, groupName, ghosts...).Err()
 	}
-	return ds
 }
 
 // parseEntry turns stream fields into a Message.
@@ -392,8 +404,7 @@ func parseEntry(entryID string, v map[string]any) *Message {
 }
 
 // fillEntry sets m from stream fields. With an arena the body is appended
-// to it (and gets a capacity of its own, so that appending to one body
-// never writes over the next); without, it is a copy of its own.
+// to it (see appendBody); without, it is a copy of its own.
 func fillEntry(m *Message, entryID string, v map[string]any, arena *[]byte) {
 	*m = Message{ID: entryID, Attempt: 1}
 	for k, raw := range v {
@@ -402,32 +413,57 @@ func fillEntry(m *Message, entryID string, v map[string]any, arena *[]byte) {
 		case "id":
 			m.ID = s
 		case "body":
-			if arena != nil && cap(*arena)-len(*arena) >= len(s) {
-				start := len(*arena)
-				*arena = append(*arena, s...)
-				m.Body = (*arena)[start:len(*arena):len(*arena)]
+			if arena != nil {
+				m.Body = appendBody(arena, s)
 			} else {
 				m.Body = []byte(s)
 			}
-		case "a":
-			if n, err := strconv.Atoi(s); err == nil && n > 0 {
-				m.Attempt = n
-			}
-		case "t":
-			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-				m.PublishedAt = time.UnixMilli(ms)
-			}
-		case "e":
-			m.LastError = s
 		default:
-			if h, ok := strings.CutPrefix(k, "h:"); ok {
-				if m.Headers == nil {
-					m.Headers = make(map[string]string)
-				}
-				m.Headers[h] = s
-			}
+			setEntryField(m, k, s)
 		}
 	}
+	finishEntry(m, entryID)
+}
+
+// appendBody returns body appended to arena when it has room (with a
+// capacity of its own, so that appending to one body never writes over the
+// next), else a copy of its own.
+func appendBody[T string | []byte](arena *[]byte, body T) []byte {
+	if cap(*arena)-len(*arena) < len(body) {
+		return []byte(body)
+	}
+	start := len(*arena)
+	*arena = append(*arena, body...)
+	return (*arena)[start:len(*arena):len(*arena)]
+}
+
+// setEntryField sets the field k of m other than "id" and "body" ("a",
+// "t", "e" and the "h:" headers; any other is ignored).
+func setEntryField[T string | []byte](m *Message, k, v T) {
+	switch string(k) {
+	case "a":
+		if n, err := strconv.Atoi(string(v)); err == nil && n > 0 {
+			m.Attempt = n
+		}
+	case "t":
+		if ms, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			m.PublishedAt = time.UnixMilli(ms)
+		}
+	case "e":
+		m.LastError = string(v)
+	default:
+		if h, ok := strings.CutPrefix(string(k), "h:"); ok {
+			if m.Headers == nil {
+				m.Headers = make(map[string]string)
+			}
+			m.Headers[h] = string(v)
+		}
+	}
+}
+
+// finishEntry completes m, read from the fields of entry entryID: an empty
+// body when it had none, and the publish time of an entry without "t".
+func finishEntry(m *Message, entryID string) {
 	if m.Body == nil {
 		m.Body = []byte{}
 	}

@@ -447,6 +447,9 @@ func scriptCases() []scriptCase {
 		{name: "ack/trim/out-of-order",
 			setup: func(e *scriptEnv) { ten(10)(e); ackBefore(e, 5, 2, 1) },
 			args:  acks(0), check: ackLeft(1, 3, 4, 6, 7, 8, 9)},
+		{name: "ack/trim/setid-back", // XGROUP SETID moved the last delivered entry below the pending ones
+			setup: func(e *scriptEnv) { ten(6, 0)(e); e.Do("XGROUP", "SETID", e.stream(), "consumers", "0") },
+			args:  acks(1), check: ackLeft(1, 0, 2, 3, 4, 5, 6, 7, 8, 9)}, // e0 is to be delivered again
 		{name: "ack/trim/descending", setup: ten(6), args: acks(5, 4, 3, 2, 1, 0), check: ackLeft(6, 6, 7, 8, 9)},
 		{name: "ack/trim/twice",
 			setup: func(e *scriptEnv) { ten(4)(e); ackBefore(e, 0, 1) },
