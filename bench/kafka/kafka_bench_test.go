@@ -153,29 +153,43 @@ func benchOutrigger(b *testing.B, brokers []string) {
 	}
 	defer q.Close()
 	var got atomic.Int64
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- q.Consume(cctx, func(context.Context, *queue.Message) error { got.Add(1); return nil }, queue.Concurrency(concurrency))
-	}()
-	publish := func() error { _, err := q.Publish(ctx, body); return err }
-	publishAll(b, warmUp, publish)
-	waitCount(b, &got, warmUp)
-	got.Store(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := startClock()
-	publishAll(b, b.N, publish)
-	waitCount(b, &got, b.N)
-	report(b, start)
-	b.StopTimer()
-	cancel()
-	if err := <-done; err != nil {
+	stop := outriggerConsumer(q, &got)
+	publishProcess(b, &got, func() error { _, err := q.Publish(ctx, body); return err })
+	if err := stop(); err != nil {
 		b.Fatal(err)
 	}
 	if err := q.Delete(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// outriggerConsumer runs q.Consume with a handler counting into got
+// (concurrency 32); stop ends it and returns its error.
+func outriggerConsumer(q *kafka.Queue, got *atomic.Int64) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, func(context.Context, *queue.Message) error { got.Add(1); return nil }, queue.Concurrency(concurrency))
+	}()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// publishProcess warms up with warmUp messages, then times publishing b.N
+// messages with publish until got counts them all handled.
+func publishProcess(b *testing.B, got *atomic.Int64, publish func() error) {
+	publishAll(b, warmUp, publish)
+	waitCount(b, got, warmUp)
+	got.Store(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := startClock()
+	publishAll(b, b.N, publish)
+	waitCount(b, got, b.N)
+	report(b, start)
+	b.StopTimer()
 }
 
 // createTopic creates topic, deleted at the end of the benchmark so that
@@ -215,17 +229,7 @@ func benchFranz(b *testing.B, brokers []string) {
 	defer prod.Close()
 	var got atomic.Int64
 	cons, stop := franzConsumer(b, brokers, topic, &got)
-	publish := func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() }
-	publishAll(b, warmUp, publish)
-	waitCount(b, &got, warmUp)
-	got.Store(0)
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := startClock()
-	publishAll(b, b.N, publish)
-	waitCount(b, &got, b.N)
-	report(b, start)
-	b.StopTimer()
+	publishProcess(b, &got, func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() })
 	stop()
 	cons.Close() // revokes: the partition goroutines stop and the marks are committed
 }
@@ -440,19 +444,14 @@ func BenchmarkConsume(b *testing.B) {
 		defer q.Close()
 		backlog(b, brokers, q.Name(), b.N)
 		var got atomic.Int64
-		cctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
 		b.ReportAllocs()
 		b.ResetTimer()
 		start := startClock()
-		go func() {
-			done <- q.Consume(cctx, func(context.Context, *queue.Message) error { got.Add(1); return nil }, queue.Concurrency(concurrency))
-		}()
+		stop := outriggerConsumer(q, &got)
 		waitCount(b, &got, b.N)
 		report(b, start)
 		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			b.Fatal(err)
 		}
 		if err := q.Delete(ctx); err != nil {
