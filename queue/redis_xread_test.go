@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,6 +115,8 @@ func TestReadPaths(t *testing.T) {
 			ctx := context.Background()
 			db := redistest.New(t)
 			client := db.NewClient(t, func(o *redis.UniversalOptions) { o.ReadTimeout = tc.timeout })
+			reads := &readKinds{}
+			client.AddHook(reads)
 			q, err := NewRedis(client, "paths", WithPrefix(db.Prefix))
 			require.NoError(t, err)
 			var cc consumeConfig
@@ -132,9 +135,17 @@ func TestReadPaths(t *testing.T) {
 				require.NoError(t, err)
 				ids = append(ids, id)
 			}
+			reads.reset()
 			ds, err := c.read(ctx, ctx, 10)
 			require.NoError(t, err)
 			require.Len(t, ds, 3)
+			// The read really took its path: one XREADGROUP of that form,
+			// no fallback behind it.
+			want := "typed"
+			if tc.raw {
+				want = "raw"
+			}
+			assert.Equal(t, []string{want}, reads.kinds())
 			for i, d := range ds {
 				assert.Equal(t, ids[i], d.msg.ID)
 				assert.Equal(t, []string{"a", "b", "c"}[i], string(d.msg.Body))
@@ -173,4 +184,44 @@ func FuzzParseXRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// readKinds is a go-redis hook recording the form of every XREADGROUP sent:
+// "raw" (a RawCmd) or "typed".
+type readKinds struct {
+	mu sync.Mutex
+	ks []string
+}
+
+func (r *readKinds) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *readKinds) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (r *readKinds) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.EqualFold(cmd.Name(), "xreadgroup") {
+			k := "typed"
+			if _, ok := cmd.(*redis.RawCmd); ok {
+				k = "raw"
+			}
+			r.mu.Lock()
+			r.ks = append(r.ks, k)
+			r.mu.Unlock()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (r *readKinds) reset() {
+	r.mu.Lock()
+	r.ks = nil
+	r.mu.Unlock()
+}
+
+func (r *readKinds) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.ks...)
 }
