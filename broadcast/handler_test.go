@@ -420,6 +420,31 @@ func TestSSE(t *testing.T) {
 	require.Equal(t, ": heartbeat", sc.Text())
 }
 
+// TestSSEIdleThenLarge: a stream idle for longer than its WriteTimeout
+// still takes a message bigger than its write buffer. The write deadline is
+// set when a batch is written, not left from the last flush.
+func TestSSEIdleThenLarge(t *testing.T) {
+	leakCheck(t)
+	h, err := broadcast.NewLocal()
+	require.NoError(t, err)
+	defer h.Close()
+	const wait = 50 * time.Millisecond
+	srv := serve(t, h, broadcast.WriteTimeout(wait))
+	ctx := testCtx(t, 30*time.Second)
+	resp, err := sseGet(srv.URL+"/live?channel=idle", "")
+	require.NoError(t, err)
+	r := newSSEReader(t, resp)
+	waitFor(t, 10*time.Second, "the stream registered", func() bool { return h.Stats().Connections == 1 })
+	// Real time, not a clock: the deadline is the socket's.
+	time.Sleep(4 * wait)
+	payload := `"` + strings.Repeat("y", 32<<10) + `"`
+	_, err = h.Publish(ctx, "idle", []byte(payload))
+	require.NoError(t, err)
+	ev := r.next()
+	require.Equal(t, "message", ev.event)
+	require.Contains(t, ev.data, payload)
+}
+
 // TestSlowWebSocket: a client that never reads is disconnected (1013) or
 // resynced at its buffer bound; another client on the same channel gets
 // everything, and the Hub's memory stays bounded.

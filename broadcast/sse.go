@@ -18,9 +18,11 @@ type sseConn struct {
 	h        *Hub
 	channels []string
 	tslot    uint32 // tick slot (ticker)
+	// pos is per channel the position of the last event written: the
+	// request's goroutine alone reads and writes it.
+	pos []Position
 
 	mu      sync.Mutex // protects the fields below
-	pos     []Position // per channel: the position of the last event queued
 	queue   []sseItem
 	bytes   int
 	closed  bool
@@ -117,11 +119,9 @@ func (hh *handler) serveSSE(w http.ResponseWriter, r *http.Request, m Member, id
 			return
 		}
 		subs = append(subs, s)
-		c.mu.Lock()
 		if c.pos[i].IsZero() {
 			c.pos[i] = pos
 		}
-		c.mu.Unlock()
 		if sc.hasSince && !recovered {
 			resync = append(resync, i)
 		}
@@ -135,13 +135,14 @@ func (hh *handler) serveSSE(w http.ResponseWriter, r *http.Request, m Member, id
 	bw := bufio.NewWriterSize(w, 4096)
 	c.mu.Lock()
 	c.started = true
+	c.mu.Unlock()
 	// An event with only an id sets the browser's Last-Event-ID: a client
 	// that reconnects before any message still resumes from here.
+	c.deadline(rc)
 	bw.WriteString("retry: 1000\nid: " + encodeSSEID(c.pos) + "\n\n")
 	for _, i := range resync {
-		c.writeResyncLocked(bw, i)
+		c.writeResync(bw, i)
 	}
-	c.mu.Unlock()
 	if err := c.flush(rc, bw); err != nil {
 		return
 	}
@@ -167,10 +168,13 @@ func (c *sseConn) loop(ctx context.Context, rc *http.ResponseController, bw *buf
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.bytes = 0
-		for _, it := range batch {
-			c.writeItemLocked(bw, it)
-		}
 		c.mu.Unlock()
+		// Written without c.mu: a client that reads slowly blocks this
+		// goroutine only, while deliver goes on queueing up to the bound.
+		c.deadline(rc)
+		for _, it := range batch {
+			c.writeItem(bw, it)
+		}
 		clear(batch)
 		if err := c.flush(rc, bw); err != nil {
 			return
@@ -178,17 +182,23 @@ func (c *sseConn) loop(ctx context.Context, rc *http.ResponseController, bw *buf
 	}
 }
 
-func (c *sseConn) flush(rc *http.ResponseController, bw *bufio.Writer) error {
+// deadline bounds the writes that follow, those a full bufio.Writer makes
+// as well as the flush.
+func (c *sseConn) deadline(rc *http.ResponseController) {
 	_ = rc.SetWriteDeadline(time.Now().Add(c.hh.cfg.writeWait))
+}
+
+func (c *sseConn) flush(rc *http.ResponseController, bw *bufio.Writer) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
 	return rc.Flush()
 }
 
-// writeItemLocked writes one event, with the id of every channel's
-// position after it.
-func (c *sseConn) writeItemLocked(bw *bufio.Writer, it sseItem) {
+// writeItem writes one event, with the id of every channel's position
+// after it. Only the stream's goroutine calls it, once the stream started:
+// c.pos is its own then.
+func (c *sseConn) writeItem(bw *bufio.Writer, it sseItem) {
 	if it.heartbeat {
 		bw.WriteString(": heartbeat\n\n")
 		return
@@ -201,7 +211,7 @@ func (c *sseConn) writeItemLocked(bw *bufio.Writer, it sseItem) {
 		writeDataLine(bw, e.wsFrame())
 	case kindResync:
 		c.pos[it.i] = e.pos
-		c.writeResyncLocked(bw, it.i)
+		c.writeResync(bw, it.i)
 	case Join, Leave:
 		if e.kind == Join {
 			bw.WriteString("event: join\ndata: ")
@@ -212,7 +222,7 @@ func (c *sseConn) writeItemLocked(bw *bufio.Writer, it sseItem) {
 	}
 }
 
-func (c *sseConn) writeResyncLocked(bw *bufio.Writer, i int) {
+func (c *sseConn) writeResync(bw *bufio.Writer, i int) {
 	bw.WriteString("id: " + encodeSSEID(c.pos) + "\nevent: resync\ndata: ")
 	writeDataLine(bw, encodeResync(c.channels[i]))
 }
