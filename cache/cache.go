@@ -430,13 +430,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			wake = c.notif.wait(key)
 		}
 		start = time.Now()
-		// With invalidation, a lease found is marked watched: its holder's
-		// write then announces the value, which wakes us.
-		acquire := c.rdb.acquire
-		if wake != nil {
-			acquire = c.rdb.watch
-		}
-		cur, acquired, rerr := acquire(ctx, rk, lease)
+		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease)
 		if rerr != nil {
 			if wake != nil {
 				c.notif.forget(key, wake)

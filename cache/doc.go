@@ -33,17 +33,15 @@
 //     loader once per process (coalescing) and, with Redis, once across
 //     replicas: the first replica stores a short load lease in the key itself
 //     (SET NX PX GET) and the others wait
-//     for its value, woken by its invalidation message or by polling (a
-//     waiter marks the lease watched, so that the holder's write announces
-//     the value; a load nobody waits for announces nothing). The
+//     for its value, woken by its invalidation message or by polling. The
 //     wait is bounded (WithLease): if the holder dies, its lease expires or
 //     the wait ends and the waiters load themselves. No deadlock, no
 //     unbounded wait.
 //   - Round trips. A Redis hit costs one round trip (a SET NX PX GET on the
 //     caller's goroutine, which reads the value and, only when the key is
 //     absent, takes the load lease); a miss two: that read and, after the
-//     load, one script that writes the value over the lease (publishing it
-//     only when another replica waits for it). The load runs on the goroutine of the caller that
+//     load, one script that writes the value over the lease and publishes
+//     the invalidation. The load runs on the goroutine of the caller that
 //     leads it when that caller's ctx cannot be cancelled (ctx.Done() is
 //     nil: it could never stop waiting), and otherwise on a goroutine of the
 //     cache; either way under the load context described below, with Close
@@ -60,13 +58,9 @@
 //     TTLs are exact.
 //   - Set overwrites the local tier; a local entry never outlives the value's
 //     Redis TTL.
-//   - Invalidation. Set, Delete, a refresh and every write of a loaded value
-//     that replaces a value or a watched lease publish the key on a channel
-//     derived from the prefix; every other replica drops it from its local
-//     tier. A load of a key absent from Redis announces nothing: no replica
-//     waits for it, and a local copy another replica may still hold of a key
-//     Redis evicted or lost lives to its own expiry, as it would without the
-//     load. A lost message leaves a replica serving the old
+//   - Invalidation. Set, Delete and every write of a loaded value publish the
+//     key on a channel derived from the prefix; every other replica drops it
+//     from its local tier. A lost message leaves a replica serving the old
 //     value for at most its local TTL (WithLocal; DefaultLocalTTL in front of
 //     Redis). When the subscription drops, the local tier is flushed (and
 //     again when it is restored), since messages may have been missed.

@@ -9,7 +9,7 @@ import (
 // Envelope: the one value stored in Redis per key. Layout (big-endian):
 //
 //	[0]      format version (envelopeVersion)
-//	[1]      flags: flagNotFound, flagCompressed, flagLease, flagWatched
+//	[1]      flags: flagNotFound, flagCompressed, flagLease
 //	[2:10]   soft expiry, Unix µs: the value is fresh before it
 //	[10:18]  hard expiry, Unix µs: end of the stale-while-revalidate window
 //	[18:22]  δ, the recompute cost of the value, µs
@@ -25,9 +25,6 @@ const (
 	flagNotFound   byte = 1
 	flagCompressed byte = 2
 	flagLease      byte = 4
-	// flagWatched marks a lease another replica waits on (scripts/watch.lua):
-	// the write that replaces it is announced, to wake that replica.
-	flagWatched byte = 8
 )
 
 var errBadEnvelope = errors.New("cache: bad envelope")

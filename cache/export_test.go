@@ -10,13 +10,7 @@ var WithClock = withClock
 func SetWriteScript[V any](c *Cache[V], src string) { c.rdb.writeSc = redis.NewScript(src) }
 
 // The scripts, for the tests that run each branch by hand.
-var WriteScript, ReleaseScript, WatchScript = writeScript, releaseScript, watchScript
-
-// MakeWatchedLease renders a lease envelope marked watched (watch.lua).
-func MakeWatchedLease(nonce uint64) string {
-	e := envelope{flags: flagLease | flagWatched, nonce: nonce}
-	return string(e.marshal())
-}
+var WriteScript, ReleaseScript = writeScript, releaseScript
 
 // MakeEnvelope renders an envelope with the given lease flag, nonce and
 // payload, and NonceArg a nonce as the scripts take it.

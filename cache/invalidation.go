@@ -11,9 +11,7 @@ import (
 )
 
 // Invalidation messages are published on the channel <prefix>~invalidate
-// whenever a cache writes or deletes a key in Redis, but for a load's write
-// of a key that was absent or held a lease no replica watched
-// (scripts/write.lua says why). The payload is the
+// whenever a cache writes or deletes a key in Redis. The payload is the
 // writer's 8-byte origin id followed by the key (without the prefix). Every
 // other cache on the prefix drops the key from its local tier; any cache
 // waiting for another replica's load of the key wakes up and re-reads it.

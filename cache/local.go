@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -25,24 +24,6 @@ type entry[V any] struct {
 type localTier[V any] struct {
 	c   *otter.Cache[string, entry[V]]
 	ttl time.Duration // cap on an entry's lifetime; 0 = none
-	// writing counts the writes (set, del) in progress: the maintenance
-	// they trigger runs inline (see execute).
-	writing atomic.Int32
-}
-
-// execute runs otter's maintenance (draining its read and write buffers).
-// Triggered by a write, it runs on the writer's goroutine: otter's default,
-// a new goroutine each time, costs a miss a thread wake-up, more than the
-// maintenance itself. Triggered by reads it runs on a goroutine of its own,
-// as otter does, so that hits under contention do not wait for it. A read
-// that triggers it while a write is in progress runs it inline too: either
-// way is correct, the choice is only where the work runs.
-func (l *localTier[V]) execute(fn func()) {
-	if l.writing.Load() > 0 {
-		fn()
-		return
-	}
-	go fn()
 }
 
 func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
@@ -50,10 +31,8 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 	if ttl == 0 && withRedis {
 		ttl = DefaultLocalTTL
 	}
-	l := &localTier[V]{ttl: ttl}
 	opts := &otter.Options[string, entry[V]]{
-		Logger:   silentLogger{},
-		Executor: l.execute,
+		Logger: silentLogger{},
 		// Entries are stored with their remaining lifetime already capped
 		// (see set); otter removes them then. Reads check expiry themselves.
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry[V]]) time.Duration {
@@ -73,8 +52,7 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	l.c = c
-	return l, nil
+	return &localTier[V]{c: c, ttl: ttl}, nil
 }
 
 func (l *localTier[V]) get(key string) (entry[V], bool) { return l.c.GetIfPresent(key) }
@@ -92,8 +70,6 @@ func (l *localTier[V]) set(key string, e entry[V], now int64) {
 	if l.ttl > 0 && e.hard > now+int64(l.ttl) {
 		e.hard = now + int64(l.ttl)
 	}
-	l.writing.Add(1)
-	defer l.writing.Add(-1)
 	if e.hard <= now {
 		l.c.Invalidate(key)
 		return
@@ -101,14 +77,10 @@ func (l *localTier[V]) set(key string, e entry[V], now int64) {
 	l.c.Set(key, e)
 }
 
-func (l *localTier[V]) del(key string) {
-	l.writing.Add(1)
-	defer l.writing.Add(-1)
-	l.c.Invalidate(key)
-}
-func (l *localTier[V]) clear()   { l.c.InvalidateAll() }
-func (l *localTier[V]) len() int { return l.c.EstimatedSize() }
-func (l *localTier[V]) close()   { l.c.StopAllGoroutines() }
+func (l *localTier[V]) del(key string) { l.c.Invalidate(key) }
+func (l *localTier[V]) clear()         { l.c.InvalidateAll() }
+func (l *localTier[V]) len() int       { return l.c.EstimatedSize() }
+func (l *localTier[V]) close()         { l.c.StopAllGoroutines() }
 
 // funcClock adapts an injected clock to otter.
 type funcClock func() time.Time

@@ -320,59 +320,39 @@ func (b *batch[V]) value(k string, raw []byte, kerr error) (e entry[V], ok bool,
 }
 
 // wait waits for other replicas' loads of keys, up to the lease wait; it
-// returns the keys still missing then. Its first read marks the leases it
-// finds watched (with invalidation on), so that their holders' writes wake
-// it; later reads poll with plain GETs.
+// returns the keys still missing then.
 func (b *batch[V]) wait(ctx context.Context, keys []string) ([]string, error) {
 	c := b.c
 	deadline := time.Now().Add(c.cfg.leaseWait)
 	poll := 5 * time.Millisecond
-	mark := c.rdb.channel != ""
-	// wake is closed at the next message for wakeKey; it stays registered
-	// from one read to the next, so that no message between them is missed.
-	var wake <-chan struct{}
-	wakeKey := ""
-	drop := func() {
-		if wake != nil {
-			c.notif.forget(wakeKey, wake)
-			wake = nil
-		}
-	}
-	defer drop()
 	for len(keys) > 0 {
-		if c.rdb.channel != "" && (wake == nil || wakeKey != keys[0]) {
-			drop()
-			wakeKey = keys[0]
-			wake = c.notif.wait(wakeKey)
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return keys, nil
 		}
-		if !mark {
-			remaining := time.Until(deadline)
-			if remaining <= 0 {
-				return keys, nil
-			}
-			t := time.NewTimer(min(poll+rand.N(poll/2+1), remaining))
-			poll = min(poll*2, 100*time.Millisecond)
-			select {
-			case <-wake:
-				wake = nil // closed and unregistered by the message
-			case <-t.C:
-			case <-ctx.Done():
-			}
-			t.Stop()
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+		var wake <-chan struct{}
+		if c.rdb.channel != "" {
+			wake = c.notif.wait(keys[0])
+		}
+		t := time.NewTimer(min(poll+rand.N(poll/2+1), remaining))
+		poll = min(poll*2, 100*time.Millisecond)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if wake != nil {
+			c.notif.forget(keys[0], wake)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
 		rks := make([]string, len(keys))
 		for i, k := range keys {
 			rks[i] = c.cfg.prefix + k
 		}
-		read := c.rdb.getMany
-		if mark {
-			read = c.rdb.watchMany
-			mark = false
-		}
-		raws, kerr, err := read(ctx, rks)
+		raws, kerr, err := c.rdb.getMany(ctx, rks)
 		if err != nil {
 			return keys, nil // load them ourselves
 		}

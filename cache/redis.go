@@ -25,10 +25,6 @@ var (
 	//go:embed scripts/release.lua
 	releaseLua    string
 	releaseScript = redis.NewScript(releaseLua)
-
-	//go:embed scripts/watch.lua
-	watchLua    string
-	watchScript = redis.NewScript(watchLua)
 )
 
 // Write modes of scripts/write.lua.
@@ -141,57 +137,6 @@ func (r *redisTier) acquire(ctx context.Context, key string, lease []byte) (cur 
 		return e
 	})
 	return cur, acquired, err
-}
-
-// watch runs scripts/watch.lua for a replica waiting for another's load of
-// key: it takes the load lease (acquired) when the key is absent, and
-// otherwise returns the key's value, a lease now marked watched so that its
-// holder's write wakes us.
-func (r *redisTier) watch(ctx context.Context, key string, lease []byte) (cur []byte, acquired bool, err error) {
-	err = r.do("acquire", func() error {
-		v, e := watchScript.Run(ctx, r.client, []string{key}, lease, r.leasePX).Result()
-		switch {
-		case e != nil:
-			return e
-		case v == int64(1):
-			acquired = true
-			return nil
-		}
-		s, ok := v.(string)
-		if !ok {
-			return rediserr.BadReply("watch.lua answered %T", v)
-		}
-		cur = stringBytes(s)
-		return nil
-	})
-	return cur, acquired, err
-}
-
-// watchMany is watch for several keys in one pipeline, storing no lease:
-// absent keys are nil; kerr holds the Invalid error of a key whose script
-// failed (WRONGTYPE), nil elsewhere.
-func (r *redisTier) watchMany(ctx context.Context, keys []string) (cur [][]byte, kerr []error, err error) {
-	cur, kerr = make([][]byte, len(keys)), make([]error, len(keys))
-	err = r.do("get", func() error {
-		return r.evalMany(ctx, watchScript, keys, func(int) []any { return []any{"", r.leasePX} }, func(i int, c *redis.Cmd) error {
-			v, e := c.Result()
-			own, call := keyErr(e)
-			switch {
-			case call != nil:
-				return call
-			case own != nil:
-				kerr[i] = own
-			case e == nil:
-				s, ok := v.(string)
-				if !ok {
-					return rediserr.BadReply("watch.lua answered %T", v)
-				}
-				cur[i] = stringBytes(s)
-			}
-			return nil
-		})
-	})
-	return cur, kerr, err
 }
 
 // setNX stores val at key if absent, for ttl.
@@ -318,70 +263,48 @@ func (r *redisTier) writeMany(ctx context.Context, reqs []writeReq) (written []b
 		return written, kerr, nil
 	}
 	err = r.do("write", func() error {
-		return r.evalMany(ctx, r.writeSc, keys(reqs), func(i int) []any {
-			q := reqs[i]
-			return []any{q.env, pxArg(q.ttl), q.mode, nonceBytes(q.expect), r.channel, q.msg}
-		}, func(i int, c *redis.Cmd) error {
-			n, e := c.Int()
-			own, call := keyErr(e)
-			if call != nil {
-				return call
+		run := func(sha bool, idx []int) ([]int, error) {
+			cmds := make([]*redis.Cmd, len(idx))
+			_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for j, i := range idx {
+					q := reqs[i]
+					args := []any{q.env, pxArg(q.ttl), q.mode, nonceBytes(q.expect), r.channel, q.msg}
+					if sha {
+						cmds[j] = r.writeSc.EvalSha(ctx, p, []string{q.key}, args...)
+					} else {
+						cmds[j] = r.writeSc.Eval(ctx, p, []string{q.key}, args...)
+					}
+				}
+				return nil
+			})
+			var retry []int
+			for j, c := range cmds {
+				n, e := c.Int()
+				if sha && redis.HasErrorPrefix(e, "NOSCRIPT") {
+					retry = append(retry, idx[j])
+					continue
+				}
+				own, call := keyErr(e)
+				if call != nil {
+					return nil, call
+				}
+				kerr[idx[j]] = own
+				written[idx[j]] = e == nil && n == 1
 			}
-			kerr[i] = own
-			written[i] = e == nil && n == 1
-			return nil
-		})
+			return retry, nil
+		}
+		all := make([]int, len(reqs))
+		for i := range all {
+			all[i] = i
+		}
+		retry, err := run(true, all)
+		if err != nil || len(retry) == 0 {
+			return err
+		}
+		_, err = run(false, retry)
+		return err
 	})
 	return written, kerr, err
-}
-
-func keys(reqs []writeReq) []string {
-	ks := make([]string, len(reqs))
-	for i, q := range reqs {
-		ks[i] = q.key
-	}
-	return ks
-}
-
-// evalMany runs sc once per key in one pipeline (EVALSHA, then EVAL for the
-// keys whose node had not cached the script) with args(i) for keys[i], and
-// hands each key's reply to reply, in key order; the first error reply
-// returns stops it and is returned.
-func (r *redisTier) evalMany(ctx context.Context, sc *redis.Script, keys []string, args func(i int) []any, reply func(i int, c *redis.Cmd) error) error {
-	run := func(sha bool, idx []int) ([]int, error) {
-		cmds := make([]*redis.Cmd, len(idx))
-		_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for j, i := range idx {
-				if sha {
-					cmds[j] = sc.EvalSha(ctx, p, []string{keys[i]}, args(i)...)
-				} else {
-					cmds[j] = sc.Eval(ctx, p, []string{keys[i]}, args(i)...)
-				}
-			}
-			return nil
-		})
-		var retry []int
-		for j, c := range cmds {
-			if sha && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-				retry = append(retry, idx[j])
-				continue
-			}
-			if err := reply(idx[j], c); err != nil {
-				return nil, err
-			}
-		}
-		return retry, nil
-	}
-	all := make([]int, len(keys))
-	for i := range all {
-		all[i] = i
-	}
-	retry, err := run(true, all)
-	if err != nil || len(retry) == 0 {
-		return err
-	}
-	_, err = run(false, retry)
-	return err
 }
 
 // releaseMany drops our leases on keys (those still ours) in one pipeline,

@@ -23,7 +23,6 @@ func TestScriptBranches(t *testing.T) {
 	other := cache.MakeEnvelope(false, theirs, "w")
 	lease := cache.MakeEnvelope(true, ours, "")
 	theirLease := cache.MakeEnvelope(true, theirs, "")
-	watchedLease := cache.MakeWatchedLease(theirs)
 	fresh := cache.MakeEnvelope(false, 3003, "new")
 	cases := []struct {
 		name      string
@@ -35,13 +34,10 @@ func TestScriptBranches(t *testing.T) {
 		published bool
 	}{
 		{name: "write/set over a value", script: cache.WriteScript, cur: value, args: []any{fresh, "60000", "set", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
-		// a fill announces only what a replica may hold or wait for
-		{name: "write/fill absent", script: cache.WriteScript, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh},
-		{name: "write/fill over a lease", script: cache.WriteScript, cur: theirLease, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh},
-		{name: "write/fill over a watched lease", script: cache.WriteScript, cur: watchedLease, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
+		{name: "write/fill absent", script: cache.WriteScript, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
+		{name: "write/fill over a lease", script: cache.WriteScript, cur: theirLease, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
 		{name: "write/fill over a value refused", script: cache.WriteScript, cur: value, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 0, after: value},
 		{name: "write/fill over a foreign value", script: cache.WriteScript, cur: "not an entry", args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
-		{name: "write/refresh absent", script: cache.WriteScript, args: []any{fresh, "60000", "refresh", cache.NonceArg(ours)}, want: 1, after: fresh, published: true},
 		{name: "write/refresh over the expected value", script: cache.WriteScript, cur: value, args: []any{fresh, "60000", "refresh", cache.NonceArg(ours)}, want: 1, after: fresh, published: true},
 		{name: "write/refresh over another value refused", script: cache.WriteScript, cur: other, args: []any{fresh, "60000", "refresh", cache.NonceArg(ours)}, want: 0, after: other},
 		{name: "release/absent", script: cache.ReleaseScript, args: []any{cache.NonceArg(ours)}, want: 0},
@@ -105,62 +101,6 @@ func TestScriptBranches(t *testing.T) {
 					}
 				})
 			}
-		}
-	}
-}
-
-// TestWatchScriptBranches runs every branch of scripts/watch.lua by hand, on
-// a single node and on a Cluster. The key holds cur before the call (absent
-// when ""); the call returns want (nil, 1 or a string) and leaves after in
-// the key, with its TTL kept.
-func TestWatchScriptBranches(t *testing.T) {
-	const theirs = 2002
-	lease := cache.MakeEnvelope(true, theirs, "")
-	watched := cache.MakeWatchedLease(theirs)
-	ours := cache.MakeEnvelope(true, 1001, "")
-	value := cache.MakeEnvelope(false, theirs, "v")
-	cases := []struct {
-		name  string
-		cur   string
-		store string // ARGV[1]
-		want  any
-		after string // "" = absent
-	}{
-		{name: "absent, a lease to store", store: ours, want: int64(1), after: ours},
-		{name: "absent, nothing to store", want: nil},
-		{name: "a lease is marked", cur: lease, store: ours, want: watched, after: watched},
-		{name: "a watched lease as it is", cur: watched, store: ours, want: watched, after: watched},
-		{name: "a value as it is", cur: value, store: ours, want: value, after: value},
-		{name: "a foreign value as it is", cur: "not an entry", store: ours, want: "not an entry", after: "not an entry"},
-	}
-	for _, rb := range redisBackends {
-		db := rb.mk(t)
-		for i, tc := range cases {
-			t.Run("deploy="+rb.name+"/"+tc.name, func(t *testing.T) {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				defer cancel()
-				key := db.Key("w" + strconv.Itoa(i))
-				if tc.cur != "" {
-					require.NoError(t, db.Client.Set(ctx, key, tc.cur, time.Minute).Err())
-				}
-				got, err := cache.WatchScript.Run(ctx, db.Client, []string{key}, tc.store, "30000").Result()
-				if tc.want == nil {
-					require.ErrorIs(t, err, redis.Nil)
-				} else {
-					require.NoError(t, err)
-					assert.Equal(t, tc.want, got, "reply")
-				}
-				stored, err := db.Client.Get(ctx, key).Result()
-				if tc.after == "" {
-					assert.ErrorIs(t, err, redis.Nil, "key left: %q", stored)
-					return
-				}
-				require.NoError(t, err)
-				assert.Equal(t, tc.after, stored, "stored value")
-				ttl, err := db.Client.PTTL(ctx, key).Result()
-				require.NoError(t, err)
-				assert.Greater(t, ttl, time.Duration(0), "TTL kept")
-			})
 		}
 	}
 }

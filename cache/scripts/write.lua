@@ -13,43 +13,30 @@
 --                      ARGV[4] (the one this refresh replaces)
 -- ARGV[4]  expected nonce, 8 bytes ("refresh" mode)
 -- ARGV[5]  pub/sub channel, "" for none
--- ARGV[6]  message published on ARGV[5] when the value is written and may
---          replace what another replica holds or waits for: always in "set"
---          and "refresh" modes; in "fill" mode over a value that is not an
---          envelope, or over a lease marked watched (flag 8, set by
---          watch.lua for a replica waiting for this load). A fill of an
---          absent key or of an unwatched lease announces nothing: no replica
---          waits for it, and a local copy another replica may still hold of
---          a key Redis evicted or lost lives to its own expiry, as it would
---          without this write.
+-- ARGV[6]  message published on ARGV[5] when the value is written
 --
 -- Returns 1 when the value was written, 0 when it was not.
 --
 -- Tests (each on a single node and on a Cluster, with and without a
 -- channel): TestScriptBranches/…/write/… in scripts_test.go: set over a
--- value; fill absent, over a lease, over a watched lease, over a foreign
--- value, refused over a value; refresh absent, over the expected value,
--- refused over another. Through the
+-- value; fill absent, over a lease, over a foreign value, refused over a
+-- value; refresh over the expected value, refused over another. Through the
 -- cache: TestContractSetGetDelete (set), TestContractFetchLoadsOnceThenHits
 -- (fill), TestInvalidAnswersFailLoudly (a failing write is an error).
 local mode = ARGV[3]
-local announce = true
 if mode ~= "set" then
   local cur = redis.call("GET", KEYS[1])
-  if not cur then
-    announce = mode ~= "fill"
-  elseif string.len(cur) >= 30 and string.byte(cur, 1) == 1 then
-    local flags = string.byte(cur, 2)
-    if bit.band(flags, 4) ~= 0 then
-      -- a lease (ours, or a dead holder's)
-      announce = mode ~= "fill" or bit.band(flags, 8) ~= 0
-    elseif mode ~= "refresh" or string.sub(cur, 23, 30) ~= ARGV[4] then
-      return 0
+  if cur and string.len(cur) >= 30 and string.byte(cur, 1) == 1 then
+    local lease = bit.band(string.byte(cur, 2), 4) ~= 0
+    if not lease then
+      if mode ~= "refresh" or string.sub(cur, 23, 30) ~= ARGV[4] then
+        return 0
+      end
     end
   end
 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-if announce and ARGV[5] ~= "" then
+if ARGV[5] ~= "" then
   redis.call("PUBLISH", ARGV[5], ARGV[6])
 end
 return 1
