@@ -29,7 +29,6 @@ const ghostAfter = 8 * time.Second
 // completes). A ghost seen for ghostAfter is removed as that expiry would
 // remove it: a LeaveGroup for its member ID, which starts a rebalance.
 type ghostReaper struct {
-	t     *testing.T
 	cl    *kgo.Client
 	group string
 
@@ -44,7 +43,7 @@ func newGhostReaper(t *testing.T, brokers []string, group string) *ghostReaper {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ghostReaper{t: t, cl: cl, group: group, live: map[int]bool{}, seen: map[string]time.Time{}}
+	return &ghostReaper{cl: cl, group: group, live: map[int]bool{}, seen: map[string]time.Time{}}
 }
 
 // started and stopped tell which processes are alive.
