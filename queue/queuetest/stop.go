@@ -137,7 +137,10 @@ func MeasureStop(tb testing.TB, q queue.Queue, sc StopCase, handlerTime time.Dur
 		case err := <-done:
 			require.FailNow(tb, "Consume returned early", "%s: Consume returned %v", what, err)
 		case <-time.After(30 * time.Second):
-			require.FailNow(tb, "consumer stuck", "%s: not within 30s", what)
+			// The queue's counts say whether the messages were still there
+			// (a consumer that never got them) or gone (lost).
+			st, err := q.Stats(ctx)
+			require.FailNow(tb, "consumer stuck", "%s: not within 30s (stats %+v, err %v)", what, st, err)
 		}
 	}
 	if busy == 0 {
