@@ -82,16 +82,22 @@ func waitCount(b *testing.B, got *atomic.Int64, n int) {
 // kfake cluster, 8 partitions. The clock stops when the last message was
 // handled.
 func BenchmarkPublishProcess(b *testing.B) {
+	brokers := cluster(b)
+	b.Run("impl=outrigger", func(b *testing.B) { benchOutrigger(b, brokers) })
+	b.Run("impl=franz-go", func(b *testing.B) { benchFranz(b, brokers) })
+	b.Run("impl=kafka-go", func(b *testing.B) { benchKafkaGo(b, brokers) })
+}
+
+// cluster starts a one-broker kfake cluster for b, closed at its end,
+// counting requests, and returns its addresses.
+func cluster(b *testing.B) []string {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(c.Close)
 	countRequests(c)
-	brokers := c.ListenAddrs()
-	b.Run("impl=outrigger", func(b *testing.B) { benchOutrigger(b, brokers) })
-	b.Run("impl=franz-go", func(b *testing.B) { benchFranz(b, brokers) })
-	b.Run("impl=kafka-go", func(b *testing.B) { benchKafkaGo(b, brokers) })
+	return c.ListenAddrs()
 }
 
 // requests counts the requests the cluster handled, by kind: produce,
@@ -376,6 +382,51 @@ func benchKafkaGo(b *testing.B, brokers []string) {
 	}
 }
 
+// BenchmarkPublishProcessSplit is BenchmarkPublishProcess with one side of
+// each run raw franz-go: queue/kafka's consumer fed by a raw producer, and
+// queue/kafka's Publish read by the raw consumer. Set beside the two
+// PublishProcess runs, it tells which side a gap between them is on.
+func BenchmarkPublishProcessSplit(b *testing.B) {
+	brokers := cluster(b)
+	ctx := context.Background()
+	newQueue := func(b *testing.B) *kafka.Queue {
+		q, err := kafka.New(ctx, kafka.Config{Brokers: brokers, Partitions: partitions}, name("or-"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			if err := q.Delete(ctx); err != nil {
+				b.Error(err)
+			}
+			_ = q.Close()
+		})
+		return q
+	}
+	b.Run("publish=franz-go/consume=outrigger", func(b *testing.B) {
+		q := newQueue(b)
+		prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(q.Name()),
+			kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer prod.Close()
+		var got atomic.Int64
+		stop := outriggerConsumer(q, &got)
+		publishProcess(b, &got, func() error { return prod.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() })
+		if err := stop(); err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("publish=outrigger/consume=franz-go", func(b *testing.B) {
+		q := newQueue(b)
+		var got atomic.Int64
+		cons, stop := franzConsumer(b, brokers, q.Name(), &got)
+		publishProcess(b, &got, func() error { _, err := q.Publish(ctx, body); return err })
+		stop()
+		cons.Close()
+	})
+}
+
 // BenchmarkPublish publishes b.N small messages, one per call from 32
 // goroutines (acks=all, idempotent), with no consumer.
 func BenchmarkPublish(b *testing.B) {
@@ -428,13 +479,7 @@ func BenchmarkPublish(b *testing.B) {
 // (no-op handler, concurrency 32 or one goroutine per partition): the
 // consuming side alone. The clock includes joining the group.
 func BenchmarkConsume(b *testing.B) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	countRequests(c)
-	brokers := c.ListenAddrs()
+	brokers := cluster(b)
 	ctx := context.Background()
 	b.Run("impl=outrigger", func(b *testing.B) {
 		q, err := kafka.New(ctx, kafka.Config{Brokers: brokers, Partitions: partitions}, name("or-"))

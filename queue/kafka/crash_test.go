@@ -166,7 +166,8 @@ func TestCrash(t *testing.T) {
 	}
 	dir := t.TempDir()
 	seq := 0
-	reaper := newGhostReaper(t, brokers, q.group)
+	live := &pids{live: map[int]bool{}}
+	reaper := newGhostReaper(t, brokers, q.group, live.alive)
 	rctx, stopReaper := context.WithCancel(ctx)
 	reaped := make(chan []string, 1)
 	go func() { reaped <- reaper.run(rctx) }()
@@ -186,7 +187,7 @@ func TestCrash(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		require.NoError(t, cmd.Start())
-		reaper.started(cmd.Process.Pid)
+		live.started(cmd.Process.Pid)
 		ch := &child{cmd: cmd, out: out, ready: ready, done: make(chan error, 1)}
 		go func() { ch.done <- cmd.Wait() }()
 		return ch
@@ -210,7 +211,7 @@ func TestCrash(t *testing.T) {
 		i := rand.IntN(workers)
 		require.NoError(t, children[i].cmd.Process.Signal(syscall.SIGKILL))
 		<-children[i].done
-		reaper.stopped(children[i].cmd.Process.Pid)
+		live.stopped(children[i].cmd.Process.Pid)
 		killed++
 		children[i] = start()
 	}

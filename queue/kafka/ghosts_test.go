@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,17 +14,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ghostAfter is how long a member of no live process may stay in the group
+// ghostAfter is how long a member whose client is gone may stay in the group
 // before reapGhosts removes it: several session timeouts of crashConfig,
 // so that the broker's own expiry, which TestCrash tests, comes first
 // whenever it works.
 const ghostAfter = 8 * time.Second
 
-// ghostReaper removes group members left behind by killed processes that
-// the broker never expires. It works around a bug of kfake (the version in
-// go.mod, groups.go, group.reply): a member killed after it sent JoinGroup
-// and before the reply gets no session timer once the reply fails to
-// send, so the broker keeps it, and the partitions assigned to it go
+// ghostReaper removes group members left behind by killed processes or
+// stopped consumers that the broker never expires. It works around a bug
+// of kfake (the version in go.mod, groups.go, group.reply): a member
+// killed or closed after it sent JoinGroup and before the reply gets no
+// session timer once the reply fails to send, so the broker keeps it, and the partitions assigned to it go
 // unread, forever. A real broker expires it after the session timeout
 // (Kafka schedules the heartbeat expiry of every member when the join
 // completes). A ghost seen for ghostAfter is removed as that expiry would
@@ -31,24 +32,75 @@ const ghostAfter = 8 * time.Second
 type ghostReaper struct {
 	cl    *kgo.Client
 	group string
+	alive func(clientID string) bool // whether a member's client still runs
 
 	mu     sync.Mutex
-	live   map[int]bool         // pids of the processes running consumers
 	seen   map[string]time.Time // member ID → first seen as a ghost
 	reaped []string
 }
 
-func newGhostReaper(t *testing.T, brokers []string, group string) *ghostReaper {
+func newGhostReaper(t testing.TB, brokers []string, group string, alive func(clientID string) bool) *ghostReaper {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &ghostReaper{cl: cl, group: group, live: map[int]bool{}, seen: map[string]time.Time{}}
+	return &ghostReaper{cl: cl, group: group, alive: alive, seen: map[string]time.Time{}}
 }
 
-// started and stopped tell which processes are alive.
-func (g *ghostReaper) started(pid int) { g.mu.Lock(); g.live[pid] = true; g.mu.Unlock() }
-func (g *ghostReaper) stopped(pid int) { g.mu.Lock(); delete(g.live, pid); g.mu.Unlock() }
+// pids tracks the processes running consumers, for a reaper of killed
+// child processes: a consumer's client ID holds "-<pid>-" (Consume's
+// default consumer name).
+type pids struct {
+	mu   sync.Mutex
+	live map[int]bool
+}
+
+func (p *pids) started(pid int) { p.mu.Lock(); p.live[pid] = true; p.mu.Unlock() }
+func (p *pids) stopped(pid int) { p.mu.Lock(); delete(p.live, pid); p.mu.Unlock() }
+
+func (p *pids) alive(clientID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pid := range p.live {
+		if strings.Contains(clientID, "-"+strconv.Itoa(pid)+"-") {
+			return true
+		}
+	}
+	return false
+}
+
+// reapGhosts runs a ghost reaper for q's group while the test runs, with
+// q's own Consume calls as the live members: a member of a Consume that
+// returned is a ghost. It does nothing on a real broker, which expires
+// such members itself.
+func reapGhosts(t testing.TB, q *Queue) {
+	if os.Getenv(EnvBrokers) != "" {
+		return
+	}
+	r := newGhostReaper(t, q.cfg.Brokers, q.group, q.runsClient)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan []string, 1)
+	go func() { done <- r.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if ids := <-done; len(ids) > 0 {
+			t.Logf("removed %d group members of stopped consumers that the broker never expired (kfake bug, see ghostReaper): %v", len(ids), ids)
+		}
+	})
+}
+
+// runsClient reports whether one of q's Consume calls runs a client with
+// this client ID.
+func (q *Queue) runsClient(clientID string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for d := range q.consumers {
+		if id, _ := d.cl.OptValue(kgo.ClientID).(string); id == clientID {
+			return true
+		}
+	}
+	return false
+}
 
 // run checks the group every 250ms until ctx is done, then closes the
 // client and returns the member IDs it removed.
@@ -89,23 +141,18 @@ func (g *ghostReaper) run(ctx context.Context) []string {
 	}
 }
 
-// ghosts returns the members of no live process seen for ghostAfter. A
-// consumer's client ID holds "-<pid>-" (Consume's default consumer name).
+// ghosts returns the members whose client does not run, seen for
+// ghostAfter.
 func (g *ghostReaper) ghosts(members []kadm.DescribedGroupMember, now time.Time) []string {
+	alive := make(map[string]bool, len(members))
+	for _, m := range members {
+		alive[m.MemberID] = g.alive(m.ClientID)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var out []string
-	current := map[string]bool{}
 	for _, m := range members {
-		current[m.MemberID] = true
-		alive := false
-		for pid := range g.live {
-			if strings.Contains(m.ClientID, "-"+strconv.Itoa(pid)+"-") {
-				alive = true
-				break
-			}
-		}
-		if alive {
+		if alive[m.MemberID] {
 			delete(g.seen, m.MemberID)
 			continue
 		}
@@ -119,7 +166,7 @@ func (g *ghostReaper) ghosts(members []kadm.DescribedGroupMember, now time.Time)
 		}
 	}
 	for id := range g.seen {
-		if !current[id] {
+		if _, ok := alive[id]; !ok {
 			delete(g.seen, id) // expired by the broker
 		}
 	}
