@@ -24,8 +24,8 @@ const ghostAfter = 8 * time.Second
 // stopped consumers that the broker never expires. It works around a bug
 // of kfake (the version in go.mod, groups.go, group.reply): a member
 // killed or closed after it sent JoinGroup and before the reply gets no
-// session timer once the reply fails to send, so the broker keeps it, and the partitions assigned to it go
-// unread, forever. A real broker expires it after the session timeout
+// session timer once the reply fails to send, so the broker keeps it, and
+// the partitions assigned to it go unread, forever. A real broker expires it after the session timeout
 // (Kafka schedules the heartbeat expiry of every member when the join
 // completes). A ghost seen for ghostAfter is removed as that expiry would
 // remove it: a LeaveGroup for its member ID, which starts a rebalance.
@@ -77,14 +77,18 @@ func reapGhosts(t testing.TB, q *Queue) {
 	if os.Getenv(EnvBrokers) != "" {
 		return
 	}
-	r := newGhostReaper(t, q.cfg.Brokers, q.group, q.runsClient)
+	newGhostReaper(t, q.cfg.Brokers, q.group, q.runsClient).runUntilCleanup(t)
+}
+
+// runUntilCleanup runs g until t's cleanup, which logs the members removed.
+func (g *ghostReaper) runUntilCleanup(t testing.TB) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan []string, 1)
-	go func() { done <- r.run(ctx) }()
+	go func() { done <- g.run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if ids := <-done; len(ids) > 0 {
-			t.Logf("removed %d group members of stopped consumers that the broker never expired (kfake bug, see ghostReaper): %v", len(ids), ids)
+			t.Logf("removed %d group members whose client was gone and that the broker never expired (kfake bug, see ghostReaper): %v", len(ids), ids)
 		}
 	})
 }
