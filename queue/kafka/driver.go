@@ -58,6 +58,7 @@ type driver struct {
 	pollDone   chan struct{}
 	commitStop chan struct{}
 	commitDone chan struct{}
+	probeKick  chan struct{} // cap 1: probe now (retry partitions were assigned)
 	probeStop  chan struct{}
 	probeDone  chan struct{}
 	stopPause  func() bool
@@ -78,6 +79,7 @@ func newDriver(q *Queue, limit int) *driver {
 		pollDone:    make(chan struct{}),
 		commitStop:  make(chan struct{}),
 		commitDone:  make(chan struct{}),
+		probeKick:   make(chan struct{}, 1),
 		probeStop:   make(chan struct{}),
 		probeDone:   make(chan struct{}),
 	}
@@ -554,6 +556,9 @@ func (d *driver) onAssigned(_ context.Context, _ *kgo.Client, assigned map[strin
 				d.abandon(old)
 			}
 			d.parts[t] = newPState(t, tier)
+			if tier >= 0 {
+				d.signal(d.probeKick)
+			}
 		}
 	}
 }

@@ -212,6 +212,9 @@ type Queue struct {
 	closed    atomic.Bool
 	consumers map[*driver]context.CancelFunc
 	running   sync.WaitGroup
+
+	// probeEvery, when set (by tests), replaces probeInterval's period.
+	probeEvery time.Duration
 }
 
 var _ queue.Queue = (*Queue)(nil)

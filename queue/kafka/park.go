@@ -24,9 +24,17 @@ import (
 // latest record fetched, or the committed offset when nothing was fetched)
 // is at its end offset, and franz-go does not advance a paused partition.
 
+// The prober also runs as soon as retry partitions are assigned, so that a
+// new member stops fetching its empty ones within a round trip or two rather
+// than one probe interval later: until they are parked, every fetch request
+// and response carries them (and the broker reads them).
+
 // probeInterval is how often the prober looks at the retry topics: half the
 // first tier, between 20ms and 500ms.
 func (q *Queue) probeInterval() time.Duration {
+	if q.probeEvery > 0 {
+		return q.probeEvery
+	}
 	return min(max(q.tiers[0].delay/2, 20*time.Millisecond), 500*time.Millisecond)
 }
 
@@ -45,6 +53,7 @@ func (d *driver) probeLoop() {
 		case <-d.probeStop:
 			return
 		case <-t.C:
+		case <-d.probeKick:
 		}
 		if d.stopping.Load() {
 			continue
