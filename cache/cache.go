@@ -152,6 +152,26 @@ func (c *Cache[V]) spawn(f func()) bool {
 
 func (c *Cache[V]) nowNano() int64 { return c.cfg.now().UnixNano() }
 
+// stamp is the local tier's stamp for key (see guard.go), taken before a
+// Redis command whose answer may be stored there; zero without a local tier.
+func (c *Cache[V]) stamp(key string) stamp {
+	if c.local == nil {
+		return stamp{}
+	}
+	return c.local.stamp(key)
+}
+
+// stamps is stamp for each of keys.
+func (c *Cache[V]) stamps(keys []string) []stamp {
+	ss := make([]stamp, len(keys))
+	if c.local != nil {
+		for i, k := range keys {
+			ss[i] = c.local.stamp(k)
+		}
+	}
+	return ss
+}
+
 // result returns what a read of e answers.
 func (e *entry[V]) result() (V, error) {
 	if e.notFound {
@@ -327,6 +347,7 @@ var errReadMiss = errors.New("cache: redis read found no value")
 func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(context.Context) (V, error)) (e entry[V], ok bool, token uint64, err error) {
 	token = nonzeroNonce()
 	lease := (&envelope{flags: flagLease, nonce: token}).marshal()
+	s := c.stamp(key)
 	cur, acquired, err := c.rdb.acquire(ctx, c.cfg.prefix+key, lease)
 	switch {
 	case err != nil && rediserr.IsInvalid(err):
@@ -343,7 +364,7 @@ func (c *Cache[V]) readRedis(ctx context.Context, key string, loader func(contex
 	now := c.nowNano()
 	c.hit(key, TierRedis, now >= e.soft)
 	if c.local != nil {
-		c.local.set(key, e, now)
+		c.local.store(key, e, now, s)
 	}
 	switch {
 	case now >= e.soft:
@@ -430,6 +451,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			wake = c.notif.wait(key)
 		}
 		start = time.Now()
+		s := c.stamp(key)
 		cur, acquired, rerr := c.rdb.acquire(ctx, rk, lease)
 		if rerr != nil {
 			if wake != nil {
@@ -462,7 +484,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			now := c.nowNano()
 			c.hit(key, TierRedis, now >= ent.soft)
 			if c.local != nil {
-				c.local.set(key, ent, now)
+				c.local.store(key, ent, now, s)
 			}
 			if now >= ent.soft {
 				refresh = true
@@ -529,6 +551,7 @@ func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(con
 		c.releaseLease(ctx, key, token)
 		return entry[V]{}, err
 	}
+	s := c.stamp(key)
 	written, werr := c.rdb.write(ctx, rk, env, ttl, mode, expect, c.message(key))
 	switch {
 	case rediserr.IsInvalid(werr):
@@ -538,11 +561,11 @@ func (c *Cache[V]) loadAndWrite(ctx context.Context, key string, loader func(con
 	case werr != nil:
 		c.log.Warn("cache: redis write failed", "key", key, "err", werr)
 		if c.local != nil {
-			c.local.set(key, e, now)
+			c.local.store(key, e, now, s)
 		}
 	case written:
 		if c.local != nil {
-			c.local.set(key, e, now)
+			c.local.store(key, e, now, c.local.wrote(s))
 		}
 	}
 	// Not written: a newer value (Set, or another replica's load) is in

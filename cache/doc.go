@@ -63,7 +63,11 @@
 //     from its local tier. A lost message leaves a replica serving the old
 //     value for at most its local TTL (WithLocal; DefaultLocalTTL in front of
 //     Redis). When the subscription drops, the local tier is flushed (and
-//     again when it is restored), since messages may have been missed.
+//     again when it is restored), since messages may have been missed. A
+//     value read from Redis is not stored locally if an invalidation of its
+//     key arrived after the read was sent (the message travels on another
+//     connection and can overtake the reply): such a read returns what
+//     Redis answered, and the next read goes to Redis again.
 //   - Redis failure. A circuit breaker (gobreaker) stops calling a dead
 //     Redis; Fetch then serves from the local tier and the loader, and the
 //     breaker lets a probe through to recover by itself. With the default

@@ -171,7 +171,7 @@ func (c *Cache[V]) onMessage(payload string) {
 		h(key)
 	}
 	if c.local != nil {
-		c.local.del(key)
+		c.local.invalidate(key)
 	}
 }
 

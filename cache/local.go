@@ -24,6 +24,7 @@ type entry[V any] struct {
 type localTier[V any] struct {
 	c   *otter.Cache[string, entry[V]]
 	ttl time.Duration // cap on an entry's lifetime; 0 = none
+	g   *guard
 }
 
 func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
@@ -52,7 +53,7 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &localTier[V]{c: c, ttl: ttl}, nil
+	return &localTier[V]{c: c, ttl: ttl, g: newGuard()}, nil
 }
 
 func (l *localTier[V]) get(key string) (entry[V], bool) { return l.c.GetIfPresent(key) }
@@ -77,8 +78,39 @@ func (l *localTier[V]) set(key string, e entry[V], now int64) {
 	l.c.Set(key, e)
 }
 
+// stamp is taken before a Redis command whose answer store may keep.
+func (l *localTier[V]) stamp(key string) stamp { return l.g.stamp(key) }
+
+// store is set for a value read from (or written to) Redis by a command
+// begun at s: skipped, or undone, if an invalidation of its stripe was
+// counted since (see guard.go).
+func (l *localTier[V]) store(key string, e entry[V], now int64, s stamp) {
+	if l.g.moved(s) {
+		return
+	}
+	l.set(key, e, now)
+	if l.g.moved(s) {
+		l.c.Invalidate(key)
+	}
+}
+
+// wrote counts this replica's write of key to Redis, begun at s, and returns
+// the stamp to store the written value with.
+func (l *localTier[V]) wrote(s stamp) stamp { return l.g.wrote(s) }
+
+// invalidate drops key, counting the invalidation for stores in flight.
+func (l *localTier[V]) invalidate(key string) {
+	l.g.invalidated(key)
+	l.c.Invalidate(key)
+}
+
+// clear drops every key, counting an invalidation of each.
+func (l *localTier[V]) clear() {
+	l.g.invalidatedAll()
+	l.c.InvalidateAll()
+}
+
 func (l *localTier[V]) del(key string) { l.c.Invalidate(key) }
-func (l *localTier[V]) clear()         { l.c.InvalidateAll() }
 func (l *localTier[V]) len() int       { return l.c.EstimatedSize() }
 func (l *localTier[V]) close()         { l.c.StopAllGoroutines() }
 

@@ -237,13 +237,14 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 	for i, k := range b.keys {
 		rks[i] = c.cfg.prefix + k
 	}
+	ss := c.stamps(b.keys)
 	raws, kerr, err := c.rdb.getMany(ctx, rks)
 	if err != nil {
 		return err
 	}
 	var need []string
 	for i, k := range b.keys {
-		switch e, ok, err := b.value(k, raws[i], kerr[i]); {
+		switch e, ok, err := b.value(k, raws[i], kerr[i], ss[i]); {
 		case err != nil:
 			b.finish(k, entry[V]{}, err)
 		case ok:
@@ -262,6 +263,7 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 	for i, k := range need {
 		nrks[i] = c.cfg.prefix + k
 	}
+	ss = c.stamps(need)
 	cur, acquired, kerr, err := c.rdb.acquireMany(ctx, nrks, lease, c.cfg.leaseTTL)
 	if err != nil {
 		return err
@@ -272,7 +274,7 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 			mine = append(mine, k)
 			continue
 		}
-		switch e, ok, err := b.value(k, cur[i], kerr[i]); {
+		switch e, ok, err := b.value(k, cur[i], kerr[i], ss[i]); {
 		case err != nil:
 			b.finish(k, entry[V]{}, err)
 		case ok:
@@ -298,8 +300,8 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 // value reads raw, the bytes stored at k, as a servable value (storing it
 // in the local tier): ok is false for an absent key or a lease; err is
 // kerr, k's own Invalid error, or a value this cache cannot read, reported
-// (see Cache.fault).
-func (b *batch[V]) value(k string, raw []byte, kerr error) (e entry[V], ok bool, err error) {
+// (see Cache.fault). s is k's stamp from before the read.
+func (b *batch[V]) value(k string, raw []byte, kerr error, s stamp) (e entry[V], ok bool, err error) {
 	c := b.c
 	if kerr != nil {
 		return e, false, c.fault("fetch", k, kerr)
@@ -314,7 +316,7 @@ func (b *batch[V]) value(k string, raw []byte, kerr error) (e entry[V], ok bool,
 	now := c.nowNano()
 	c.hit(k, TierRedis, now >= e.soft)
 	if c.local != nil {
-		c.local.set(k, e, now)
+		c.local.store(k, e, now, s)
 	}
 	return e, true, nil
 }
@@ -352,6 +354,7 @@ func (b *batch[V]) wait(ctx context.Context, keys []string) ([]string, error) {
 		for i, k := range keys {
 			rks[i] = c.cfg.prefix + k
 		}
+		ss := c.stamps(keys)
 		raws, kerr, err := c.rdb.getMany(ctx, rks)
 		if err != nil {
 			return keys, nil // load them ourselves
@@ -359,7 +362,7 @@ func (b *batch[V]) wait(ctx context.Context, keys []string) ([]string, error) {
 		var still []string
 		absent := false
 		for i, k := range keys {
-			e, ok, err := b.value(k, raws[i], kerr[i])
+			e, ok, err := b.value(k, raws[i], kerr[i], ss[i])
 			switch {
 			case err != nil:
 				b.finish(k, entry[V]{}, err)
@@ -437,6 +440,7 @@ func (b *batch[V]) loadAndWrite(ctx context.Context, keys []string, token uint64
 		wkeys = append(wkeys, k)
 	}
 	release(uncached)
+	ss := c.stamps(wkeys)
 	written, kerr, werr := c.rdb.writeMany(ctx, reqs)
 	if werr != nil {
 		c.log.Warn("cache: redis write failed", "err", werr)
@@ -449,8 +453,12 @@ func (b *batch[V]) loadAndWrite(ctx context.Context, keys []string, token uint64
 			b.finish(k, entry[V]{}, c.fault("fetch", k, kerr[i]))
 			continue
 		}
-		if c.local != nil && (werr != nil || written[i]) {
-			c.local.set(k, ents[i], now)
+		switch {
+		case c.local == nil:
+		case werr != nil:
+			c.local.store(k, ents[i], now, ss[i])
+		case written[i]:
+			c.local.store(k, ents[i], now, c.local.wrote(ss[i]))
 		}
 		b.finish(k, ents[i], nil)
 	}

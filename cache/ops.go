@@ -35,6 +35,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	if c.rdb == nil {
 		return zero, false, nil
 	}
+	s := c.stamp(key)
 	cur, err := c.rdb.get(ctx, c.cfg.prefix+key)
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -57,7 +58,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	}
 	c.hit(key, TierRedis, false)
 	if c.local != nil {
-		c.local.set(key, e, now)
+		c.local.store(key, e, now, s)
 	}
 	if e.notFound {
 		return zero, false, nil
@@ -94,6 +95,7 @@ func (c *Cache[V]) set(ctx context.Context, key string, v V, ttl time.Duration) 
 	}
 	e, total := c.newEntry(v, false, delta, now, ttl)
 	var werr error
+	s := c.stamp(key)
 	if c.rdb != nil {
 		env, err := c.encode(&e)
 		if err != nil {
@@ -104,6 +106,8 @@ func (c *Cache[V]) set(ctx context.Context, key string, v V, ttl time.Duration) 
 			if rediserr.IsInvalid(err) {
 				werr = c.fault("set", key, err)
 			}
+		} else if c.local != nil {
+			s = c.local.wrote(s)
 		}
 	} else if c.cfg.localBytes > 0 {
 		if b, err := c.cfg.codec.Marshal(v); err == nil {
@@ -111,7 +115,7 @@ func (c *Cache[V]) set(ctx context.Context, key string, v V, ttl time.Duration) 
 		}
 	}
 	if c.local != nil {
-		c.local.set(key, e, now)
+		c.local.store(key, e, now, s)
 	}
 	return werr
 }
@@ -137,7 +141,14 @@ func (c *Cache[V]) Delete(ctx context.Context, keys ...string) error {
 	for i, k := range keys {
 		rks[i], msgs[i] = c.cfg.prefix+k, c.message(k)
 	}
-	if err := c.rdb.del(ctx, rks, msgs); err != nil {
+	err := c.rdb.del(ctx, rks, msgs)
+	if c.local != nil {
+		// A read answered before the delete may be storing its value now.
+		for _, k := range keys {
+			c.local.invalidate(k)
+		}
+	}
+	if err != nil {
 		if rediserr.IsInvalid(err) {
 			return c.fault("delete", keys[0], err)
 		}

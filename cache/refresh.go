@@ -71,6 +71,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, loader func(context.
 	rk := c.cfg.prefix + key
 	expect := basis.nonce
 	if fromLocal {
+		s := c.stamp(key)
 		cur, err := c.rdb.get(ctx, rk)
 		switch {
 		case errors.Is(err, redis.Nil):
@@ -97,7 +98,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, loader func(context.
 		if env.nonce != basis.nonce && now < ent.soft && !c.due(&ent, now) {
 			// Another replica refreshed it already.
 			if c.local != nil {
-				c.local.set(key, ent, now)
+				c.local.store(key, ent, now, s)
 			}
 			return ent, nil
 		}
