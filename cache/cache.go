@@ -445,6 +445,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 	var start time.Time
 	poll := 5 * time.Millisecond
 	waited := false
+	var marked uint64 // the lease nonce last marked
 	for {
 		var wake <-chan struct{}
 		if c.rdb.channel != "" {
@@ -473,7 +474,7 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			e, err = c.loadAndWrite(ctx, key, loader, token, modeFill, 0, start)
 			return e, false, true, err
 		}
-		ent, _, lease, perr := c.readValue("fetch", key, cur)
+		ent, env, lease, perr := c.readValue("fetch", key, cur)
 		if !lease {
 			if wake != nil {
 				c.notif.forget(key, wake)
@@ -494,10 +495,17 @@ func (c *Cache[V]) loadRedis(ctx context.Context, key string, loader func(contex
 			return ent, refresh, true, nil
 		}
 		// Another replica holds the lease: wait for its value, woken by its
-		// invalidation message or by polling, until the wait bound.
+		// invalidation message or by polling, until the wait bound. The
+		// holder announces its write only if a waiter marked the lease.
 		if !waited {
 			waited = true
 			c.st.leaseWaits.Add(1)
+		}
+		if wake != nil && env.flags&flagWaited == 0 && env.nonce != marked {
+			marked = env.nonce
+			if err := c.rdb.mark(ctx, rk, env.nonce); err != nil {
+				c.log.Debug("cache: marking a lease failed", "key", key, "err", err)
+			}
 		}
 		remaining := time.Until(deadline)
 		if remaining <= 0 {

@@ -32,20 +32,20 @@
 //   - Stampede protection. Concurrent Fetches of a missing key call the
 //     loader once per process (coalescing) and, with Redis, once across
 //     replicas: the first replica stores a short load lease in the key itself
-//     (SET NX PX GET) and the others wait
-//     for its value, woken by its invalidation message or by polling. The
-//     wait is bounded (WithLease): if the holder dies, its lease expires or
-//     the wait ends and the waiters load themselves. No deadlock, no
-//     unbounded wait.
+//     (SET NX PX GET) and the others mark the lease as waited for (so that
+//     its holder announces the value) and wait for it, woken by that message
+//     or by polling. The wait is bounded (WithLease): if the holder dies, its
+//     lease expires or the wait ends and the waiters load themselves. No
+//     deadlock, no unbounded wait.
 //   - Round trips. A Redis hit costs one round trip (a SET NX PX GET on the
 //     caller's goroutine, which reads the value and, only when the key is
 //     absent, takes the load lease); a miss two: that read and, after the
-//     load, one script that writes the value over the lease and publishes
-//     the invalidation. The load runs on the goroutine of the caller that
-//     leads it when that caller's ctx cannot be cancelled (ctx.Done() is
-//     nil: it could never stop waiting), and otherwise on a goroutine of the
-//     cache; either way under the load context described below, with Close
-//     cancelling it and waiting for it.
+//     load, one script that writes the value over the lease (publishing it
+//     when a replica waits for it). The load runs on the goroutine of the
+//     caller that leads it when that caller's ctx cannot be cancelled
+//     (ctx.Done() is nil: it could never stop waiting), and otherwise on a
+//     goroutine of the cache; either way under the load context described
+//     below, with Close cancelling it and waiting for it.
 //   - Early refresh. A read of a fresh value refreshes it in the background
 //     with the XFetch probability (Vattani et al., VLDB 2015), using the
 //     measured cost δ of its last load, so hot keys are reloaded before they
@@ -58,16 +58,20 @@
 //     TTLs are exact.
 //   - Set overwrites the local tier; a local entry never outlives the value's
 //     Redis TTL.
-//   - Invalidation. Set, Delete and every write of a loaded value publish the
-//     key on a channel derived from the prefix; every other replica drops it
-//     from its local tier. A lost message leaves a replica serving the old
-//     value for at most its local TTL (WithLocal; DefaultLocalTTL in front of
-//     Redis). When the subscription drops, the local tier is flushed (and
-//     again when it is restored), since messages may have been missed. A
-//     value read from Redis is not stored locally if an invalidation of its
-//     key arrived after the read was sent (the message travels on another
-//     connection and can overtake the reply): such a read returns what
-//     Redis answered, and the next read goes to Redis again.
+//   - Invalidation. Set, Delete, refreshes and the loads other replicas wait
+//     for publish the key on a channel derived from the prefix; every other
+//     replica drops it from its local tier. The load of a key absent from
+//     Redis that no replica waits for is not announced: a replica can hold a
+//     local copy of such a key only if Redis lost it without an invalidation
+//     (a flush, a DEL outside the cache, writes lost in a failover), which is
+//     the case of a lost message below. A lost message leaves a replica
+//     serving the old value for at most its local TTL (WithLocal;
+//     DefaultLocalTTL in front of Redis). When the subscription drops, the
+//     local tier is flushed (and again when it is restored), since messages
+//     may have been missed. A value read from Redis is not stored locally if
+//     an invalidation of its key arrived after the read was sent (the message
+//     travels on another connection and can overtake the reply): such a read
+//     returns what Redis answered, and the next read goes to Redis again.
 //   - Redis failure. A circuit breaker (gobreaker) stops calling a dead
 //     Redis; Fetch then serves from the local tier and the loader, and the
 //     breaker lets a probe through to recover by itself. With the default

@@ -9,7 +9,7 @@ import (
 // Envelope: the one value stored in Redis per key. Layout (big-endian):
 //
 //	[0]      format version (envelopeVersion)
-//	[1]      flags: flagNotFound, flagCompressed, flagLease
+//	[1]      flags: flagNotFound, flagCompressed, flagLease, flagWaited
 //	[2:10]   soft expiry, Unix µs: the value is fresh before it
 //	[10:18]  hard expiry, Unix µs: end of the stale-while-revalidate window
 //	[18:22]  δ, the recompute cost of the value, µs
@@ -25,6 +25,9 @@ const (
 	flagNotFound   byte = 1
 	flagCompressed byte = 2
 	flagLease      byte = 4
+	// flagWaited marks a lease another replica waits for (scripts/mark.lua):
+	// the load's write is announced.
+	flagWaited byte = 8
 )
 
 var errBadEnvelope = errors.New("cache: bad envelope")

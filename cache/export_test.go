@@ -10,7 +10,7 @@ var WithClock = withClock
 func SetWriteScript[V any](c *Cache[V], src string) { c.rdb.writeSc = redis.NewScript(src) }
 
 // The scripts, for the tests that run each branch by hand.
-var WriteScript, ReleaseScript = writeScript, releaseScript
+var WriteScript, ReleaseScript, MarkScript = writeScript, releaseScript, markScript
 
 // MakeEnvelope renders an envelope with the given lease flag, nonce and
 // payload, and NonceArg a nonce as the scripts take it.
@@ -20,6 +20,11 @@ func MakeEnvelope(lease bool, nonce uint64, payload string) string {
 		e.flags = flagLease
 	}
 	return string(e.marshal())
+}
+
+// MarkedLease renders a lease with nonce that a waiting replica marked.
+func MarkedLease(nonce uint64) string {
+	return string((&envelope{flags: flagLease | flagWaited, nonce: nonce}).marshal())
 }
 
 // NonceArg renders a nonce as the scripts take it.

@@ -92,15 +92,20 @@ func cacheFault(t *testing.T, ctx context.Context, mk func() redis.UniversalClie
 	check, err := cache.New[int64](cache.WithRedis(mk()), cache.WithPrefix(prefix), cache.WithInvalidation(false))
 	require.NoError(t, err)
 	defer check.Close()
-	lost := 0
+	lost, inRedis, inLocal := 0, 0, 0 // keys undone: in all, in Redis, in r1's local tier only
 	for i := range historyKeys {
 		a := h.acked[i].Load()
 		v, ok, err := check.Get(ctx, hkey(i))
 		require.NoError(t, err)
 		l, err := r1.Fetch(ctx, hkey(i), h.loader(i))
 		require.NoError(t, err)
-		if (ok && v < a) || l < a {
+		switch {
+		case ok && v < a:
 			lost++
+			inRedis++
+		case l < a:
+			lost++
+			inLocal++
 		}
 	}
 	w.release()
@@ -111,6 +116,7 @@ func cacheFault(t *testing.T, ctx context.Context, mk func() redis.UniversalClie
 		reads: h.reads.Load(), stale: h.stale.Load(), readErrs: h.readErrs.Load(),
 		writes: h.writes.Load(), writeErrs: h.writeErrs.Load(),
 		staleAfter: lost, recovery: recovery, flushes: r1.Stats().LocalFlushes - flushes0,
+		extra: fmt.Sprintf("(lost in redis=%d, stale in the reader's local tier only=%d)", inRedis, inLocal),
 	}
 	require.Zero(t, sum.readErrs, "Fetch failed while the loader could answer (first: %v)", h.firstErr.Load())
 	return sum

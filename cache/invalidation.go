@@ -11,10 +11,12 @@ import (
 )
 
 // Invalidation messages are published on the channel <prefix>~invalidate
-// whenever a cache writes or deletes a key in Redis. The payload is the
-// writer's 8-byte origin id followed by the key (without the prefix). Every
-// other cache on the prefix drops the key from its local tier; any cache
-// waiting for another replica's load of the key wakes up and re-reads it.
+// whenever a cache writes or deletes a key in Redis (a load's write of an
+// absent key only if another replica marked its lease as waited for). The
+// payload is the writer's 8-byte origin id followed by the key (without the
+// prefix). Every other cache on the prefix drops the key from its local
+// tier; any cache waiting for another replica's load of the key wakes up and
+// re-reads it.
 
 // notifier wakes the loads waiting for a key to be written elsewhere. Safe for
 // concurrent use.

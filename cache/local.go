@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -25,6 +26,23 @@ type localTier[V any] struct {
 	c   *otter.Cache[string, entry[V]]
 	ttl time.Duration // cap on an entry's lifetime; 0 = none
 	g   *guard
+	// writing counts the stores in progress: otter's maintenance that one
+	// of them triggers runs on its goroutine (see execute).
+	writing atomic.Int32
+}
+
+// execute is otter's executor. Maintenance submitted while a store is in
+// progress runs on the calling goroutine: after a miss's store that saves a
+// goroutine start and wake-up. Other tasks (the maintenance after reads) run
+// on a new goroutine, otter's default, so that a local hit stays a lookup.
+// The tier uses no callback that could call back into otter (no OnDeletion,
+// Compute or loader), which is what makes running maintenance inline safe.
+func (l *localTier[V]) execute(fn func()) {
+	if l.writing.Load() > 0 {
+		fn()
+		return
+	}
+	go fn()
 }
 
 func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
@@ -32,8 +50,11 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 	if ttl == 0 && withRedis {
 		ttl = DefaultLocalTTL
 	}
+	l := &localTier[V]{ttl: ttl, g: newGuard()}
+	var err error
 	opts := &otter.Options[string, entry[V]]{
-		Logger: silentLogger{},
+		Logger:   silentLogger{},
+		Executor: l.execute,
 		// Entries are stored with their remaining lifetime already capped
 		// (see set); otter removes them then. Reads check expiry themselves.
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, entry[V]]) time.Duration {
@@ -49,11 +70,11 @@ func newLocalTier[V any](cfg *config, withRedis bool) (*localTier[V], error) {
 	} else {
 		opts.MaximumSize = cfg.localMax
 	}
-	c, err := otter.New(opts)
+	l.c, err = otter.New(opts)
 	if err != nil {
 		return nil, err
 	}
-	return &localTier[V]{c: c, ttl: ttl, g: newGuard()}, nil
+	return l, nil
 }
 
 func (l *localTier[V]) get(key string) (entry[V], bool) { return l.c.GetIfPresent(key) }
@@ -75,7 +96,9 @@ func (l *localTier[V]) set(key string, e entry[V], now int64) {
 		l.c.Invalidate(key)
 		return
 	}
+	l.writing.Add(1)
 	l.c.Set(key, e)
+	l.writing.Add(-1)
 }
 
 // stamp is taken before a Redis command whose answer store may keep.

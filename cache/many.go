@@ -268,7 +268,8 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var mine, theirs []string
+	var mine, theirs, unmarked []string
+	var nonces []uint64
 	for i, k := range need {
 		if acquired[i] {
 			mine = append(mine, k)
@@ -281,6 +282,15 @@ func (b *batch[V]) loadRedis(ctx context.Context) error {
 			b.finish(k, e, nil)
 		default: // another replica's lease
 			theirs = append(theirs, k)
+			if env, err := parseEnvelope(cur[i]); err == nil && env.flags&flagWaited == 0 {
+				unmarked, nonces = append(unmarked, nrks[i]), append(nonces, env.nonce)
+			}
+		}
+	}
+	if c.rdb.channel != "" {
+		// Their holders announce their writes only if a waiter marked them.
+		if err := c.rdb.markMany(ctx, unmarked, nonces); err != nil {
+			c.log.Debug("cache: marking leases failed", "err", err)
 		}
 	}
 	b.loadAndWrite(ctx, mine, token)

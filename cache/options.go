@@ -312,9 +312,9 @@ func WithRedisErrorPolicy(p RedisErrorPolicy) Option {
 }
 
 // WithInvalidation turns the pub/sub channel on or off (default on). When
-// on, Set, Delete and loads publish the key and every cache on the prefix
-// drops it from its local tier; waiters for another replica's load are woken
-// by the same messages. When off, other replicas' local tiers keep old values
+// on, Set, Delete, refreshes and the loads other replicas wait for publish
+// the key and every cache on the prefix drops it from its local tier;
+// waiters for another replica's load are woken by the same messages. When off, other replicas' local tiers keep old values
 // until their local TTL and waiters poll.
 func WithInvalidation(enabled bool) Option {
 	return func(c *config) { c.invalidate = enabled }

@@ -25,6 +25,10 @@ var (
 	//go:embed scripts/release.lua
 	releaseLua    string
 	releaseScript = redis.NewScript(releaseLua)
+
+	//go:embed scripts/mark.lua
+	markLua    string
+	markScript = redis.NewScript(markLua)
 )
 
 // Write modes of scripts/write.lua.
@@ -137,6 +141,30 @@ func (r *redisTier) acquire(ctx context.Context, key string, lease []byte) (cur 
 		return e
 	})
 	return cur, acquired, err
+}
+
+// mark tells the holder of the lease nonce on key that a replica waits for
+// its value (scripts/mark.lua), so that its write is announced.
+func (r *redisTier) mark(ctx context.Context, key string, nonce uint64) error {
+	return r.do("mark", func() error {
+		return markScript.Run(ctx, r.client, []string{key}, nonceBytes(nonce)).Err()
+	})
+}
+
+// markMany is mark for several keys' leases in one pipeline.
+func (r *redisTier) markMany(ctx context.Context, keys []string, nonces []uint64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return r.do("mark", func() error {
+		_, e := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				markScript.Eval(ctx, p, []string{k}, nonceBytes(nonces[i]))
+			}
+			return nil
+		})
+		return e
+	})
 }
 
 // setNX stores val at key if absent, for ttl.

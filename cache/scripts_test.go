@@ -13,8 +13,8 @@ import (
 	"github.com/outrigger-dev/outrigger/cache"
 )
 
-// TestScriptBranches runs every branch of scripts/write.lua and
-// scripts/release.lua by hand, on a single node and on a Cluster (the
+// TestScriptBranches runs every branch of scripts/write.lua,
+// scripts/release.lua and scripts/mark.lua by hand, on a single node and on a Cluster (the
 // scripts' header comments list these cases). The key holds cur before the
 // call (absent when ""); the call returns want and leaves after in the key.
 func TestScriptBranches(t *testing.T) {
@@ -24,6 +24,7 @@ func TestScriptBranches(t *testing.T) {
 	lease := cache.MakeEnvelope(true, ours, "")
 	theirLease := cache.MakeEnvelope(true, theirs, "")
 	fresh := cache.MakeEnvelope(false, 3003, "new")
+	marked, theirMarked := cache.MarkedLease(ours), cache.MarkedLease(theirs)
 	cases := []struct {
 		name      string
 		script    *redis.Script
@@ -34,10 +35,12 @@ func TestScriptBranches(t *testing.T) {
 		published bool
 	}{
 		{name: "write/set over a value", script: cache.WriteScript, cur: value, args: []any{fresh, "60000", "set", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
-		{name: "write/fill absent", script: cache.WriteScript, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
-		{name: "write/fill over a lease", script: cache.WriteScript, cur: theirLease, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
+		// a load's write is announced only to replicas waiting for it
+		{name: "write/fill absent", script: cache.WriteScript, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh},
+		{name: "write/fill over a lease", script: cache.WriteScript, cur: theirLease, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh},
+		{name: "write/fill over a marked lease", script: cache.WriteScript, cur: theirMarked, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
 		{name: "write/fill over a value refused", script: cache.WriteScript, cur: value, args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 0, after: value},
-		{name: "write/fill over a foreign value", script: cache.WriteScript, cur: "not an entry", args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh, published: true},
+		{name: "write/fill over a foreign value", script: cache.WriteScript, cur: "not an entry", args: []any{fresh, "60000", "fill", cache.NonceArg(0)}, want: 1, after: fresh},
 		{name: "write/refresh over the expected value", script: cache.WriteScript, cur: value, args: []any{fresh, "60000", "refresh", cache.NonceArg(ours)}, want: 1, after: fresh, published: true},
 		{name: "write/refresh over another value refused", script: cache.WriteScript, cur: other, args: []any{fresh, "60000", "refresh", cache.NonceArg(ours)}, want: 0, after: other},
 		{name: "release/absent", script: cache.ReleaseScript, args: []any{cache.NonceArg(ours)}, want: 0},
@@ -45,6 +48,13 @@ func TestScriptBranches(t *testing.T) {
 		{name: "release/a value", script: cache.ReleaseScript, cur: value, args: []any{cache.NonceArg(ours)}, want: 0, after: value},
 		{name: "release/another's lease", script: cache.ReleaseScript, cur: theirLease, args: []any{cache.NonceArg(ours)}, want: 0, after: theirLease},
 		{name: "release/our lease", script: cache.ReleaseScript, cur: lease, args: []any{cache.NonceArg(ours)}, want: 1, published: true},
+		{name: "release/our marked lease", script: cache.ReleaseScript, cur: marked, args: []any{cache.NonceArg(ours)}, want: 1, published: true},
+		{name: "mark/absent", script: cache.MarkScript, args: []any{cache.NonceArg(ours)}, want: 0},
+		{name: "mark/a value", script: cache.MarkScript, cur: value, args: []any{cache.NonceArg(ours)}, want: 0, after: value},
+		{name: "mark/foreign value", script: cache.MarkScript, cur: "not an entry", args: []any{cache.NonceArg(ours)}, want: 0, after: "not an entry"},
+		{name: "mark/another lease", script: cache.MarkScript, cur: theirLease, args: []any{cache.NonceArg(ours)}, want: 0, after: theirLease},
+		{name: "mark/the lease", script: cache.MarkScript, cur: lease, args: []any{cache.NonceArg(ours)}, want: 1, after: marked},
+		{name: "mark/marked twice", script: cache.MarkScript, cur: marked, args: []any{cache.NonceArg(ours)}, want: 1, after: marked},
 	}
 	for _, rb := range redisBackends {
 		db := rb.mk(t)
@@ -83,6 +93,9 @@ func TestScriptBranches(t *testing.T) {
 					} else {
 						require.NoError(t, err)
 						assert.Equal(t, tc.after, stored, "stored value")
+						ttl, err := db.Client.PTTL(ctx, key).Result()
+						require.NoError(t, err)
+						assert.Positive(t, ttl, "the key lost its TTL")
 					}
 					if channel != "" {
 						// a marker published after the call on the same node: the
