@@ -64,7 +64,7 @@ var suites = []suite{
 	{
 		name: "cache", title: "cache vs go-redis/cache", pkg: "cache",
 		parts: []part{{"BenchmarkHit|BenchmarkMissLoad|BenchmarkStampede", "1s"}},
-		note:  "MissLoadInterleaved fetches a new key through both caches in turn, call by call, so load hits them alike: its time-ratio (outrigger ÷ go-redis/cache) is the miss + load comparison to trust. Both with a local tier; outrigger also takes a cross-replica load lease and announces the write to the other replicas' local tiers.",
+		note:  "MissLoadInterleaved fetches a new key through both caches in turn, call by call, so load hits them alike: its time-ratio (outrigger ÷ go-redis/cache) is the miss + load comparison to trust. Both with a local tier; outrigger also takes a cross-replica load lease (announcing the write when another replica waits for it) and guards its local store against a crossing invalidation.",
 		views: []view{
 			{title: "Miss + load, interleaved", filter: ".name:MissLoadInterleaved .unit:(outrigger-µs/call OR go-redis-cache-µs/call OR time-ratio)"},
 			{filter: "-.name:MissLoadInterleaved .unit:(sec/op OR allocs/op)", col: "/impl"},
