@@ -312,7 +312,14 @@ func testPermanentAndPanic(t *testing.T, b *suite) {
 	assert.Equal(t, "bad input", byID[perm].LastError)
 	assert.Contains(t, byID[pan].LastError, "handler bug")
 
-	cnt := q.(interface{ Counters() queue.Counters }).Counters()
+	// A settlement is counted once its backend call returned, which is
+	// after the stats above could see its effect: wait for the counts.
+	counted := q.(interface{ Counters() queue.Counters })
+	var cnt queue.Counters
+	require.Eventually(t, func() bool {
+		cnt = counted.Counters()
+		return cnt.DeadLettered == 2 && cnt.Acked == 20
+	}, 20*time.Second, 10*time.Millisecond, "settlements counted; last counters %+v", cnt)
 	assert.Equal(t, int64(22), cnt.Published)
 	assert.Equal(t, int64(2), cnt.Panics)
 	assert.Equal(t, int64(1), cnt.Retried, "the panicking message, once")
