@@ -104,9 +104,12 @@ func (d *driver) wrap(handler any) any {
 
 func (d *driver) wrapOne(h queue.Handler) queue.Handler {
 	return func(hctx context.Context, m *queue.Message) error {
-		_, ctx, ok := d.enter(hctx, m)
+		_, ctx, done, ok := d.enter(hctx, m)
 		if !ok {
 			return errGivenUp
+		}
+		if done != nil {
+			defer done()
 		}
 		return h(ctx, m)
 	}
@@ -121,10 +124,13 @@ func (d *driver) wrapBatch(h queue.BatchHandler) queue.BatchHandler {
 		defer cancel()
 		seen := map[*pstate]bool{}
 		for i, m := range ms {
-			p, pctx, ok := d.enter(hctx, m)
+			p, pctx, done, ok := d.enter(hctx, m)
 			if !ok {
 				errs[i] = errGivenUp
 				continue
+			}
+			if done != nil {
+				defer done()
 			}
 			if !seen[p] {
 				seen[p] = true

@@ -364,16 +364,18 @@ func (d *driver) dispatch(q *[]*rec, out []*queue.Delivery, most int) []*queue.D
 }
 
 // enter is called by the handler wrapper: it returns the ctx the handler
-// runs with, or false when the message's partition was given up (its
-// result would be dropped: do not run it).
-func (d *driver) enter(hctx context.Context, m *queue.Message) (*pstate, context.Context, bool) {
+// runs with and the function to call (if not nil) when the handler
+// returns, or false when the message's partition was given up (its result
+// would be dropped: do not run it).
+func (d *driver) enter(hctx context.Context, m *queue.Message) (p *pstate, ctx context.Context, done func(), ok bool) {
 	d.msgMu.Lock()
 	x := d.byMsg[m]
 	d.msgMu.Unlock()
 	if x == nil || x.p.gone.Load() {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
-	return x.p, x.p.handlerCtx(&d.mu, hctx), true
+	ctx, done = x.p.handlerCtx(&d.mu, hctx)
+	return x.p, ctx, done, true
 }
 
 // Settle implements queue.Driver. Retry and dead-letter copies are written
@@ -670,6 +672,7 @@ func (d *driver) abandon(p *pstate) {
 	if p.cancel != nil {
 		p.cancel()
 	}
+	p.drop()
 	d.unpark(p)
 	if d.parts[p.tp] == p {
 		delete(d.parts, p.tp)

@@ -75,6 +75,11 @@ type pstate struct {
 
 	hc     atomic.Pointer[handlerCtx] // handlers' ctx, set under mu
 	cancel context.CancelFunc         // cancels hc's ctx
+
+	// dropped is done once the partition is given up: the handlers whose
+	// ctx is not hc's (see handlerCtx) are cancelled through it.
+	dropped context.Context
+	drop    context.CancelFunc
 }
 
 // handlerCtx is the ctx handlers of one partition run with: the engine's
@@ -84,7 +89,9 @@ type handlerCtx struct {
 }
 
 func newPState(t tp, tier int) *pstate {
-	return &pstate{tp: t, tier: tier, next: -1, sent: -1, epoch: -1, base: -1, keys: make(map[string]*keyq)}
+	p := &pstate{tp: t, tier: tier, next: -1, sent: -1, epoch: -1, base: -1, keys: make(map[string]*keyq)}
+	p.dropped, p.drop = context.WithCancel(context.Background())
+	return p
 }
 
 // commitPoint is the offset to commit: that of the first record not
@@ -128,20 +135,28 @@ func (p *pstate) position() int64 {
 	return p.base
 }
 
-// handlerCtx returns the ctx handlers of this partition run with: hctx,
-// cancelled early if the partition is given up. Called without mu: the
-// ctx is made once, under mu.
-func (p *pstate) handlerCtx(mu *sync.Mutex, hctx context.Context) context.Context {
-	if c := p.hc.Load(); c != nil && c.hctx == hctx {
-		return c.ctx
+// handlerCtx returns the ctx a handler of this partition runs with: hctx,
+// cancelled early if the partition is given up, and the function to call
+// when the handler returns. Called without mu.
+//
+// The ctx for the first hctx seen is made once, under mu, and shared: the
+// engine hands every handler the same hctx unless an OnProcess hook
+// derives one per message. A handler with another hctx gets a ctx of its
+// own, cancelled through dropped and released by done.
+func (p *pstate) handlerCtx(mu *sync.Mutex, hctx context.Context) (ctx context.Context, done func()) {
+	if c := p.hc.Load(); c != nil {
+		if c.hctx == hctx {
+			return c.ctx, nil
+		}
+		return p.ownCtx(hctx)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if c := p.hc.Load(); c != nil && c.hctx == hctx {
-		return c.ctx
-	}
-	if p.cancel != nil {
-		p.cancel()
+	if c := p.hc.Load(); c != nil {
+		if c.hctx == hctx {
+			return c.ctx, nil
+		}
+		return p.ownCtx(hctx)
 	}
 	c := &handlerCtx{hctx: hctx}
 	c.ctx, p.cancel = context.WithCancel(hctx)
@@ -149,7 +164,18 @@ func (p *pstate) handlerCtx(mu *sync.Mutex, hctx context.Context) context.Contex
 		p.cancel()
 	}
 	p.hc.Store(c)
-	return c.ctx
+	return c.ctx, nil
+}
+
+// ownCtx is hctx, cancelled early if the partition is given up, for one
+// handler; done releases it.
+func (p *pstate) ownCtx(hctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(hctx)
+	stop := context.AfterFunc(p.dropped, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // dueHeap orders waiting records by due time.

@@ -104,15 +104,33 @@ func TestRebalance(t *testing.T) {
 // ctx) past RevokeWait when another consumer joins gives the partitions up
 // in time: it stays in the group, its handlers' ctx is cancelled, the new
 // owner runs those messages, and the stuck handlers' late results are
-// dropped (not committed over the new owner's work).
+// dropped (not committed over the new owner's work). Also with an
+// OnProcess hook that gives each handler a ctx of its own (as tracing
+// does), which the partition's cancellation must reach as well.
 func TestRevokeStuckHandler(t *testing.T) {
+	type ctxKey struct{}
+	tests := []struct {
+		name  string
+		hooks queue.Hooks
+	}{
+		{"hooks=none", queue.Hooks{}},
+		{"hooks=per-message-ctx", queue.Hooks{OnProcess: func(ctx context.Context, _ string, m *queue.Message) context.Context {
+			return context.WithValue(ctx, ctxKey{}, m.ID)
+		}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testRevokeStuckHandler(t, tt.hooks) })
+	}
+}
+
+func testRevokeStuckHandler(t *testing.T, hooks queue.Hooks) {
 	c := newCluster(t, 1)
 	cfg := testConfig(c.ListenAddrs())
 	cfg.Partitions = 8
 	cfg.RetryTopics = []time.Duration{time.Second}
 	cfg.RebalanceTimeout = 3 * time.Second
 	cfg.RevokeWait = time.Second
-	q := newTestQueue(t, cfg, "stuck")
+	q := newTestQueue(t, cfg, "stuck", queue.WithHooks(hooks))
 	ctx := context.Background()
 	const n = 16
 	for i := range n {

@@ -91,3 +91,55 @@ func testHooks(t *testing.T, b *suite) {
 	assert.Equal(t, 6, hdrOK, "headers added by OnPublish reach the consumer")
 	assert.Equal(t, 6, procCtxOK, "the handler gets OnProcess's context")
 }
+
+// testHooksConcurrentContexts: with an OnProcess that derives a context per
+// message (as a tracing hook does), handlers running at the same time each
+// keep a live context: starting one message's handler does not cancel
+// another's.
+func testHooksConcurrentContexts(t *testing.T, b *suite) {
+	const n, conc = 16, 8
+	q := b.newQueue(t, queue.WithHooks(queue.Hooks{
+		OnProcess: func(ctx context.Context, _ string, m *queue.Message) context.Context {
+			return context.WithValue(ctx, hookCtxKey{}, m.ID)
+		},
+	}))
+	ctx := context.Background()
+	for i := range n {
+		_, err := q.Publish(ctx, []byte("m"+strconv.Itoa(i)))
+		require.NoError(t, err)
+	}
+	var mu sync.Mutex
+	running, done := 0, 0
+	all := make(chan struct{}) // closed when conc handlers run at once
+	var cancelled []string
+	StartConsumer(t, q, func(ctx context.Context, m *queue.Message) error {
+		mu.Lock()
+		running++
+		if running == conc {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second): // fewer ran at once: check anyway
+		}
+		// Every handler checks its ctx after the others have started.
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil {
+			cancelled = append(cancelled, m.ID)
+		}
+		done++
+		return nil
+	}, queue.Concurrency(conc))
+	WaitStats(t, q, func(s queue.Stats) bool { return Empty(s) }, "all settled")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return done >= n
+	}, 20*time.Second, 5*time.Millisecond, "every handler returned")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Empty(t, cancelled, "handlers whose ctx was cancelled while they ran")
+}

@@ -84,6 +84,7 @@ var Tests = []Test{
 	{"ManyConsumers", testManyConsumers},
 	{"CancelLatency", testCancelLatency},
 	{"Hooks", testHooks},
+	{"HooksConcurrentContexts", testHooksConcurrentContexts},
 }
 
 // Run runs every contract test as a subtest of t.
