@@ -68,12 +68,13 @@ type consumerBackend interface {
 // batches acks, and a lease renewer. Every goroutine it starts has returned
 // when run returns.
 type engine struct {
-	be  consumerBackend
-	cnt *counters
-	cc  consumeConfig
-	h   Handler
-	bh  BatchHandler
-	log *slog.Logger
+	be   consumerBackend
+	cnt  *counters
+	cc   consumeConfig
+	h    Handler
+	bh   BatchHandler
+	log  *slog.Logger
+	gate Gate // the Driver's, if it is one
 
 	work chan *delivery // fetched deliveries waiting for a worker
 
@@ -117,6 +118,9 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 		stopping:   make(chan struct{}),
 		hardStop:   make(chan struct{}),
 		timed:      cc.hooks != nil && cc.hooks.OnProcessed != nil,
+	}
+	if db, ok := be.(*driverBackend); ok {
+		e.gate = db.gate
 	}
 	// An answer that means a bug or bad data ends Consume as a shutdown
 	// does (see fail); Consume then returns it.
@@ -272,11 +276,24 @@ func (e *engine) workLoop(hctx context.Context) {
 			continue
 		}
 		pctx := e.process(hctx, d)
+		runCtx, done := pctx, func() {}
+		if e.gate != nil {
+			gctx, gdone, ok := e.gate.Enter(pctx, d.ext)
+			if !ok {
+				e.settleUnrun(pctx, settlement{d: d, kind: settleRelease})
+				continue
+			}
+			runCtx = gctx
+			if gdone != nil {
+				done = gdone
+			}
+		}
 		var start time.Time
 		if e.timed {
 			start = time.Now()
 		}
-		err := callHandler(pctx, e.h, d.msg)
+		err := callHandler(runCtx, e.h, d.msg)
+		done()
 		e.logPanic(err)
 		s := e.outcome(hctx, d, err)
 		e.processed(pctx, s, start, err)

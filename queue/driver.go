@@ -136,6 +136,21 @@ type Driver interface {
 	Leave(ctx context.Context)
 }
 
+// Gate is implemented by a [Driver] that can take a delivery back between
+// Fetch and the start of its handler (a Kafka partition given up in a
+// rebalance), or whose handlers need a context of the driver's (cancelled
+// when it takes their deliveries back).
+//
+// Before a [Handler] runs a delivery, the engine calls Enter with the
+// delivery and the context the handler would get (after [Hooks].OnProcess).
+// The handler then runs with the returned ctx, and done, if not nil, is
+// called once it has returned. When ok is false the handler does not run
+// and the delivery is settled as OutcomeRelease. A [BatchHandler]'s
+// deliveries do not go through Enter.
+type Gate interface {
+	Enter(ctx context.Context, d *Delivery) (hctx context.Context, done func(), ok bool)
+}
+
 // ConsumeSpec is a validated Consume call (handler and options), for
 // backends outside this package.
 type ConsumeSpec struct {
@@ -183,7 +198,9 @@ func (s *ConsumeSpec) Run(ctx context.Context, d Driver, cnt *CounterSet, log *s
 	if cnt == nil {
 		cnt = new(CounterSet)
 	}
-	return runEngine(ctx, &driverBackend{d: d, maxAttempts: s.cc.maxAttempts}, &cnt.c, s.cc, s.h, s.bh, log)
+	be := &driverBackend{d: d, maxAttempts: s.cc.maxAttempts}
+	be.gate, _ = d.(Gate)
+	return runEngine(ctx, be, &cnt.c, s.cc, s.h, s.bh, log)
 }
 
 // CounterSet is the live, concurrency-safe form of [Counters], for backends
@@ -202,6 +219,7 @@ func (s *CounterSet) CountPublish(err error) { s.c.countPublish(err) }
 // only, and neither result is kept past the next call.
 type driverBackend struct {
 	d           Driver
+	gate        Gate // d, if it is one
 	maxAttempts int
 	fetched     []*delivery  // fetch's result (used by the fetcher only)
 	settled     []Settlement // settle's argument to the Driver (used by the settler only)

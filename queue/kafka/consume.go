@@ -12,8 +12,9 @@ import (
 	"github.com/outrigger-dev/outrigger/queue"
 )
 
-// errGivenUp is the result of a message whose partition was given up
-// before its handler started; it is dropped, never committed or retried.
+// errGivenUp is the result, in a batch, of a message whose partition was
+// given up before the batch handler started; it is dropped, never
+// committed or retried. (A Handler's such message is not run: Enter.)
 var errGivenUp = errors.New("kafka: partition given up in a rebalance")
 
 // Consume runs handler on the queue's messages until ctx is done or Close is
@@ -85,34 +86,21 @@ func (q *Queue) ConsumeBatch(ctx context.Context, handler queue.BatchHandler, op
 	return q.Consume(ctx, handler, opts...)
 }
 
-// wrap returns handler run through enter: a message whose partition was
-// given up is not run, and handlers get a ctx cancelled when their
-// partition is given up. NewConsumeSpec has validated handler's type.
+// wrap returns a batch handler run through enter: the messages whose
+// partition was given up are not run, and the batch gets a ctx cancelled
+// when one of its partitions is given up. A Handler is returned as it is:
+// the engine runs it through Enter. NewConsumeSpec has validated handler's
+// type.
 func (d *driver) wrap(handler any) any {
 	switch h := handler.(type) {
-	case queue.Handler:
-		return d.wrapOne(h)
-	case func(context.Context, *queue.Message) error:
-		return d.wrapOne(h)
 	case queue.BatchHandler:
+		d.batch = true
 		return d.wrapBatch(h)
 	case func(context.Context, []*queue.Message) []error:
+		d.batch = true
 		return d.wrapBatch(h)
 	}
 	return handler
-}
-
-func (d *driver) wrapOne(h queue.Handler) queue.Handler {
-	return func(hctx context.Context, m *queue.Message) error {
-		_, ctx, done, ok := d.enter(hctx, m)
-		if !ok {
-			return errGivenUp
-		}
-		if done != nil {
-			defer done()
-		}
-		return h(ctx, m)
-	}
 }
 
 func (d *driver) wrapBatch(h queue.BatchHandler) queue.BatchHandler {

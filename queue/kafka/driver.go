@@ -24,8 +24,8 @@ import (
 // Goroutines: the poller (PollRecords, routing), the committer, the prober
 // of parked retry partitions (park.go), the engine's fetcher (Fetch) and
 // settler (Settle), franz-go's group loop (the partition callbacks) and the
-// handlers (enter). They share the state below under mu; the handlers only
-// take msgMu.
+// handlers (Enter, or enter for a batch handler). They share the state
+// below under mu; the handlers only take msgMu, for a batch handler.
 type driver struct {
 	q        *Queue
 	cl       *kgo.Client
@@ -46,8 +46,11 @@ type driver struct {
 	waitingTier []int  // waiting records per tier
 	paused      []bool // tiers paused for holding too many waiting records
 
+	// A batch handler gets messages, not deliveries: the wrapper finds
+	// their records in byMsg (kept only then).
+	batch bool
 	msgMu sync.Mutex              // protects byMsg; taken after mu when both are
-	byMsg map[*queue.Message]*rec // dispatched records by message
+	byMsg map[*queue.Message]*rec // dispatched records by message, for a batch handler
 
 	wake chan struct{} // cap 1: ready or due changed
 	room chan struct{} // cap 1: active dropped below limit
@@ -310,10 +313,10 @@ func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error)
 		var out []*queue.Delivery
 		if len(d.succ)+len(d.ready) > 0 {
 			out = make([]*queue.Delivery, 0, min(most, len(d.succ)+len(d.ready)))
-			d.msgMu.Lock()
+			d.lockMsgs()
 			out = d.dispatch(&d.succ, out, most)
 			out = d.dispatch(&d.ready, out, most)
-			d.msgMu.Unlock()
+			d.unlockMsgs()
 		}
 		wait := time.Duration(-1)
 		if len(d.due) > 0 {
@@ -343,8 +346,22 @@ func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error)
 	}
 }
 
+// lockMsgs takes msgMu if byMsg is kept.
+func (d *driver) lockMsgs() {
+	if d.batch {
+		d.msgMu.Lock()
+	}
+}
+
+// unlockMsgs releases what lockMsgs took.
+func (d *driver) unlockMsgs() {
+	if d.batch {
+		d.msgMu.Unlock()
+	}
+}
+
 // dispatch moves records of the FIFO q to out, up to most in all. Called
-// with mu and msgMu held.
+// with mu held, and msgMu (lockMsgs).
 func (d *driver) dispatch(q *[]*rec, out []*queue.Delivery, most int) []*queue.Delivery {
 	n := 0
 	for n < len(*q) && len(out) < most {
@@ -354,7 +371,9 @@ func (d *driver) dispatch(q *[]*rec, out []*queue.Delivery, most int) []*queue.D
 			continue // dropped
 		}
 		x.st = stDispatched
-		d.byMsg[x.d.msg] = x
+		if d.batch {
+			d.byMsg[x.d.msg] = x
+		}
 		out = append(out, x.delivery())
 	}
 	left := copy(*q, (*q)[n:])
@@ -363,10 +382,20 @@ func (d *driver) dispatch(q *[]*rec, out []*queue.Delivery, most int) []*queue.D
 	return out
 }
 
-// enter is called by the handler wrapper: it returns the ctx the handler
-// runs with and the function to call (if not nil) when the handler
-// returns, or false when the message's partition was given up (its result
-// would be dropped: do not run it).
+// Enter implements queue.Gate: it returns the ctx the handler of dl runs
+// with and the function to call (if not nil) when the handler returns, or
+// false when the message's partition was given up (its result would be
+// dropped: do not run it).
+func (d *driver) Enter(ctx context.Context, dl *queue.Delivery) (context.Context, func(), bool) {
+	x := dl.Handle.(*rec)
+	if x.p.gone.Load() {
+		return nil, nil, false
+	}
+	ctx, done := x.p.handlerCtx(&d.mu, ctx)
+	return ctx, done, true
+}
+
+// enter is Enter for the batch handler wrapper, by message.
 func (d *driver) enter(hctx context.Context, m *queue.Message) (p *pstate, ctx context.Context, done func(), ok bool) {
 	d.msgMu.Lock()
 	x := d.byMsg[m]
@@ -388,7 +417,7 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 		first = d.writeCopies(ctx, ss)
 	}
 	d.mu.Lock()
-	d.msgMu.Lock()
+	d.lockMsgs()
 	succ := len(d.succ)
 	for _, s := range ss {
 		x := s.Delivery.Handle.(*rec)
@@ -399,7 +428,9 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 			// Given up in a rebalance: the new owner runs it again.
 			x.st = stDropped
 			d.active--
-			delete(d.byMsg, x.d.msg)
+			if d.batch {
+				delete(d.byMsg, x.d.msg)
+			}
 			d.q.stale[s.Outcome].Add(1)
 			continue
 		}
@@ -415,7 +446,7 @@ func (d *driver) Settle(ctx context.Context, ss []queue.Settlement) error {
 		}
 	}
 	woke := len(d.succ) > succ // the next records of keys
-	d.msgMu.Unlock()
+	d.unlockMsgs()
 	d.mu.Unlock()
 	if woke {
 		d.signal(d.wake)
@@ -485,14 +516,16 @@ func (d *driver) writeCopies(ctx context.Context, ss []queue.Settlement) error {
 	return err
 }
 
-// finish settles dispatched record x into state st. Called with mu and
-// msgMu held.
+// finish settles dispatched record x into state st. Called with mu held,
+// and msgMu (lockMsgs).
 func (d *driver) finish(x *rec, st recState) {
 	p := x.p
 	x.st = st
 	p.active--
 	d.active--
-	delete(d.byMsg, x.d.msg)
+	if d.batch {
+		delete(d.byMsg, x.d.msg)
+	}
 	if x.keyed() {
 		if kq := p.keys[x.d.key]; kq != nil && kq.head == x {
 			nxt := x.next
