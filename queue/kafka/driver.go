@@ -320,7 +320,7 @@ func (d *driver) Fetch(ctx context.Context, most int) ([]*queue.Delivery, error)
 		}
 		wait := time.Duration(-1)
 		if len(d.due) > 0 {
-			wait = max(d.due[0].d.due.Sub(now), time.Millisecond)
+			wait = max(time.UnixMilli(d.due[0].d.dueMs).Sub(now), time.Millisecond)
 		}
 		pause, resume := d.pauseChanges()
 		d.mu.Unlock()
@@ -559,7 +559,7 @@ func (d *driver) dropQueued(p *pstate) {
 			p.active--
 			d.active--
 		case stWaiting:
-			heap.Remove(&d.due, x.heapAt)
+			heap.Remove(&d.due, int(x.heapAt))
 			x.st = stDropped
 			p.waiting--
 			d.waitingTier[p.tier]--
@@ -634,7 +634,7 @@ func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) 
 		// Waiting retries are not worth the wait: the next owner reads them.
 		for _, x := range p.recs {
 			if x.st == stWaiting {
-				heap.Remove(&d.due, x.heapAt)
+				heap.Remove(&d.due, int(x.heapAt))
 				x.st = stDropped
 				p.waiting--
 				d.waitingTier[p.tier]--

@@ -32,9 +32,9 @@ type rec struct {
 	d      decoded // d.msg is &msg
 	msg    queue.Message
 	dl     queue.Delivery
+	next   *rec  // next record with the same key (FIFO), while gated
+	heapAt int32 // index in the due heap while waiting
 	st     recState
-	next   *rec // next record with the same key (FIFO), while gated
-	heapAt int  // index in the due heap while waiting
 	copied bool // its retry or dead-letter copy was acknowledged
 }
 
@@ -182,14 +182,14 @@ func (p *pstate) ownCtx(hctx context.Context) (context.Context, func()) {
 type dueHeap []*rec
 
 func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].d.due.Before(h[j].d.due) }
+func (h dueHeap) Less(i, j int) bool { return h[i].d.dueMs < h[j].d.dueMs }
 func (h dueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].heapAt, h[j].heapAt = i, j
+	h[i].heapAt, h[j].heapAt = int32(i), int32(j)
 }
 func (h *dueHeap) Push(x any) {
 	r := x.(*rec)
-	r.heapAt = len(*h)
+	r.heapAt = int32(len(*h))
 	*h = append(*h, r)
 }
 func (h *dueHeap) Pop() any {
@@ -208,4 +208,4 @@ func (r *rec) delivery() *queue.Delivery {
 }
 
 // due reports whether r may run at now.
-func (r *rec) isDue(now time.Time) bool { return !r.d.due.After(now) }
+func (r *rec) isDue(now time.Time) bool { return r.d.dueMs <= now.UnixMilli() }

@@ -33,12 +33,13 @@ type origin struct {
 	offset    int64
 }
 
-// decoded is a record read back: the message and our metadata.
+// decoded is a record read back: the message and our metadata. It is
+// kept small: the consumer holds one per fetched record.
 type decoded struct {
-	msg  *queue.Message
-	due  time.Time // zero: due now
-	key  string    // ordering key ("" none)
-	orig origin    // zero topic: this record is the original
+	msg   *queue.Message
+	dueMs int64   // due time, unix milliseconds (0: due now)
+	key   string  // ordering key ("" none)
+	orig  *origin // nil: this record is the original
 }
 
 // encode builds the record of message m for topic, with ordering key key
@@ -110,7 +111,7 @@ func decodeInto(r *kgo.Record, m *queue.Message) decoded {
 	if r.Key != nil {
 		d.key = string(r.Key)
 	}
-	var part, off string
+	var topic, part, off string
 	for _, h := range r.Headers {
 		if !strings.HasPrefix(h.Key, headerPrefix) {
 			if m.Headers == nil {
@@ -135,10 +136,10 @@ func decodeInto(r *kgo.Record, m *queue.Message) decoded {
 			}
 		case headerDue:
 			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				d.due = time.UnixMilli(n)
+				d.dueMs = n
 			}
 		case headerTopic:
-			d.orig.topic = v
+			topic = v
 		case headerPartition:
 			part = v
 		case headerOffset:
@@ -147,10 +148,10 @@ func decodeInto(r *kgo.Record, m *queue.Message) decoded {
 			d.key = v
 		}
 	}
-	if d.orig.topic != "" {
+	if topic != "" {
 		p, _ := strconv.ParseInt(part, 10, 32)
 		o, _ := strconv.ParseInt(off, 10, 64)
-		d.orig.partition, d.orig.offset = int32(p), o
+		d.orig = &origin{topic: topic, partition: int32(p), offset: o}
 	}
 	if m.ID == "" {
 		m.ID = positionID(r)
@@ -174,8 +175,8 @@ func positionID(r *kgo.Record) string {
 // originOf is the origin of a record: its own position, or the one it
 // carries if it is a copy.
 func originOf(r *kgo.Record, d decoded) origin {
-	if d.orig.topic != "" {
-		return d.orig
+	if d.orig != nil {
+		return *d.orig
 	}
 	return origin{topic: r.Topic, partition: r.Partition, offset: r.Offset}
 }
