@@ -76,7 +76,10 @@ type engine struct {
 	log  *slog.Logger
 	gate Gate // the Driver's, if it is one
 
-	work chan *delivery // fetched deliveries waiting for a worker
+	// Fetched deliveries waiting for a worker: wq for a Handler, work for
+	// a BatchHandler (whose workers collect batches with a timer).
+	wq   *workQueue
+	work chan *delivery
 
 	mu       sync.Mutex
 	nheld    int           // deliveries fetched and not settled, at most Prefetch (protected by mu)
@@ -111,7 +114,6 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 		h:          h,
 		bh:         bh,
 		log:        log,
-		work:       make(chan *delivery, cc.prefetch),
 		room:       make(chan struct{}, 1),
 		outcomes:   make([]settlement, 0, cc.prefetch),
 		settleWake: make(chan struct{}, 1),
@@ -121,6 +123,11 @@ func runEngine(ctx context.Context, be consumerBackend, cnt *counters, cc consum
 	}
 	if db, ok := be.(*driverBackend); ok {
 		e.gate = db.gate
+	}
+	if bh != nil {
+		e.work = make(chan *delivery, cc.prefetch)
+	} else {
+		e.wq = newWorkQueue(cc.concurrency)
 	}
 	// An answer that means a bug or bad data ends Consume as a shutdown
 	// does (see fail); Consume then returns it.
@@ -193,7 +200,13 @@ func (e *engine) invalid(ctx context.Context, op string, err error) bool {
 // cancel is seen; a read under way when ctx is cancelled ends promptly (the
 // backend's fetch watches ctx) and what it returns is released.
 func (e *engine) fetchLoop(ctx context.Context) {
-	defer close(e.work)
+	defer func() {
+		if e.wq != nil {
+			e.wq.close()
+		} else {
+			close(e.work)
+		}
+	}()
 	var backoff time.Duration
 	for {
 		e.mu.Lock()
@@ -245,6 +258,10 @@ func (e *engine) fetchLoop(ctx context.Context) {
 			e.newest = d
 		}
 		e.mu.Unlock()
+		if e.wq != nil {
+			e.wq.push(ds)
+			continue
+		}
 		for _, d := range ds {
 			e.work <- d // never blocks: work has room for every held delivery
 		}
@@ -266,7 +283,11 @@ func (e *engine) workLoop(hctx context.Context) {
 		e.batchLoop(hctx)
 		return
 	}
-	for d := range e.work {
+	for {
+		d, ok := e.wq.pop()
+		if !ok {
+			return
+		}
 		if e.isStopping() {
 			e.settleUnrun(hctx, settlement{d: d, kind: settleRelease})
 			continue
