@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,6 +22,11 @@ import (
 type presenceState struct {
 	mu     sync.Mutex     // protects counts
 	counts map[string]int // channel -> this Hub's members there
+	// leased: the lease loop has set the lease once. Until then a join
+	// sets the lease itself, so that a member who joins a Hub just
+	// started is listed at once (Presence lists only members of live
+	// leases).
+	leased atomic.Bool
 }
 
 func newPresenceState() *presenceState { return &presenceState{counts: map[string]int{}} }
@@ -60,6 +66,13 @@ func (b *redisBackend) join(ctx context.Context, ch string, m Member) error {
 // joinCmds queues the commands of a join: the member, the Hub's channel
 // set, the Join event.
 func (b *redisBackend) joinCmds(ctx context.Context, p redis.Pipeliner, ch string, m Member, js []byte) {
+	if !b.pres.leased.Load() {
+		// Before the lease loop's first renewal: the lease and the Hub's
+		// entry in the list of Hubs (which the sweep of dead Hubs reads),
+		// as renew does.
+		p.Set(ctx, b.leaseKey(b.h.cfg.nodeID), "1", b.h.cfg.presenceTTL*3/4)
+		p.SAdd(ctx, b.nodesKey(), b.h.cfg.nodeID)
+	}
 	p.HSet(ctx, b.presenceKey(ch), memberField(m), js)
 	p.SAdd(ctx, b.nodeChansKey(m.Node), ch)
 	b.publishFrame(ctx, p, b.pubsubChannel(ch), "j"+string(js))
@@ -154,6 +167,7 @@ func (b *redisBackend) leaseLoop() {
 		ctx, cancel := context.WithTimeout(b.h.ctx, every)
 		lost, err := b.renew(ctx)
 		if err == nil {
+			b.pres.leased.Store(true)
 			if first {
 				first = false
 			} else if lost {
