@@ -50,8 +50,9 @@ type Hooks struct {
 	// the error was returned under ReturnRedisErrors).
 	OnError func(op string, err error, invalid bool)
 	// OnInvalidation is called for each invalidation message received from
-	// another replica, and with key "" when the local tier is flushed
-	// because the invalidation subscription dropped.
+	// another replica, once the local tier has dropped the key, and with
+	// key "" once the local tier is flushed because the invalidation
+	// subscription dropped.
 	OnInvalidation func(key string)
 }
 

@@ -169,11 +169,11 @@ func (c *Cache[V]) onMessage(payload string) {
 		return
 	}
 	c.st.invalidations.Add(1)
-	if h := c.cfg.hooks.OnInvalidation; h != nil {
-		h(key)
-	}
 	if c.local != nil {
 		c.local.invalidate(key)
+	}
+	if h := c.cfg.hooks.OnInvalidation; h != nil {
+		h(key) // after the local tier dropped the key
 	}
 }
 

@@ -59,7 +59,10 @@ func TestScriptBranches(t *testing.T) {
 	for _, rb := range redisBackends {
 		db := rb.mk(t)
 		for i, tc := range cases {
-			for _, channel := range []string{"", db.Prefix + "~chan"} {
+			// A channel per case: on a Cluster a PUBLISH reaches the other
+			// nodes over the cluster bus, so a late copy of an earlier case's
+			// message would reach this case's subscription on another node.
+			for _, channel := range []string{"", db.Prefix + "~chan" + strconv.Itoa(i)} {
 				t.Run("deploy="+rb.name+"/"+tc.name+"/channel="+strconv.FormatBool(channel != ""), func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 					defer cancel()
