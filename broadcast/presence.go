@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -70,7 +71,7 @@ func (b *redisBackend) joinCmds(ctx context.Context, p redis.Pipeliner, ch strin
 		// Before the lease loop's first renewal: the lease and the Hub's
 		// entry in the list of Hubs (which the sweep of dead Hubs reads),
 		// as renew does.
-		p.Set(ctx, b.leaseKey(b.h.cfg.nodeID), "1", b.h.cfg.presenceTTL*3/4)
+		p.Set(ctx, b.leaseKey(b.h.cfg.nodeID), "1", b.leaseTTL())
 		p.SAdd(ctx, b.nodesKey(), b.h.cfg.nodeID)
 	}
 	p.HSet(ctx, b.presenceKey(ch), memberField(m), js)
@@ -186,10 +187,13 @@ func (b *redisBackend) leaseLoop() {
 	}
 }
 
+// leaseTTL is the lifetime of this Hub's lease, renewed every quarter of
+// WithPresenceTTL.
+func (b *redisBackend) leaseTTL() time.Duration { return b.h.cfg.presenceTTL * 3 / 4 }
+
 // renew sets the lease; lost reports that it had expired.
 func (b *redisBackend) renew(ctx context.Context) (lost bool, err error) {
-	ttl := b.h.cfg.presenceTTL * 3 / 4
-	err = b.client.SetArgs(ctx, b.leaseKey(b.h.cfg.nodeID), "1", redis.SetArgs{TTL: ttl, Get: true}).Err()
+	err = b.client.SetArgs(ctx, b.leaseKey(b.h.cfg.nodeID), "1", redis.SetArgs{TTL: b.leaseTTL(), Get: true}).Err()
 	if errors.Is(err, redis.Nil) {
 		lost, err = true, nil
 		err = b.client.SAdd(ctx, b.nodesKey(), b.h.cfg.nodeID).Err()

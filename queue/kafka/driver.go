@@ -702,9 +702,6 @@ func (d *driver) giveUp(ctx context.Context, m map[string][]int32, commit bool) 
 func (d *driver) abandon(p *pstate) {
 	d.dropQueued(p)
 	p.gone.Store(true)
-	if p.cancel != nil {
-		p.cancel()
-	}
 	p.drop()
 	d.unpark(p)
 	if d.parts[p.tp] == p {

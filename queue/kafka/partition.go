@@ -73,11 +73,10 @@ type pstate struct {
 	base   int64 // where fetching starts when nothing was fetched yet (-1: unknown)
 	wakes  int   // records this process wrote to the partition (Queue.wakeTier)
 
-	hc     atomic.Pointer[handlerCtx] // handlers' ctx, set under mu
-	cancel context.CancelFunc         // cancels hc's ctx
+	hc atomic.Pointer[handlerCtx] // handlers' shared ctx, set under mu
 
-	// dropped is done once the partition is given up: the handlers whose
-	// ctx is not hc's (see handlerCtx) are cancelled through it.
+	// dropped is done once the partition is given up: every handler ctx
+	// (see handlerCtx) is cancelled through it.
 	dropped context.Context
 	drop    context.CancelFunc
 }
@@ -136,35 +135,29 @@ func (p *pstate) position() int64 {
 }
 
 // handlerCtx returns the ctx a handler of this partition runs with: hctx,
-// cancelled early if the partition is given up, and the function to call
-// when the handler returns. Called without mu.
+// cancelled early if the partition is given up (through dropped), and the
+// function to call when the handler returns (nil: none). Called without mu.
 //
 // The ctx for the first hctx seen is made once, under mu, and shared: the
 // engine hands every handler the same hctx unless an OnProcess hook
 // derives one per message. A handler with another hctx gets a ctx of its
-// own, cancelled through dropped and released by done.
+// own, released by done.
 func (p *pstate) handlerCtx(mu *sync.Mutex, hctx context.Context) (ctx context.Context, done func()) {
-	if c := p.hc.Load(); c != nil {
-		if c.hctx == hctx {
-			return c.ctx, nil
+	c := p.hc.Load()
+	if c == nil {
+		mu.Lock()
+		if c = p.hc.Load(); c == nil {
+			// Never released: it lives as long as the partition.
+			c = &handlerCtx{hctx: hctx}
+			c.ctx, _ = p.ownCtx(hctx)
+			p.hc.Store(c)
 		}
-		return p.ownCtx(hctx)
+		mu.Unlock()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if c := p.hc.Load(); c != nil {
-		if c.hctx == hctx {
-			return c.ctx, nil
-		}
-		return p.ownCtx(hctx)
+	if c.hctx == hctx {
+		return c.ctx, nil
 	}
-	c := &handlerCtx{hctx: hctx}
-	c.ctx, p.cancel = context.WithCancel(hctx)
-	if p.gone.Load() {
-		p.cancel()
-	}
-	p.hc.Store(c)
-	return c.ctx, nil
+	return p.ownCtx(hctx)
 }
 
 // ownCtx is hctx, cancelled early if the partition is given up, for one
