@@ -21,28 +21,27 @@ import (
 //     WithDelay publishes and retries); other processes' are not seen.
 //   - Dead: the dead-letter queue's messages.
 //   - OldestAge: always zero (AMQP gives no message ages without consuming).
+//
+// The counts are read one after another while messages move on (delay
+// queue → main queue → a consumer → a delay queue again), so they are read
+// in that order, with the in-flight count taken before and after: a message
+// that moves during the call is counted twice rather than missed. What
+// Stats cannot see is a message inside the broker between two queues: a
+// delivery not yet received by the client, or a delay queue's expired
+// message on its way to the main queue, which on quorum queues (dead-lettered
+// at least once, through the broker's confirm round trip) lasts
+// milliseconds. So an empty Stats is not proof that no retry is coming.
 func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 	if q.isClosed() {
 		return queue.Stats{}, fmt.Errorf("rabbitmq: %w", queue.ErrClosed)
 	}
 	var st queue.Stats
+	inFlight := q.inFlight.Load()
 	ch, err := q.cm.channel(ctx)
 	if err != nil {
 		return st, err
 	}
 	defer func() { _ = ch.Close() }()
-	main, err := ch.QueueDeclarePassive(q.name, true, false, false, false, nil)
-	if err != nil {
-		return st, fmt.Errorf("rabbitmq: stats of %q: %w", q.name, err)
-	}
-	dead, err := ch.QueueDeclarePassive(q.dead, true, false, false, false, nil)
-	if err != nil {
-		return st, fmt.Errorf("rabbitmq: stats of %q: %w", q.dead, err)
-	}
-	st.Ready = int64(main.Messages)
-	st.Dead = int64(dead.Messages)
-	st.InFlight = q.inFlight.Load()
-	st.Pending = st.InFlight
 	q.delayMu.Lock()
 	var names []string
 	for ms, d := range q.delays {
@@ -65,6 +64,18 @@ func (q *Queue) Stats(ctx context.Context) (queue.Stats, error) {
 		}
 		st.Delayed += int64(dq.Messages)
 	}
+	main, err := ch.QueueDeclarePassive(q.name, true, false, false, false, nil)
+	if err != nil {
+		return st, fmt.Errorf("rabbitmq: stats of %q: %w", q.name, err)
+	}
+	dead, err := ch.QueueDeclarePassive(q.dead, true, false, false, false, nil)
+	if err != nil {
+		return st, fmt.Errorf("rabbitmq: stats of %q: %w", q.dead, err)
+	}
+	st.Ready = int64(main.Messages)
+	st.Dead = int64(dead.Messages)
+	st.InFlight = max(inFlight, q.inFlight.Load())
+	st.Pending = st.InFlight
 	return st, nil
 }
 
