@@ -492,7 +492,7 @@ func entryFields(m *Message, attempt int, lastErr string) []any {
 // settle acks in one script call per 1000 entries and settles failures with
 // one script call each, all in one pipeline.
 func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
-	var acks []any
+	var acks []ackEntry
 	type call struct {
 		s    *redis.Script
 		keys []string
@@ -501,18 +501,18 @@ func (c *redisConsumer) settle(ctx context.Context, ss []settlement) error {
 	var calls []call
 	wake := false
 	flushAcks := func() {
-		if len(acks) > 1 {
-			calls = append(calls, call{ackScript, []string{c.q.stream}, acks})
+		if len(acks) > 0 {
+			calls = append(calls, call{ackScript, []string{c.q.stream}, ackArgs(acks)})
 		}
 		acks = nil
 	}
 	for _, s := range ss {
 		if s.kind == settleAck {
 			if acks == nil {
-				acks = append(make([]any, 0, min(len(ss), 1000)+1), groupName)
+				acks = make([]ackEntry, 0, min(len(ss), 1000))
 			}
-			acks = append(acks, &s.d.entry) // a pointer: a string in an interface would cost an allocation
-			if len(acks) > 1000 {
+			acks = append(acks, newAckEntry(&s.d.entry))
+			if len(acks) == 1000 {
 				flushAcks()
 			}
 			continue

@@ -444,16 +444,17 @@ func scriptCases() []scriptCase {
 				ackLeft(3, 0, 3, 4, 6, 7, 8, 9)(e, v) // e3, acked, stays: above the oldest pending e0
 				assert.Len(e.t, e.owners(), 6)
 			}},
-		{name: "ack/trim/out-of-order",
-			setup: func(e *scriptEnv) { ten(10)(e); ackBefore(e, 5, 2, 1) },
+		{name: "ack/trim/oldest-last",
+			setup: func(e *scriptEnv) { ten(10)(e); ackBefore(e, 1, 2, 5) },
 			args:  acks(0), check: ackLeft(1, 3, 4, 6, 7, 8, 9)},
 		{name: "ack/trim/setid-back", // XGROUP SETID moved the last delivered entry below the pending ones
 			setup: func(e *scriptEnv) { ten(6, 0)(e); e.Do("XGROUP", "SETID", e.stream(), "consumers", "0") },
 			args:  acks(1), check: ackLeft(1, 0, 2, 3, 4, 5, 6, 7, 8, 9)}, // e0 is to be delivered again
-		{name: "ack/trim/descending", setup: ten(6), args: acks(5, 4, 3, 2, 1, 0), check: ackLeft(6, 6, 7, 8, 9)},
+		{name: "ack/trim/both-sides", // e3, e5 and e8 still pending: the trim stops at e3, the rest is XDEL
+			setup: ten(10), args: acks(0, 1, 2, 4, 6, 7, 9), check: ackLeft(7, 3, 5, 8)},
 		{name: "ack/trim/twice",
 			setup: func(e *scriptEnv) { ten(4)(e); ackBefore(e, 0, 1) },
-			args:  acks(1, 0, 2, 3), check: ackLeft(2, 4, 5, 6, 7, 8, 9)},
+			args:  acks(0, 1, 2, 3), check: ackLeft(2, 4, 5, 6, 7, 8, 9)},
 		{name: "ack/trim/ms-only",
 			setup: func(e *scriptEnv) {
 				e.group()

@@ -122,7 +122,10 @@ func testAbandonedScan(t *testing.T) {
 				mu   sync.Mutex
 				runs []scheduler.Run
 			)
-			ss := replicas(t, db, 2, scheduler.WithLeaseTTL(200*time.Millisecond))
+			// A scan every 500ms, each given the lease TTL (1s) to answer: a
+			// shorter TTL made a scan time out on a loaded machine (a
+			// backend error, which the replicas' check does not allow).
+			ss := replicas(t, db, 2, scheduler.WithLeaseTTL(time.Second))
 			for _, s := range ss {
 				if err := s.Every("hourly", time.Hour, func(ctx context.Context, run scheduler.Run) error {
 					mu.Lock()
@@ -139,7 +142,7 @@ func testAbandonedScan(t *testing.T) {
 				defer mu.Unlock()
 				return len(runs) > 0
 			})
-			time.Sleep(500 * time.Millisecond) // several more scans
+			time.Sleep(1500 * time.Millisecond) // several more scans
 			stopAll(t, ss...)
 			mu.Lock()
 			defer mu.Unlock()

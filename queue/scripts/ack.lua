@@ -2,7 +2,8 @@
 --
 -- KEYS[1]   stream     the queue's stream, p{name}:stream
 -- ARGV[1]   group      consumer group name (string)
--- ARGV[2..] entries    stream entry IDs ("<ms>-<seq>", or "<ms>"), at least one
+-- ARGV[2..] entries    stream entry IDs ("<ms>-<seq>", or "<ms>"), at least one,
+--                      in ascending order (the client sorts them)
 --
 -- Entries are deleted on ack, so the stream holds only unacknowledged
 -- messages (no unacknowledged entry is ever trimmed). All of ARGV[2..] are
@@ -15,7 +16,8 @@
 -- the first entry it has not delivered are removed with one XTRIM MINID
 -- instead: every entry there was delivered and is no longer pending, i.e.
 -- acknowledged (and already deleted, but for the ones acknowledged here);
--- only the rest of ARGV is deleted with XDEL. The result is the same as
+-- only the rest of ARGV, found by a binary search over the sorted IDs, is
+-- deleted with XDEL. The result is the same as
 -- XDEL of every ID, with the same single consumer group. Without the group
 -- ARGV[1] (or without the stream) nothing is trimmed and every ID is
 -- deleted; so is every ID when the group's last delivered sequence number
@@ -34,8 +36,8 @@
 --   trim stops at the first undelivered entry     …/ack/trim/undelivered
 --   trim stops at the oldest pending entry        …/ack/trim/pending-oldest
 --   last delivered set back below the pending     …/ack/trim/setid-back
---   the oldest acked last, after others           …/ack/trim/out-of-order
---   IDs in descending order                       …/ack/trim/descending
+--   the oldest acked last, after others           …/ack/trim/oldest-last
+--   IDs on both sides of the trim point           …/ack/trim/both-sides
 --   entries acked twice                           …/ack/trim/twice
 --   an ID of milliseconds only                    …/ack/trim/ms-only
 --   last delivered sequence >= 2^52: no trim      …/ack/huge-seq
@@ -96,30 +98,32 @@ if minid then
   redis.call('XTRIM', stream, 'MINID', minid)
 end
 
--- XDEL what the trim did not reach. Parsing every ID (two string.sub,
--- two tonumber) would cost more than the rest of the call: the IDs of a
--- call share a few milliseconds, each parsed once, and a sequence number
--- is parsed only in the trim point's millisecond. An ID without '-'
--- (milliseconds only) is deleted.
-local rest = {}
-local msOf = {} -- milliseconds part -> its number
-for i = 2, #ARGV do
-  local id, trimmed = ARGV[i], false
-  local d = minid and string.find(id, '-', 1, true)
-  if d then
-    local part = string.sub(id, 1, d - 1)
-    local ms = msOf[part]
-    if not ms then
-      ms = tonumber(part)
-      msOf[part] = ms
+-- XDEL what the trim did not reach: the IDs come in ascending order, so
+-- those at or above the trim point are the last ones, found by a binary
+-- search (a few IDs parsed, whatever their number). An ID of milliseconds
+-- only is that millisecond's sequence number 0, as Redis reads it.
+local first = 2
+if minid then
+  local lo, hi = 2, #ARGV + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local id = ARGV[mid]
+    local d = string.find(id, '-', 1, true)
+    local ms, seq
+    if d then
+      ms, seq = tonumber(string.sub(id, 1, d - 1)), tonumber(string.sub(id, d + 1))
+    else
+      ms, seq = tonumber(id), 0
     end
-    trimmed = ms < mms or (ms == mms and tonumber(string.sub(id, d + 1)) < mseq)
+    if below(ms, seq, mms, mseq) then
+      lo = mid + 1
+    else
+      hi = mid
+    end
   end
-  if not trimmed then
-    rest[#rest + 1] = id
-  end
+  first = lo
 end
-if #rest > 0 then
-  redis.call('XDEL', stream, unpack(rest))
+if first <= #ARGV then
+  redis.call('XDEL', stream, unpack(ARGV, first))
 end
 return n

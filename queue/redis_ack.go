@@ -1,0 +1,42 @@
+package queue
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ackEntry is a stream entry to acknowledge, its ID parsed for ordering.
+type ackEntry struct {
+	ms, seq uint64
+	id      *string // the entry ID; a pointer: a string in an interface would cost an allocation
+}
+
+// newAckEntry parses the stream entry ID id ("ms-seq"; "ms" is ms-0, as
+// Redis reads it). An ID that is not one sorts first: Redis refuses it.
+func newAckEntry(id *string) ackEntry {
+	ms, seq, _ := strings.Cut(*id, "-")
+	e := ackEntry{id: id}
+	e.ms, _ = strconv.ParseUint(ms, 10, 64)
+	e.seq, _ = strconv.ParseUint(seq, 10, 64)
+	return e
+}
+
+// ackArgs returns the arguments of an ack.lua call: the group, then the
+// entries in ascending ID order, which the script relies on to find the
+// entries its trim did not reach without parsing every ID.
+func ackArgs(entries []ackEntry) []any {
+	slices.SortFunc(entries, func(a, b ackEntry) int {
+		if c := cmp.Compare(a.ms, b.ms); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	args := make([]any, 1, len(entries)+1)
+	args[0] = groupName
+	for _, e := range entries {
+		args = append(args, e.id)
+	}
+	return args
+}
