@@ -72,7 +72,10 @@
 //
 // Concurrent Publish calls are coalesced into shared pipelines: each call
 // returns once Redis holds its message, with its own ID or error, but many
-// calls share one round trip and one script call. Consumers read with COUNT
+// calls share one round trip and one script call. A message published
+// without WithID, a dedup key, a delay or headers (and without MaxLen) is
+// stored as its body alone, and its stream entry ID ("1733616000000-3") is
+// its ID; the others carry an ID of their own. Consumers read with COUNT
 // = [Prefetch] and acknowledge in batches, never before the handler
 // finished. On the same Redis this is about ten times asynq's rate for
 // publish-and-process of small messages; see bench/queue/RESULTS.md.

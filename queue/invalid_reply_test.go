@@ -96,12 +96,19 @@ func TestInvalidReplies(t *testing.T) {
 			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x"), full); return err }},
 		{name: "publish/not-an-array", with: "return 1", want: "unexpected type", logOp: "publish",
 			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x"), full); return err }},
-		// the plain form, a count
-		{name: "publish/plain/count", with: "return 0", want: "added 0 of 1 messages", logOp: "publish",
+		// the plain form, the entry IDs joined by commas
+		{name: "publish/plain/count", with: "return 1", want: "1 (int64), not the entry IDs of 1 messages", logOp: "publish",
 			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
-		{name: "publish/plain/not-a-number", with: "return {'ok'}", want: "unexpected type", logOp: "publish",
+		{name: "publish/plain/empty", with: "return ''", want: `"" is not the entry IDs of 1 messages`, logOp: "publish",
 			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
-		{name: "publish/plain/batch", with: "return 1", want: "added 1 of 2 messages", logOp: "publish",
+		{name: "publish/plain/too-many", with: "return '1-0,2-0'", want: `"1-0,2-0" is not the entry IDs of 1 messages`, logOp: "publish",
+			op: func(e *replyEnv) error { _, err := e.q.Publish(e.ctx, []byte("x")); return err }},
+		{name: "publish/plain/batch", with: "return '1-0'", want: `"1-0" is not the entry IDs of 2 messages`, logOp: "publish",
+			op: func(e *replyEnv) error {
+				_, err := e.q.PublishBatch(e.ctx, [][]byte{[]byte("a"), []byte("b")})
+				return err
+			}},
+		{name: "publish/plain/batch-empty-id", with: "return '1-0,'", want: `"1-0," is not the entry IDs of 2 messages`, logOp: "publish",
 			op: func(e *replyEnv) error {
 				_, err := e.q.PublishBatch(e.ctx, [][]byte{[]byte("a"), []byte("b")})
 				return err

@@ -70,8 +70,7 @@ func pendingAt(ctx context.Context, c *redis.Client, stream string, t time.Time)
 			return nil, err
 		}
 		if len(es) == 1 {
-			id, _ := es[0].Values["id"].(string)
-			out[p.ID] = id
+			out[p.ID] = entryMessageID(es[0])
 		}
 	}
 	return out, nil

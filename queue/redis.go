@@ -202,9 +202,7 @@ type pubReq struct {
 
 func (q *Redis) buildReq(body []byte, pc *publishConfig) *pubReq {
 	r := &pubReq{id: pc.id, body: body, headers: pc.headers, delayMS: pc.delay.Milliseconds()}
-	if r.id == "" {
-		r.id = q.newID()
-	} else {
+	if r.id != "" {
 		r.idKey = q.idPrefix + r.id
 	}
 	if pc.dedupKey != "" {
@@ -359,7 +357,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		keys  []string
 		args  []any
 		reqs  []*pubReq
-		plain bool // the plain form: the reply is the number of messages added
+		plain bool // the plain form: the reply is the messages' entry IDs, their IDs
 		cmd   *redis.Cmd
 		wait  *redis.Cmd // WAIT after cmd (WaitReplicas)
 	}
@@ -371,13 +369,14 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		c := &call{reqs: part, plain: q.plain(part)}
 		c.keys = append(make([]string, 0, 5), q.stream, q.delayed, q.payloads, q.idPrefix+"call:"+q.newID())
 		if c.plain {
-			// The plain form (see scripts/publish.lua): ID and body only.
-			c.args = make([]any, 0, 4+2*len(part)) // +1: the metrics TTL (withMetrics)
+			// The plain form (see scripts/publish.lua): bodies only, the
+			// IDs come back.
+			c.args = make([]any, 0, 4+len(part)) // +1: the metrics TTL (withMetrics)
 			c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), 0, -len(part))
 			for _, r := range part {
-				// Pointers: a string or slice in an interface would cost an
-				// allocation each.
-				c.args = append(c.args, &r.id, (*pubBody)(r))
+				// A pointer: a slice in an interface would cost an
+				// allocation.
+				c.args = append(c.args, (*pubBody)(r))
 			}
 			c.keys, c.args = q.withMetrics(c.keys, c.args)
 			calls = append(calls, c)
@@ -386,6 +385,9 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		c.args = make([]any, 0, 4+8*len(part)) // +1: the metrics TTL (withMetrics)
 		c.args = append(c.args, q.cfg.retryWindow.Milliseconds(), q.cfg.maxLen, len(part))
 		for _, r := range part {
+			if r.id == "" {
+				r.id = q.newID()
+			}
 			idk, ddk := 0, 0
 			if r.idKey != "" {
 				c.keys = append(c.keys, r.idKey)
@@ -451,10 +453,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		var res []string
 		var err error
 		if c.plain {
-			var n int64
-			if n, err = c.cmd.Int64(); err == nil && n != int64(len(c.reqs)) {
-				err = rediserr.BadReply("publish.lua: added %d of %d messages", n, len(c.reqs))
-			}
+			err = setPlainIDs(c.cmd, c.reqs)
 		} else if res, err = c.cmd.StringSlice(); err == nil && len(res) != len(c.reqs) {
 			err = rediserr.BadReply("publish.lua: %d results for %d messages", len(res), len(c.reqs))
 		}
@@ -481,6 +480,28 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 	if reload {
 		q.client.(*redis.ClusterClient).ReloadState(ctx)
 	}
+}
+
+// setPlainIDs sets the IDs of reqs from the reply of a plain-form
+// publish.lua call: their entry IDs in order, joined by commas. The IDs
+// share the reply's string.
+func setPlainIDs(cmd *redis.Cmd, reqs []*pubReq) error {
+	if err := cmd.Err(); err != nil {
+		return err
+	}
+	all, ok := cmd.Val().(string)
+	if !ok {
+		return rediserr.BadReply("publish.lua: %v (%T), not the entry IDs of %d messages", cmd.Val(), cmd.Val(), len(reqs))
+	}
+	rest := all
+	for i, r := range reqs {
+		id, tail, found := strings.Cut(rest, ",")
+		if id == "" || found == (i == len(reqs)-1) {
+			return rediserr.BadReply("publish.lua: %q is not the entry IDs of %d messages", all, len(reqs))
+		}
+		r.id, rest = id, tail
+	}
+	return nil
 }
 
 // plain reports whether the messages of reqs can be sent in the plain form

@@ -34,10 +34,20 @@ func ghostRead(t *testing.T, c redis.UniversalClient, stream, name string, n int
 	require.NoError(t, err)
 	var ids []string
 	for _, m := range res[0].Messages {
-		ids = append(ids, m.Values["id"].(string))
+		ids = append(ids, entryMessageID(m))
 	}
 	require.Len(t, ids, n)
 	return ids
+}
+
+// entryMessageID returns the message ID of stream entry e: its "id"
+// field, or, for a message published in the plain form (no "id"), the
+// entry ID.
+func entryMessageID(e redis.XMessage) string {
+	if id, ok := e.Values["id"].(string); ok {
+		return id
+	}
+	return e.ID
 }
 
 func publishN(t *testing.T, q queue.Queue, n int) []string {
@@ -218,12 +228,17 @@ func TestRedisPublishRetryNoDuplicate(t *testing.T) {
 	check := s.Client(t)
 	entries, err := check.XRange(ctx, streamKey("t:", "r"), "-", "+").Result()
 	require.NoError(t, err)
-	seen := map[string]int{}
+	seen := map[string]int{}   // by message ID
+	bodies := map[string]int{} // by body: each publish has its own
 	for _, e := range entries {
-		seen[e.Values["id"].(string)]++
+		seen[entryMessageID(e)]++
+		bodies[e.Values["body"].(string)]++
 	}
 	for id, n := range seen {
 		assert.Equal(t, 1, n, "message %s is in the stream %d times", id, n)
+	}
+	for b, n := range bodies {
+		assert.Equal(t, 1, n, "the message of body %q is in the stream %d times", b, n)
 	}
 	okIDs.Range(func(k, _ any) bool {
 		assert.Contains(t, seen, k.(string), "a publish that returned its ID is not in Redis")

@@ -23,17 +23,19 @@
 -- Plain form, for a call whose messages all go straight into the stream
 -- with a body and nothing else (no WithID, dedup key, delay, headers or
 -- backlog bound): ARGV[2] is 0, ARGV[3] is minus the number of messages,
--- then ARGV[4..] holds for each message its ID and body, then the optional
--- metrics TTL (s) of KEYS[#KEYS], counted as above. KEYS[5..] are then
--- only the metrics hash.
+-- then ARGV[4..] holds their bodies, then the optional metrics TTL (s) of
+-- KEYS[#KEYS], counted as above. KEYS[5..] are then only the metrics hash.
+-- Each entry has a body field only: its stream entry ID is the message's
+-- ID (an entry without "id" is read so), which saves Redis an argument
+-- and a field per message to store, and two strings per message to read.
 --
 -- Returns one result per message (an array of strings): "ok", "dup:<first
 -- message ID>" or "full". A repeat of the same call returns the first
 -- call's results and adds nothing (it only renews KEYS[4]); so does a
 -- message whose id key exists (a repeat of WithID). A call whose messages
 -- were all "full" is not remembered (a retry may find room). In the plain
--- form every message is added, so the call returns just their number (an
--- integer), and a repeat returns the same number.
+-- form every message is added, and the call returns their entry IDs in
+-- order, joined by commas (one string); a repeat returns the same string.
 -- Errors: WRONGTYPE when a queue key holds another type. Counting in the
 -- metrics hash is under pcall: its errors are not returned.
 --
@@ -51,7 +53,7 @@
 --   room for the first message only               …/publish/full/partly
 --   stream key of another type: error             …/publish/wrongtype
 --   plain form, first time, counted               …/publish/plain
---   plain form, a repeat: same count, added once  …/publish/plain/repeat
+--   plain form, a repeat: same IDs, added once    …/publish/plain/repeat
 --   plain form without the metrics TTL            …/publish/plain/no-metrics
 --   plain form, metrics key of another type       …/publish/plain/metrics-wrongtype
 --   plain form, stream key of another type: error …/publish/plain/wrongtype
@@ -68,28 +70,30 @@ if prev then
   -- first call's success into an error.
   redis.pcall('PEXPIRE', KEYS[4], ARGV[1])
   if tonumber(ARGV[3]) < 0 then
-    return tonumber(prev)
+    return prev
   end
   return cmsgpack.unpack(prev)
 end
 local count = tonumber(ARGV[3])
 if count < 0 then
-  local stream = KEYS[1]
-  local last = 3 - 2 * count
-  for i = 4, last, 2 do
-    redis.call('XADD', stream, '*', 'id', ARGV[i], 'body', ARGV[i + 1])
+  local stream, call = KEYS[1], redis.call
+  local last = 3 - count
+  local ids = {}
+  for i = 4, last do
+    ids[i - 3] = call('XADD', stream, '*', 'body', ARGV[i])
   end
-  redis.call('SET', KEYS[4], -count, 'PX', ARGV[1])
+  local all = table.concat(ids, ',')
+  call('SET', KEYS[4], all, 'PX', ARGV[1])
   if ARGV[last + 1] then
     -- pcall: counting must never fail a publish that added its messages
     local mk, ttl = KEYS[#KEYS], ARGV[last + 1]
     pcall(function()
-      redis.call('HINCRBY', mk, 'published', -count)
-      redis.call('HSET', mk, 'depth', redis.call('XLEN', stream) + redis.call('ZCARD', KEYS[2]))
-      redis.call('EXPIRE', mk, ttl)
+      call('HINCRBY', mk, 'published', -count)
+      call('HSET', mk, 'depth', call('XLEN', stream) + call('ZCARD', KEYS[2]))
+      call('EXPIRE', mk, ttl)
     end)
   end
-  return -count
+  return all
 end
 local window = ARGV[1]
 local maxlen = tonumber(ARGV[2])
