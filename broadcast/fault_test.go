@@ -53,11 +53,13 @@ func startReader(t *testing.T, name string, s *broadcast.Subscription, hist *his
 				r.errs = append(r.errs, fmt.Errorf("%s: offset %d after %d", name, m.Position.Offset, r.last.Offset))
 			}
 			r.last = m.Position
-			r.got++
-			r.mu.Unlock()
 			if hist != nil {
+				// Before got counts it: a test that waits for the count
+				// then checks the history must find the message there.
 				hist.Dequeue(name + "/" + string(m.Data))
 			}
+			r.got++
+			r.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() { _ = s.Close(); <-r.done })
