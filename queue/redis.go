@@ -357,7 +357,7 @@ func (q *Redis) flushPublishCtx(ctx context.Context, reqs []*pubReq) {
 		keys  []string
 		args  []any
 		reqs  []*pubReq
-		plain bool // the plain form: the reply is the messages' entry IDs, their IDs
+		plain bool // the plain form: bodies only; the reply is their entry IDs, which are their IDs
 		cmd   *redis.Cmd
 		wait  *redis.Cmd // WAIT after cmd (WaitReplicas)
 	}
@@ -496,7 +496,7 @@ func setPlainIDs(cmd *redis.Cmd, reqs []*pubReq) error {
 	rest := all
 	for i, r := range reqs {
 		id, tail, found := strings.Cut(rest, ",")
-		if id == "" || found == (i == len(reqs)-1) {
+		if id == "" || found == (i == len(reqs)-1) { // a comma after each ID but the last
 			return rediserr.BadReply("publish.lua: %q is not the entry IDs of %d messages", all, len(reqs))
 		}
 		r.id, rest = id, tail
@@ -505,8 +505,8 @@ func setPlainIDs(cmd *redis.Cmd, reqs []*pubReq) error {
 }
 
 // plain reports whether the messages of reqs can be sent in the plain form
-// of scripts/publish.lua: straight into the stream, with an ID and a body
-// only, and no backlog bound to check.
+// of scripts/publish.lua: straight into the stream, with a body only (the
+// entry ID is the message's), and no backlog bound to check.
 func (q *Redis) plain(reqs []*pubReq) bool {
 	if q.cfg.maxLen > 0 {
 		return false

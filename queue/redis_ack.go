@@ -3,8 +3,6 @@ package queue
 import (
 	"cmp"
 	"slices"
-	"strconv"
-	"strings"
 )
 
 // ackEntry is a stream entry to acknowledge, its ID parsed for ordering.
@@ -13,13 +11,10 @@ type ackEntry struct {
 	id      *string // the entry ID; a pointer: a string in an interface would cost an allocation
 }
 
-// newAckEntry parses the stream entry ID id ("ms-seq"; "ms" is ms-0, as
-// Redis reads it). An ID that is not one sorts first: Redis refuses it.
+// newAckEntry parses the stream entry ID id (see parseEntryID).
 func newAckEntry(id *string) ackEntry {
-	ms, seq, _ := strings.Cut(*id, "-")
 	e := ackEntry{id: id}
-	e.ms, _ = strconv.ParseUint(ms, 10, 64)
-	e.seq, _ = strconv.ParseUint(seq, 10, 64)
+	e.ms, e.seq = parseEntryID(*id)
 	return e
 }
 

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -335,25 +336,22 @@ func (c *redisConsumer) markStalled(ctx context.Context, ds []*delivery) {
 
 // compareEntryIDs orders stream entry IDs ("ms-seq").
 func compareEntryIDs(a, b string) int {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	ai, _ := strconv.ParseUint(am, 10, 64)
-	bi, _ := strconv.ParseUint(bm, 10, 64)
-	if ai != bi {
-		if ai < bi {
-			return -1
-		}
-		return 1
+	ams, aseq := parseEntryID(a)
+	bms, bseq := parseEntryID(b)
+	if c := cmp.Compare(ams, bms); c != 0 {
+		return c
 	}
-	ai, _ = strconv.ParseUint(as, 10, 64)
-	bi, _ = strconv.ParseUint(bs, 10, 64)
-	switch {
-	case ai < bi:
-		return -1
-	case ai > bi:
-		return 1
-	}
-	return 0
+	return cmp.Compare(aseq, bseq)
+}
+
+// parseEntryID returns the milliseconds and sequence number of stream entry
+// ID id ("ms-seq"; "ms" is ms-0, as Redis reads it). What does not parse is
+// 0: an ID that is not one sorts first (Redis refuses it).
+func parseEntryID(id string) (ms, seq uint64) {
+	m, q, _ := strings.Cut(id, "-")
+	ms, _ = strconv.ParseUint(m, 10, 64)
+	seq, _ = strconv.ParseUint(q, 10, 64)
+	return ms, seq
 }
 
 // deliveries parses entries. An entry without fields was deleted while

@@ -3,6 +3,9 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -389,4 +392,68 @@ func TestRedisStalledMessageDeadLettered(t *testing.T) {
 	require.Len(t, dead, 1)
 	assert.Equal(t, ids[0], dead[0].ID)
 	assert.Contains(t, dead[0].LastError, "crashed or stalled")
+}
+
+// TestRedisPlainPublishEntries: a message with only a body is stored as its
+// body alone, its stream entry ID being the ID Publish returned; one with
+// headers carries an "id" field of its own. Handlers finishing out of order
+// acknowledge in batches the consumer sorts for ack.lua: the stream ends
+// empty (what XTRIM did not reach, XDEL did).
+func TestRedisPlainPublishEntries(t *testing.T) {
+	noLeaks(t, backend{})
+	db := redistest.New(t)
+	ctx := context.Background()
+	q, err := queue.NewRedis(db.Client, "plain", queue.WithPrefix(db.Prefix))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = q.Close() })
+	stream := streamKey(db.Prefix, "plain")
+
+	plain, err := q.Publish(ctx, []byte("p"))
+	require.NoError(t, err)
+	batch, err := q.PublishBatch(ctx, [][]byte{[]byte("b0"), []byte("b1")})
+	require.NoError(t, err)
+	withHeaders, err := q.Publish(ctx, []byte("h"), queue.WithHeaders(map[string]string{"k": "v"}))
+	require.NoError(t, err)
+	xs, err := db.Client.XRange(ctx, stream, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, xs, 4)
+	for i, id := range append([]string{plain}, batch...) {
+		assert.Equal(t, id, xs[i].ID, "a plain message's ID is its entry ID")
+		assert.Equal(t, []string{"body"}, slices.Collect(maps.Keys(xs[i].Values)), "stored as its body alone")
+	}
+	assert.Equal(t, withHeaders, xs[3].Values["id"], "a message with headers has an id field")
+	assert.NotEqual(t, withHeaders, xs[3].ID)
+
+	// 200 more, handled with random delays by 16 handlers while the middle
+	// one is held: the trim cannot pass it, so the entries acknowledged
+	// after it must go by XDEL, picked out of settle batches whose IDs
+	// finish out of order and lie on both sides of the trim point.
+	ids := publishN(t, q, 200)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	rec := queuetest.NewRecorder()
+	queuetest.StartConsumer(t, q, func(_ context.Context, m *queue.Message) error {
+		if m.ID == ids[100] {
+			<-release
+		} else {
+			time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		}
+		rec.Add(m)
+		return nil
+	}, queue.Concurrency(16))
+	t.Cleanup(free) // registered after the consumer: runs before its stop, also on failure
+	xlen := func() int64 {
+		n, err := db.Client.XLen(ctx, stream).Result()
+		require.NoError(t, err)
+		return n
+	}
+	require.Eventually(t, func() bool { return rec.Distinct() == 203 }, 20*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return xlen() == 1 }, 20*time.Second, 5*time.Millisecond,
+		"acknowledged entries above the held one left in the stream")
+	free()
+	require.Eventually(t, func() bool { return rec.Distinct() == 204 && xlen() == 0 }, 20*time.Second, 5*time.Millisecond)
+	for _, id := range append([]string{plain, withHeaders}, batch...) {
+		require.Len(t, rec.Get(id), 1, "message %s handled once, by the ID Publish returned", id)
+	}
 }

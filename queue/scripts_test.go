@@ -374,6 +374,22 @@ func scriptCases() []scriptCase {
 		e.t.Helper()
 		require.NoError(e.t, queue.Scripts["ack"].Run(e.Ctx, e.C, scriptKeys["ack"](e), ackIDs(e, is...)...).Err())
 	}
+	// fiveSixSeven adds entries 5-0, 6-0 and 7-0 and delivers them to "me".
+	fiveSixSeven := func(e *scriptEnv) {
+		e.group()
+		for _, id := range []string{"5-0", "6-0", "7-0"} {
+			e.Do("XADD", e.stream(), id, "id", "m"+id)
+		}
+		e.deliver("me", 3)
+	}
+	// msOnlyLeft checks that ack.lua acknowledged two entries and left only
+	// entry left.
+	msOnlyLeft := func(left string) func(e *scriptEnv, v any) {
+		return func(e *scriptEnv, v any) {
+			assert.EqualValues(e.t, 2, v)
+			assert.Equal(e.t, []string{left}, e.entryIDs(e.stream()))
+		}
+	}
 	// ackLeft checks ack.lua's reply and the entries left in the stream.
 	ackLeft := func(want int, left ...int) func(e *scriptEnv, v any) {
 		return func(e *scriptEnv, v any) {
@@ -455,19 +471,10 @@ func scriptCases() []scriptCase {
 		{name: "ack/trim/twice",
 			setup: func(e *scriptEnv) { ten(4)(e); ackBefore(e, 0, 1) },
 			args:  acks(0, 1, 2, 3), check: ackLeft(2, 4, 5, 6, 7, 8, 9)},
-		{name: "ack/trim/ms-only",
-			setup: func(e *scriptEnv) {
-				e.group()
-				for _, id := range []string{"5-0", "6-0", "7-0"} {
-					e.Do("XADD", e.stream(), id, "id", "m"+id)
-				}
-				e.deliver("me", 3)
-			},
-			args: fixed("consumers", "5", "6-0"),
-			check: func(e *scriptEnv, v any) {
-				assert.EqualValues(e.t, 2, v)
-				assert.Equal(e.t, []string{"7-0"}, e.entryIDs(e.stream()))
-			}},
+		{name: "ack/trim/ms-only", setup: fiveSixSeven,
+			args: fixed("consumers", "5", "6-0"), check: msOnlyLeft("7-0")},
+		{name: "ack/trim/ms-only-above", // 5-0 stays pending: "6" and "7" are found above the trim point
+			setup: fiveSixSeven, args: fixed("consumers", "6", "7"), check: msOnlyLeft("5-0")},
 		{name: "ack/huge-seq",
 			setup: func(e *scriptEnv) {
 				e.group()

@@ -40,6 +40,7 @@
 --   IDs on both sides of the trim point           …/ack/trim/both-sides
 --   entries acked twice                           …/ack/trim/twice
 --   an ID of milliseconds only                    …/ack/trim/ms-only
+--   IDs of milliseconds only above the trim point …/ack/trim/ms-only-above
 --   last delivered sequence >= 2^52: no trim      …/ack/huge-seq
 --   no such group (another one): XDEL only        …/ack/no-group
 --   no stream (nor group): 0                      …/ack/no-stream
@@ -51,10 +52,14 @@
 local stream, group = KEYS[1], ARGV[1]
 local n = redis.call('XACK', stream, group, unpack(ARGV, 2))
 
--- parse returns the milliseconds and sequence number of an entry ID that
--- Redis answered with (always "<ms>-<seq>").
+-- parse returns the milliseconds and sequence number of an entry ID
+-- ("<ms>-<seq>", or "<ms>": that millisecond's sequence number 0, as Redis
+-- reads it).
 local function parse(id)
   local d = string.find(id, '-', 1, true)
+  if not d then
+    return tonumber(id), 0
+  end
   return tonumber(string.sub(id, 1, d - 1)), tonumber(string.sub(id, d + 1))
 end
 
@@ -100,21 +105,13 @@ end
 
 -- XDEL what the trim did not reach: the IDs come in ascending order, so
 -- those at or above the trim point are the last ones, found by a binary
--- search (a few IDs parsed, whatever their number). An ID of milliseconds
--- only is that millisecond's sequence number 0, as Redis reads it.
+-- search (a few IDs parsed, whatever their number).
 local first = 2
 if minid then
   local lo, hi = 2, #ARGV + 1
   while lo < hi do
     local mid = math.floor((lo + hi) / 2)
-    local id = ARGV[mid]
-    local d = string.find(id, '-', 1, true)
-    local ms, seq
-    if d then
-      ms, seq = tonumber(string.sub(id, 1, d - 1)), tonumber(string.sub(id, d + 1))
-    else
-      ms, seq = tonumber(id), 0
-    end
+    local ms, seq = parse(ARGV[mid])
     if below(ms, seq, mms, mseq) then
       lo = mid + 1
     else
